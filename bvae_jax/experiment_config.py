@@ -1,0 +1,124 @@
+"""The shared default config, config-argument parsing, and config validation.
+
+Config files in `configs/` start from `base_config()` and change what their
+experiment needs; `validate_config` runs before any training work so a bad value
+stops the job with a message naming the field, before anything is written.
+"""
+
+from typing import Any
+
+import ml_collections
+
+# The objectives and likelihoods the training step knows.
+OBJECTIVES = ('capacity', 'beta_vae')
+LIKELIHOODS = ('bernoulli', 'gaussian')
+
+
+def base_config() -> ml_collections.ConfigDict:
+  """Defaults shared by every experiment: Burgess et al. (2018) on dSprites."""
+  config = ml_collections.ConfigDict()
+
+  # Data.
+  config.dataset = 'dsprites_procedural'  # TFDS name; see bvae_jax/input_pipeline.py.
+  config.data_dir = ml_collections.config_dict.placeholder(str)  # None: TFDS default dir.
+  config.num_channels = 1  # Image channels the model reads and writes (1 or 3).
+
+  # Model (Burgess et al. 2018, appendix A.1).
+  config.latent_dim = 10  # Number of latent Gaussians.
+  config.conv_impl = 'space_to_depth'  # Strided-conv formulation; 'lax' is the reference.
+
+  # Objective.
+  config.objective = 'capacity'  # 'capacity' (Burgess Eq. 8) or 'beta_vae' (Higgins).
+  config.likelihood = 'bernoulli'  # Decoder distribution: 'bernoulli' or 'gaussian'.
+  config.gaussian_stddev = 1.0  # Fixed σ of the Gaussian decoder (unused for Bernoulli).
+  config.beta = 1.0  # KL weight of the β-VAE objective (β = 1 is the VAE).
+  config.gamma = 1000.0  # Weight γ of |KL − C| in the capacity objective.
+  config.capacity_start = 0.0  # C at step 0, nats.
+  config.capacity_max = 25.0  # C after the ramp, nats.
+  config.capacity_anneal_steps = 100_000  # Steps of the linear ramp of C.
+
+  # Optimisation.
+  config.seed = 0  # Seeds parameters, noise and data order.
+  config.batch_size = 64  # Global batch size (over all devices and hosts).
+  config.learning_rate = 5e-4  # Adam step size.
+  config.num_train_steps = 300_000  # Total optimisation steps.
+
+  # Bookkeeping.
+  config.log_every_steps = 100  # Console and TensorBoard scalars.
+  config.checkpoint_every_steps = 5_000  # Orbax checkpoints (also written at the end).
+  config.max_checkpoints_to_keep = 3  # Older checkpoints are deleted.
+  config.figure_every_steps = 25_000  # Reconstruction and traversal PNGs (also at the end).
+  config.num_figure_images = 8  # Images in the reconstruction grid and traversal header.
+  config.traversal_range = 3.0  # Latent traversals cover [−r, r].
+  config.traversal_steps = 10  # Columns of the traversal figure.
+  return config
+
+
+def parse_arg(arg: str | None, **defaults: Any) -> ml_collections.ConfigDict:
+  """Parses a config argument such as 'quick' or 'quick,dataset=foo'.
+
+  Bare words are flags set to True, `key=value` pairs take the type of the
+  default given for `key` (big_vision's `configs/common.py` convention).
+
+  Args:
+    arg: the text after ':' in `--config=configs/capacity.py:quick`, or None.
+    **defaults: the known keys with their default values.
+
+  Returns:
+    A ConfigDict with one entry per known key.
+
+  Raises:
+    ValueError: for an unknown key, naming the known ones.
+  """
+  parsed = ml_collections.ConfigDict(defaults)
+  for token in (arg or '').split(','):
+    token = token.strip()
+    if not token:
+      continue
+    key, has_value, value = token.partition('=')
+    if key not in defaults:
+      raise ValueError(f'Unknown config argument {key!r}; known: '
+                       f'{sorted(defaults)}')
+    if not has_value:
+      parsed[key] = True
+    elif isinstance(defaults[key], bool):
+      parsed[key] = value.lower() in ('1', 'true', 'yes')
+    else:
+      parsed[key] = type(defaults[key])(value)
+  return parsed
+
+
+def _require(condition: bool, field: str, message: str, value: Any) -> None:
+  if not condition:
+    raise ValueError(f'config.{field} {message}, got {value!r}')
+
+
+def validate_config(config: ml_collections.ConfigDict) -> None:
+  """Checks value ranges that the types of the fields cannot express.
+
+  Args:
+    config: a full training config.
+
+  Raises:
+    ValueError: naming the first offending field and its value.
+  """
+  _require(config.objective in OBJECTIVES, 'objective', f'must be one of {OBJECTIVES}',
+           config.objective)
+  _require(config.likelihood in LIKELIHOODS, 'likelihood',
+           f'must be one of {LIKELIHOODS}', config.likelihood)
+  for field in ('beta', 'gamma', 'capacity_start', 'capacity_max'):
+    _require(config[field] >= 0, field, 'must be ≥ 0', config[field])
+  _require(config.capacity_anneal_steps > 0, 'capacity_anneal_steps', 'must be > 0',
+           config.capacity_anneal_steps)
+  _require(config.gaussian_stddev > 0, 'gaussian_stddev', 'must be > 0',
+           config.gaussian_stddev)
+  _require(config.learning_rate > 0, 'learning_rate', 'must be > 0',
+           config.learning_rate)
+  for field in ('latent_dim', 'batch_size', 'num_train_steps', 'log_every_steps',
+                'checkpoint_every_steps', 'figure_every_steps',
+                'max_checkpoints_to_keep', 'num_figure_images', 'traversal_steps'):
+    _require(config[field] > 0, field, 'must be > 0', config[field])
+  _require(config.num_channels in (1, 3), 'num_channels', 'must be 1 or 3',
+           config.num_channels)
+  _require(config.traversal_range > 0, 'traversal_range', 'must be > 0',
+           config.traversal_range)

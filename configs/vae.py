@@ -1,0 +1,25 @@
+r"""The plain VAE (Kingma & Welling 2014): the β-VAE objective with β = 1.
+
+Same architecture, data and optimiser as configs/beta_vae.py.
+
+  python -m bvae_jax.main --config=configs/vae.py --workdir=/tmp/vae
+
+CPU-sized run (5,000 steps):
+
+  python -m bvae_jax.main --config=configs/vae.py:quick --workdir=/tmp/vae_quick
+"""
+
+from bvae_jax import experiment_config
+
+
+def get_config(arg=None):
+  """Returns the config; `arg` is 'quick' or empty."""
+  args = experiment_config.parse_arg(arg, quick=False)
+  config = experiment_config.base_config()
+  config.objective = 'beta_vae'
+  config.beta = 1.0
+  if args.quick:
+    config.num_train_steps = 5_000
+    config.checkpoint_every_steps = 1_000
+    config.figure_every_steps = 2_500
+  return config

@@ -1,0 +1,108 @@
+"""Config files, config arguments and validation of bad values."""
+
+import importlib.util
+import os
+import subprocess
+import sys
+
+import pytest
+
+from bvae_jax import experiment_config
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CONFIG_FILES = ('capacity.py', 'beta_vae.py', 'vae.py')
+
+
+def load_config(name, arg=None):
+  spec = importlib.util.spec_from_file_location(
+      name[:-3], os.path.join(REPO, 'configs', name))
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)
+
+
+@pytest.mark.parametrize('name', CONFIG_FILES)
+@pytest.mark.parametrize('arg', [None, 'quick'])
+def test_configs_load_and_validate(name, arg):
+  config = load_config(name, arg)
+  experiment_config.validate_config(config)
+  for field in ('num_train_steps', 'batch_size', 'seed', 'learning_rate',
+                'latent_dim', 'checkpoint_every_steps', 'log_every_steps'):
+    assert field in config
+
+
+def test_capacity_config_is_the_paper_setting():
+  config = load_config('capacity.py')
+  # Burgess et al. 2018, Section 5 / appendix A.1.
+  assert (config.objective, config.gamma, config.capacity_start,
+          config.capacity_max, config.capacity_anneal_steps) == (
+              'capacity', 1000.0, 0.0, 25.0, 100_000)
+  assert (config.learning_rate, config.batch_size, config.latent_dim,
+          config.likelihood) == (5e-4, 64, 10, 'bernoulli')
+
+
+def test_beta_configs():
+  assert load_config('beta_vae.py').beta == 4.0
+  assert load_config('vae.py').beta == 1.0
+  assert load_config('vae.py').objective == 'beta_vae'
+
+
+def test_quick_config_ramps_within_its_budget():
+  config = load_config('capacity.py', 'quick')
+  assert config.capacity_anneal_steps < config.num_train_steps
+  assert config.num_train_steps <= 10_000
+
+
+def test_config_docstrings_hold_their_command():
+  for name in CONFIG_FILES:
+    with open(os.path.join(REPO, 'configs', name)) as f:
+      text = f.read()
+    assert f'python -m bvae_jax.main --config=configs/{name}' in text
+
+
+def test_parse_arg():
+  parsed = experiment_config.parse_arg('quick,dataset=chairs', quick=False,
+                                       dataset='dsprites')
+  assert parsed.quick is True and parsed.dataset == 'chairs'
+  with pytest.raises(ValueError, match="'quik'"):
+    experiment_config.parse_arg('quik', quick=False)
+
+
+@pytest.mark.parametrize('field, value, message', [
+    ('gamma', -1.0, 'config.gamma must be ≥ 0'),
+    ('beta', -0.5, 'config.beta must be ≥ 0'),
+    ('capacity_max', -25.0, 'config.capacity_max must be ≥ 0'),
+    ('capacity_start', -1.0, 'config.capacity_start must be ≥ 0'),
+    ('capacity_anneal_steps', 0, 'config.capacity_anneal_steps must be > 0'),
+    ('capacity_anneal_steps', -5, 'config.capacity_anneal_steps must be > 0'),
+    ('objective', 'factorvae', 'config.objective must be one of'),
+    ('likelihood', 'laplace', 'config.likelihood must be one of'),
+    ('num_channels', 2, 'config.num_channels must be 1 or 3'),
+    ('batch_size', 0, 'config.batch_size must be > 0'),
+])
+def test_bad_values_name_the_field(field, value, message):
+  config = load_config('capacity.py')
+  config[field] = value
+  with pytest.raises(ValueError, match=message):
+    experiment_config.validate_config(config)
+
+
+def _run_main(*args):
+  return subprocess.run([sys.executable, '-m', 'bvae_jax.main', *args],
+                        cwd=REPO, capture_output=True, text=True, timeout=300)
+
+
+def test_mistyped_override_fails_and_names_the_field(tmp_path):
+  result = _run_main('--config=configs/capacity.py:quick', '--config.gama=3',
+                     f'--workdir={tmp_path / "run"}')
+  assert result.returncode != 0
+  assert 'gama' in result.stderr
+  assert not (tmp_path / 'run').exists()
+
+
+def test_negative_gamma_on_the_command_line_fails_before_writing(tmp_path):
+  result = _run_main('--config=configs/capacity.py:quick', '--config.gamma=-1',
+                     f'--workdir={tmp_path / "run"}')
+  assert result.returncode != 0
+  assert 'config.gamma must be ≥ 0' in result.stderr
+  assert not (tmp_path / 'run').exists()
