@@ -1,0 +1,119 @@
+"""Reconstruction grids and latent traversals (Burgess et al. 2018, Fig. 4 layout).
+
+Functions here take plain arrays and write PNGs; the model calls that produce the
+arrays live in `train.py`, so figures can be drawn from a notebook as well.
+"""
+
+import os
+
+import matplotlib
+
+matplotlib.use('Agg')  # Files only; never needs a display.
+import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+import numpy as np
+
+# Pixels of background between tiles of a mosaic.
+_GAP = 2
+
+
+def latent_order_by_kl(kl_per_latent: np.ndarray) -> np.ndarray:
+  """Latent indices sorted by average KL, high to low (ties by index)."""
+  kl_per_latent = np.asarray(kl_per_latent)
+  return np.lexsort((np.arange(kl_per_latent.size), -kl_per_latent))
+
+
+def traversal_codes(seed_code: np.ndarray, latent_order: np.ndarray,
+                    values: np.ndarray) -> np.ndarray:
+  """Latent codes for a traversal: one row per latent, one column per value.
+
+  Args:
+    seed_code: (L,) the inferred posterior mean of the seed image.
+    latent_order: (K,) which latents to traverse, in row order.
+    values: (T,) the values each traversed latent takes in turn.
+
+  Returns:
+    (K, T, L) codes: row k is `seed_code` with latent `latent_order[k]` set to
+    each of `values`.
+  """
+  codes = np.broadcast_to(seed_code, (len(latent_order), len(values),
+                                      seed_code.size)).copy()
+  for row, latent in enumerate(latent_order):
+    codes[row, :, latent] = values
+  return codes
+
+
+def mosaic(tiles: np.ndarray) -> np.ndarray:
+  """Lays out (R, C, H, W, ch) tiles as one (R·H + gaps, C·W + gaps, ch) image."""
+  rows, cols, height, width, channels = tiles.shape
+  canvas = np.ones((rows * (height + _GAP) - _GAP, cols * (width + _GAP) - _GAP,
+                    channels), np.float32)
+  for r in range(rows):
+    for c in range(cols):
+      top, left = r * (height + _GAP), c * (width + _GAP)
+      canvas[top:top + height, left:left + width] = tiles[r, c]
+  return canvas
+
+
+def _save_mosaic(path: str, canvas: np.ndarray, row_labels: list[str],
+                 tile_height: int, title: str) -> None:
+  """Writes `canvas` with a label beside each row of tiles."""
+  height, width, channels = canvas.shape
+  scale = 2.0 / 100  # Two screen pixels per image pixel at dpi 100.
+  figure = plt.figure(figsize=(width * scale + 1.6, height * scale + 0.5), dpi=100)
+  axes = figure.add_axes((1.5 / (width * scale + 1.6), 0.1 / (height * scale + 0.5),
+                          width * scale / (width * scale + 1.6),
+                          height * scale / (height * scale + 0.5)))
+  image = canvas[..., 0] if channels == 1 else canvas
+  axes.imshow(np.clip(image, 0.0, 1.0), cmap='gray', vmin=0.0, vmax=1.0,
+              interpolation='nearest')
+  axes.set_xticks([])
+  axes.set_yticks([r * (tile_height + _GAP) + tile_height / 2
+                   for r in range(len(row_labels))])
+  axes.set_yticklabels(row_labels, fontsize=8)
+  axes.set_title(title, fontsize=9)
+  os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
+  figure.savefig(path)
+  plt.close(figure)
+
+
+def save_reconstruction_figure(path: str, images: np.ndarray,
+                               reconstructions: np.ndarray, step: int) -> None:
+  """Writes a two-row PNG: data (top) and reconstructions (bottom).
+
+  Args:
+    path: the PNG file to write.
+    images: (N, H, W, C) data in [0, 1].
+    reconstructions: (N, H, W, C) decoder means in [0, 1].
+    step: the training step, for the title.
+  """
+  canvas = mosaic(np.stack([images, reconstructions]))
+  _save_mosaic(path, canvas, ['data', 'reconstruction'], images.shape[1],
+               f'Reconstructions at step {step}')
+
+
+def save_traversal_figure(path: str, images: np.ndarray,
+                          reconstructions: np.ndarray, traversals: np.ndarray,
+                          latent_order: np.ndarray, kl_per_latent: np.ndarray,
+                          traversal_range: float, step: int) -> None:
+  """Writes latent traversals in the layout of Burgess et al. (2018), Fig. 4.
+
+  Top row: data; second row: their reconstructions; then one row per latent,
+  ordered by average KL (high to low), each decoding the seed image's posterior
+  mean with that latent swept over [−range, range].
+
+  Args:
+    path: the PNG file to write.
+    images: (T, H, W, C) data in [0, 1], one per column.
+    reconstructions: (T, H, W, C) their reconstructions in [0, 1].
+    traversals: (K, T, H, W, C) decoded traversals, rows in `latent_order`.
+    latent_order: (K,) the latent index of each traversal row.
+    kl_per_latent: (L,) average KL of each latent, in nats.
+    traversal_range: the sweep covers [−traversal_range, traversal_range].
+    step: the training step, for the title.
+  """
+  canvas = mosaic(np.concatenate([images[None], reconstructions[None], traversals]))
+  labels = ['data', 'reconstruction'] + [
+      f'z{latent} KL={kl_per_latent[latent]:.2f}' for latent in latent_order]
+  _save_mosaic(path, canvas, labels, images.shape[1],
+               f'Latent traversals over [-{traversal_range:g}, {traversal_range:g}]'
+               f' at step {step}, rows ordered by KL')

@@ -1,0 +1,100 @@
+"""Figure helpers, TensorBoard event files and the progress reporter."""
+
+import glob
+import struct
+
+import matplotlib.image
+import numpy as np
+from tensorboardX.proto import event_pb2
+
+from bvae_jax import figures
+from bvae_jax import metric_logging
+
+
+def read_events(logdir):
+  """Parses TFRecord-framed Event protos (length, crc, data, crc) by hand."""
+  events = []
+  for path in sorted(glob.glob(f'{logdir}/events.out.tfevents.*')):
+    with open(path, 'rb') as f:
+      data = f.read()
+    offset = 0
+    while offset < len(data):
+      (length,) = struct.unpack('<Q', data[offset:offset + 8])
+      payload = data[offset + 12:offset + 12 + length]
+      offset += 12 + length + 4
+      event = event_pb2.Event()
+      event.ParseFromString(payload)
+      events.append(event)
+  return events
+
+
+def test_latent_order_by_kl_high_to_low_ties_by_index():
+  order = figures.latent_order_by_kl(np.array([0.1, 3.0, 0.1, 5.0]))
+  np.testing.assert_array_equal(order, [3, 1, 0, 2])
+
+
+def test_traversal_codes_change_one_latent_per_row():
+  seed = np.array([0.5, -1.0, 2.0], np.float32)
+  values = np.linspace(-3, 3, 4)
+  codes = figures.traversal_codes(seed, np.array([2, 0]), values)
+  assert codes.shape == (2, 4, 3)
+  np.testing.assert_array_equal(codes[0, :, 2], values)
+  np.testing.assert_array_equal(codes[0, :, :2], np.tile(seed[:2], (4, 1)))
+  np.testing.assert_array_equal(codes[1, :, 0], values)
+  np.testing.assert_array_equal(codes[1, :, 1:], np.tile(seed[1:], (4, 1)))
+
+
+def test_mosaic_places_tiles_with_gaps():
+  tiles = np.zeros((2, 3, 4, 5, 1), np.float32)
+  tiles[1, 2] = 0.5
+  canvas = figures.mosaic(tiles)
+  assert canvas.shape == (2 * 4 + 2, 3 * 5 + 2 * 2, 1)
+  np.testing.assert_array_equal(canvas[6:10, 14:19], 0.5)
+  np.testing.assert_array_equal(canvas[4:6], 1.0)  # The gap row.
+
+
+def test_traversal_figure_is_a_png(tmp_path):
+  rng = np.random.default_rng(0)
+  images = rng.uniform(size=(5, 64, 64, 1)).astype(np.float32)
+  traversals = rng.uniform(size=(3, 5, 64, 64, 1)).astype(np.float32)
+  path = str(tmp_path / 'traversal_00000010.png')
+  figures.save_traversal_figure(path, images, images, traversals,
+                                np.array([2, 0, 1]), np.array([0.1, 0.0, 4.0]),
+                                3.0, 10)
+  picture = matplotlib.image.imread(path)
+  # Two header rows and three traversal rows of 64 px at 2 screen px each.
+  assert picture.shape[0] >= 5 * 64 * 2 and picture.shape[1] >= 5 * 64 * 2
+
+
+def test_metric_writer_writes_real_event_files(tmp_path):
+  writer = metric_logging.MetricWriter(str(tmp_path))
+  scalars = metric_logging.flatten_metrics(
+      {'loss': np.float32(2.5), 'kl_per_latent': np.array([1.0, 2.0])})
+  assert scalars == {'loss': 2.5, 'kl_per_latent/z0': 1.0, 'kl_per_latent/z1': 2.0}
+  writer.write_scalars(7, scalars)
+  writer.write_images(7, {'traversal': np.zeros((8, 8, 1), np.float32)})
+  writer.close()
+  values = {(v.tag, e.step): v for e in read_events(tmp_path)
+            for v in e.summary.value}
+  assert values[('loss', 7)].simple_value == 2.5
+  assert values[('kl_per_latent/z1', 7)].simple_value == 2.0
+  assert values[('traversal', 7)].image.height == 8
+
+
+def test_just_logging_writer_writes_no_files(tmp_path):
+  writer = metric_logging.MetricWriter(str(tmp_path), just_logging=True)
+  writer.write_scalars(1, {'loss': 1.0})
+  writer.close()
+  assert not list(tmp_path.iterdir())
+
+
+def test_progress_reporter_rate_and_eta():
+  times = iter([100.0, 110.0, 115.0])
+  progress = metric_logging.ProgressReporter(1000, start_step=0,
+                                             clock=lambda: next(times))
+  first = progress.report(100)  # 100 steps in 10 s.
+  assert first['steps_per_sec'] == 10.0 and first['eta_seconds'] == 90.0
+  second = progress.report(200)  # Rate of the last interval only: 20/s.
+  assert second['steps_per_sec'] == 20.0 and second['eta_seconds'] == 40.0
+  assert metric_logging.format_eta(3725) == '1:02:05'
+  assert metric_logging.format_eta(float('inf')) == '?'
