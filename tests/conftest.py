@@ -9,3 +9,16 @@ import os
 if '--xla_force_host_platform_device_count' not in os.environ.get('XLA_FLAGS', ''):
   os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +
                              ' --xla_force_host_platform_device_count=2').strip()
+
+import jax  # pylint: disable=g-import-not-at-top
+
+# Tests compile the same small programs many times (every train_and_evaluate
+# call jits its step anew); a session-wide persistent cache turns the repeats
+# into cache hits, and skipping XLA's heavy optimisation passes makes the first
+# compile of each cheaper. Neither changes what the tests check.
+jax.config.update('jax_compilation_cache_dir',
+                  os.path.join(os.environ.get('TMPDIR', '/tmp'),
+                               'bvae_jax_test_compilation_cache'))
+jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.0)
+jax.config.update('jax_persistent_cache_min_entry_size_bytes', 0)
+jax.config.update('jax_disable_most_optimizations', True)

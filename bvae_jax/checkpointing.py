@@ -1,0 +1,136 @@
+"""Orbax checkpoints of the training state, with the run's config beside it.
+
+Each checkpoint step directory holds two items: `state` (the TrainState pytree,
+`StandardSave`) and `config` (the ConfigDict as JSON), so evaluation can
+rebuild the model from the checkpoint alone. Before restoring, the stored
+parameter shapes are compared with the model the config builds, so a workdir
+holding another architecture fails with a message naming the differences
+instead of a TensorStore error deep inside Orbax.
+"""
+
+import os
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+
+_STATE = 'state'
+_CONFIG = 'config'
+
+
+class CheckpointMismatchError(ValueError):
+  """The checkpoint in a workdir does not fit the configured model."""
+
+
+def checkpoint_dir(workdir: str) -> str:
+  return os.path.join(os.path.abspath(workdir), 'checkpoints')
+
+
+def create_manager(workdir: str, config: ml_collections.ConfigDict,
+                   read_only: bool = False) -> ocp.CheckpointManager:
+  """The CheckpointManager of `workdir/checkpoints`.
+
+  Args:
+    workdir: the run's working directory.
+    config: supplies `max_checkpoints_to_keep`.
+    read_only: open without creating directories or deleting anything
+      (evaluation, inspection).
+  """
+  options = ocp.CheckpointManagerOptions(
+      max_to_keep=config.max_checkpoints_to_keep, create=not read_only,
+      read_only=read_only)
+  return ocp.CheckpointManager(
+      checkpoint_dir(workdir), options=options,
+      item_handlers={_STATE: ocp.StandardCheckpointHandler(),
+                     _CONFIG: ocp.JsonCheckpointHandler()})
+
+
+def save(manager: ocp.CheckpointManager, step: int, state: Any,
+         config: ml_collections.ConfigDict) -> None:
+  """Saves `state` and `config` at `step` (asynchronously; see wait)."""
+  manager.save(step, args=ocp.args.Composite(**{
+      _STATE: ocp.args.StandardSave(state),
+      _CONFIG: ocp.args.JsonSave(config.to_dict()),
+  }), force=True)
+
+
+def _key_name(key: Any) -> str:
+  for attribute in ('key', 'idx', 'name'):  # DictKey, SequenceKey, GetAttrKey.
+    if hasattr(key, attribute):
+      return str(getattr(key, attribute))
+  return str(key)
+
+
+def _leaf_shapes(tree: Any) -> dict[str, tuple[int, ...]]:
+  """{'params/encoder/Dense_0/kernel': shape, …}, whatever the container types.
+
+  Orbax stores dataclasses and named tuples as dicts and tuples as lists, so
+  paths are compared by their key names alone.
+  """
+  flat, _ = jax.tree_util.tree_flatten_with_path(tree)
+  return {'/'.join(_key_name(key) for key in path): tuple(np.shape(leaf))
+          for path, leaf in flat}
+
+
+def check_compatible(manager: ocp.CheckpointManager, step: int,
+                     abstract_state: Any) -> None:
+  """Raises CheckpointMismatchError unless the stored state fits `abstract_state`.
+
+  Args:
+    manager: the manager of the workdir.
+    step: the checkpoint step to check.
+    abstract_state: the state the current config builds (shapes only, e.g.
+      from `jax.eval_shape`).
+  """
+  stored_tree = manager.item_metadata(step)[_STATE]
+  stored_tree = getattr(stored_tree, 'tree', stored_tree)
+  stored = _leaf_shapes(stored_tree)
+  expected = _leaf_shapes(abstract_state)
+  problems = []
+  for name in sorted(set(stored) | set(expected)):
+    if name not in stored:
+      problems.append(f'  {name}: missing from the checkpoint, model has '
+                      f'{expected[name]}')
+    elif name not in expected:
+      problems.append(f'  {name}: in the checkpoint {stored[name]}, not in the '
+                      'model')
+    elif stored[name] != expected[name]:
+      problems.append(f'  {name}: checkpoint {stored[name]} vs model '
+                      f'{expected[name]}')
+  if problems:
+    stored_config = manager.restore(
+        step, args=ocp.args.Composite(**{_CONFIG: ocp.args.JsonRestore()}))[_CONFIG]
+    hint = ''
+    if stored_config:
+      hint = ('\nThe checkpoint was written with ' + ', '.join(
+          f'{key}={stored_config.get(key)!r}'
+          for key in ('latent_dim', 'num_channels', 'objective', 'dataset')) +
+              '.')
+    raise CheckpointMismatchError(
+        f'The checkpoint at {os.path.join(str(manager.directory), str(step))} '
+        'does not fit the configured model (different architecture). '
+        f'Differences:\n' + '\n'.join(problems[:20]) + hint +
+        '\nUse a fresh --workdir, or the config the checkpoint was written with.')
+
+
+def restore(manager: ocp.CheckpointManager, step: int, abstract_state: Any
+            ) -> tuple[Any, dict]:
+  """Restores (state, config dict) at `step` after checking compatibility.
+
+  Args:
+    manager: the manager of the workdir.
+    step: the checkpoint step.
+    abstract_state: a pytree of jax.ShapeDtypeStruct (with shardings) that the
+      restored arrays take.
+
+  Returns:
+    The restored state and the config it was saved with (a plain dict).
+  """
+  check_compatible(manager, step, abstract_state)
+  restored = manager.restore(step, args=ocp.args.Composite(**{
+      _STATE: ocp.args.StandardRestore(abstract_state),
+      _CONFIG: ocp.args.JsonRestore(),
+  }))
+  return restored[_STATE], restored[_CONFIG]

@@ -1,0 +1,127 @@
+"""End-to-end training: KL tracks C, bit-exact resume, and the failure paths."""
+
+import json
+import os
+
+from absl import logging as absl_logging
+import jax
+import numpy as np
+import pytest
+
+from bvae_jax import checkpointing
+from bvae_jax import experiment_config
+from bvae_jax import input_pipeline
+from bvae_jax import models
+from bvae_jax import objectives
+from bvae_jax import train
+
+
+@pytest.fixture(scope='module')
+def data_dir(tmp_path_factory):
+  return str(tmp_path_factory.mktemp('tfds'))
+
+
+def tiny_config(data_dir, **overrides):
+  config = experiment_config.base_config()
+  config.dataset = 'dsprites_procedural/tiny'
+  config.data_dir = data_dir
+  config.batch_size = 8
+  config.num_train_steps = 6
+  config.log_every_steps = 2
+  config.checkpoint_every_steps = 3
+  config.figure_every_steps = 1000
+  config.capacity_anneal_steps = 100
+  for key, value in overrides.items():
+    config[key] = value
+  return config
+
+
+def params_of(state):
+  return jax.tree_util.tree_leaves(jax.device_get(state.params))
+
+
+def snapshot(workdir):
+  """Every file under workdir with its size and modification time."""
+  listing = {}
+  for root, _, files in os.walk(workdir):
+    for name in files:
+      path = os.path.join(root, name)
+      stat = os.stat(path)
+      listing[os.path.relpath(path, workdir)] = (stat.st_size, stat.st_mtime_ns)
+  return listing
+
+
+def test_capacity_objective_pulls_kl_toward_c(data_dir, tmp_path):
+  # C held at 4 nats (start = max); KL starts near 0 and γ·|KL − C| pulls it up.
+  config = tiny_config(data_dir, num_train_steps=40, log_every_steps=40,
+                       checkpoint_every_steps=40, figure_every_steps=40,
+                       capacity_start=4.0, capacity_max=4.0, learning_rate=2e-3)
+  state = train.train_and_evaluate(config, str(tmp_path))
+  images = input_pipeline.fixed_images(config, 64)
+  mean, log_var = train.create_model(config).apply(
+      {'params': jax.device_get(state.params)}, images, method=models.VAE.encode)
+  kl = float(np.mean(np.sum(objectives.kl_per_latent(mean, log_var), axis=-1)))
+  assert abs(kl - 4.0) < 1.0, kl
+
+
+def test_workdir_outputs_and_figures(data_dir, tmp_path):
+  config = tiny_config(data_dir, num_train_steps=4, figure_every_steps=4)
+  train.train_and_evaluate(config, str(tmp_path))
+  assert os.path.exists(tmp_path / 'config.json')
+  assert json.load(open(tmp_path / 'config.json'))['batch_size'] == 8
+  assert list((tmp_path).glob('events.out.tfevents.*'))
+  names = sorted(os.listdir(tmp_path / 'figures'))
+  assert names == ['reconstructions_00000004.png', 'traversal_00000004.png']
+  manager = checkpointing.create_manager(str(tmp_path), config, read_only=True)
+  assert manager.all_steps() == [3, 4]
+
+
+def test_resume_is_bit_identical(data_dir, tmp_path, caplog):
+  uninterrupted = train.train_and_evaluate(tiny_config(data_dir),
+                                           str(tmp_path / 'a'))
+  train.train_and_evaluate(tiny_config(data_dir, num_train_steps=3),
+                           str(tmp_path / 'b'))
+  absl_logging.get_absl_logger().propagate = True
+  with caplog.at_level('INFO'):
+    resumed = train.train_and_evaluate(tiny_config(data_dir), str(tmp_path / 'b'))
+  assert 'Resuming from step 3' in caplog.text
+  assert int(resumed.step) == 6
+  for a, b in zip(params_of(uninterrupted), params_of(resumed)):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_same_seed_same_result_other_seed_differs(data_dir, tmp_path):
+  run = lambda seed, name: params_of(train.train_and_evaluate(
+      tiny_config(data_dir, num_train_steps=2, seed=seed), str(tmp_path / name)))
+  a, b, c = run(0, 'a'), run(0, 'b'), run(1, 'c')
+  for x, y in zip(a, b):
+    np.testing.assert_array_equal(x, y)
+  assert any(not np.array_equal(x, z) for x, z in zip(a, c))
+
+
+def test_other_architecture_in_workdir_fails_and_keeps_files(data_dir, tmp_path):
+  train.train_and_evaluate(tiny_config(data_dir, num_train_steps=3), str(tmp_path))
+  before = snapshot(tmp_path)
+  with pytest.raises(checkpointing.CheckpointMismatchError) as error:
+    train.train_and_evaluate(tiny_config(data_dir, latent_dim=6), str(tmp_path))
+  message = str(error.value)
+  assert str(tmp_path / 'checkpoints' / '3') in message
+  assert 'latent_dim=10' in message
+  assert snapshot(tmp_path) == before
+
+
+def test_non_finite_loss_names_the_step_and_keeps_checkpoints(data_dir, tmp_path):
+  train.train_and_evaluate(tiny_config(data_dir, num_train_steps=3), str(tmp_path))
+  # σ = 1e-30 makes the Gaussian NLL overflow to inf on the first new step.
+  config = tiny_config(data_dir, likelihood='gaussian', gaussian_stddev=1e-30)
+  with pytest.raises(FloatingPointError, match='at step 4'):
+    train.train_and_evaluate(config, str(tmp_path))
+  manager = checkpointing.create_manager(str(tmp_path), config, read_only=True)
+  assert manager.all_steps() == [3]
+
+
+def test_batch_not_divisible_by_devices(data_dir, tmp_path):
+  assert jax.device_count() == 2  # tests/conftest.py
+  with pytest.raises(ValueError, match='config.batch_size=7 is not divisible'):
+    train.train_and_evaluate(tiny_config(data_dir, batch_size=7), str(tmp_path))
+  assert not os.path.exists(tmp_path / 'checkpoints')
