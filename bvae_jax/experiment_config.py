@@ -9,6 +9,8 @@ from typing import Any
 
 import ml_collections
 
+from bvae_jax import conv_layers
+
 # The objectives and likelihoods the training step knows.
 OBJECTIVES = ('capacity', 'beta_vae')
 LIKELIHOODS = ('bernoulli', 'gaussian')
@@ -25,7 +27,7 @@ def base_config() -> ml_collections.ConfigDict:
 
   # Model (Burgess et al. 2018, appendix A.1).
   config.latent_dim = 10  # Number of latent Gaussians.
-  config.conv_impl = 'space_to_depth'  # Strided-conv formulation; 'lax' is the reference.
+  config.conv_impl = conv_layers.DEFAULT_CONV_IMPL  # Strided-conv formulation ('lax': reference).
 
   # Objective.
   config.objective = 'capacity'  # 'capacity' (Burgess Eq. 8) or 'beta_vae' (Higgins).
@@ -118,6 +120,8 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
                 'checkpoint_every_steps', 'figure_every_steps',
                 'max_checkpoints_to_keep', 'num_figure_images', 'traversal_steps'):
     _require(config[field] > 0, field, 'must be > 0', config[field])
+  _require(config.conv_impl in conv_layers.CONV_IMPLS, 'conv_impl',
+           f'must be one of {conv_layers.CONV_IMPLS}', config.conv_impl)
   _require(config.num_channels in (1, 3), 'num_channels', 'must be 1 or 3',
            config.num_channels)
   _require(config.traversal_range > 0, 'traversal_range', 'must be > 0',
