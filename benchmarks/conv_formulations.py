@@ -1,0 +1,215 @@
+r"""Training-step throughput of each strided-convolution formulation on XLA:CPU.
+
+Times the full β-VAE training step (forward, Bernoulli NLL summed over pixels
+and averaged over the batch, analytic KL to N(0, I), backward, optax.adam
+update), jitted with the state donated, in float32, for every `conv_impl` of
+`bvae_jax.conv_layers`, with the batch split over 1 or more forced host
+devices (XLA:CPU runs most of a step on one core; a second device is how the
+step uses a second core). Optionally times the same step in eager PyTorch
+(`benchmarks/torch_train_step.py`) alongside, for the ratio.
+
+This machine's speed drifts from minute to minute, so the measurements are
+interleaved: every round measures every configuration once, and the report
+gives the median over rounds. Each (round, device count) runs in its own
+worker process: XLA's device count is fixed per process, and mixing 1- and
+2-device executables in one process has deadlocked XLA:CPU's in-process
+all-reduce on this 2-core machine. Workers share a compilation cache.
+
+Run from the repository root:
+
+  python -m benchmarks.conv_formulations --seconds 10 --rounds 3 --compare_torch
+
+The environment is passed on to the workers (and to PyTorch), e.g. prefix
+`GLIBC_TUNABLES=glibc.malloc.hugetlb=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=4294967295`
+to keep freed memory instead of returning it to the OS (page faults are
+expensive in this VM). The last line printed is JSON: {"results": [{"conv_impl",
+"devices", "images_per_sec", "all_rounds", "vs_torch"}, ...], "torch": {...}, ...}.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from bvae_jax import conv_layers
+from bvae_jax import models
+
+LEARNING_RATE = 5e-4  # Burgess et al. train with Adam at 5e-4.
+WARMUP_STEPS = 3
+
+
+def negative_elbo(params, model, images, noise_rng):
+  """Bernoulli reconstruction NLL + KL(q(z|x) || N(0, I)), batch-averaged."""
+  logits, mean, log_var = model.apply(params, images, noise_rng)
+  reconstruction = optax.sigmoid_binary_cross_entropy(logits, images)
+  reconstruction = reconstruction.sum(axis=(1, 2, 3)).mean()
+  kl = 0.5 * (jnp.exp(log_var) + jnp.square(mean) - 1.0 - log_var)
+  return reconstruction + kl.sum(axis=-1).mean()
+
+
+def build_train_step(model, optimizer, mesh: Mesh):
+  """Returns init_state(rng) and a jitted, donating train_step(state, images).
+
+  Parameters and optimizer state are replicated over `mesh`; the batch is
+  split along the mesh's 'data' axis.
+  """
+  replicated = NamedSharding(mesh, PartitionSpec())
+  batch_sharded = NamedSharding(mesh, PartitionSpec('data'))
+  noise_base_rng = jax.random.PRNGKey(1)
+
+  def train_step(state, images):
+    params, opt_state, step = state
+    noise_rng = jax.random.fold_in(noise_base_rng, step)
+    loss, grads = jax.value_and_grad(negative_elbo)(
+        params, model, images, noise_rng)
+    updates, opt_state = optimizer.update(grads, opt_state, params)
+    params = optax.apply_updates(params, updates)
+    return (params, opt_state, step + 1), loss
+
+  def init_state(rng, images):
+    params = model.init(rng, images[:1], rng)
+    state = (params, optimizer.init(params), jnp.zeros((), jnp.int32))
+    return jax.device_put(state, replicated)
+
+  jitted_step = jax.jit(
+      train_step,
+      in_shardings=(replicated, batch_sharded),
+      out_shardings=(replicated, replicated),
+      donate_argnums=0)
+  return init_state, jitted_step, batch_sharded
+
+
+def time_train_step(conv_impl: str, num_devices: int, batch_size: int,
+                    num_channels: int, seconds: float) -> float:
+  """Returns images/s of the jitted training step, after compile and warm-up."""
+  mesh = Mesh(np.array(jax.devices()[:num_devices]), ('data',))
+  model = models.VAE(latent_dim=10, num_channels=num_channels,
+                     conv_impl=conv_impl)
+  init_state, train_step, batch_sharding = build_train_step(
+      model, optax.adam(LEARNING_RATE), mesh)
+  # Binary images like dSprites; the data stay on device so only the step is
+  # timed, not an input pipeline.
+  host_images = np.random.default_rng(0).random(
+      (batch_size, models.IMAGE_SIZE, models.IMAGE_SIZE, num_channels)) < 0.1
+  images = jax.device_put(host_images.astype(np.float32), batch_sharding)
+  state = init_state(jax.random.PRNGKey(0), images)
+  for _ in range(WARMUP_STEPS):
+    state, loss = train_step(state, images)
+  jax.block_until_ready(loss)
+  if not np.isfinite(float(loss)):
+    raise FloatingPointError(f'{conv_impl}: non-finite loss {float(loss)}.')
+
+  steps = 0
+  start = time.perf_counter()
+  # Dispatch is asynchronous: keep queuing steps until the time is up, then
+  # wait for the last one so that the elapsed time covers all the work.
+  while time.perf_counter() - start < seconds:
+    state, loss = train_step(state, images)
+    steps += 1
+  jax.block_until_ready(state)
+  elapsed = time.perf_counter() - start
+  return steps * batch_size / elapsed
+
+
+def _run_worker(args) -> None:
+  """Measures every conv_impl once on `args.worker_devices` devices; prints JSON."""
+  # Must happen before JAX initialises its CPU backend.
+  jax.config.update('jax_num_cpu_devices', args.worker_devices)
+  rates = {}
+  for impl in args.conv_impls:
+    rates[impl] = time_train_step(impl, args.worker_devices, args.batch_size,
+                                  args.num_channels, args.seconds)
+  print(json.dumps(rates))
+
+
+def _last_json_line(command: list[str], env: dict[str, str]) -> dict:
+  completed = subprocess.run(command, env=env, capture_output=True, text=True,
+                             check=False)
+  if completed.returncode != 0:
+    raise RuntimeError(f'{" ".join(command)} failed:\n{completed.stderr[-3000:]}')
+  return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('--batch_size', type=int, default=64)
+  parser.add_argument('--num_channels', type=int, default=1)
+  parser.add_argument('--seconds', type=float, default=10.0,
+                      help='Timed duration of each measurement.')
+  parser.add_argument('--rounds', type=int, default=3,
+                      help='Measurements per configuration, interleaved.')
+  parser.add_argument('--host_devices', type=int, nargs='+', default=[1, 2],
+                      help='Device counts to split the batch over.')
+  parser.add_argument('--conv_impls', nargs='+',
+                      default=list(conv_layers.CONV_IMPLS),
+                      choices=conv_layers.CONV_IMPLS)
+  parser.add_argument('--compare_torch', action='store_true',
+                      help='Also time benchmarks/torch_train_step.py each round.')
+  parser.add_argument('--worker_devices', type=int, default=None,
+                      help=argparse.SUPPRESS)  # Internal: run one worker.
+  args = parser.parse_args()
+  if args.worker_devices is not None:
+    _run_worker(args)
+    return
+
+  common = ['--batch_size', str(args.batch_size), '--num_channels',
+            str(args.num_channels), '--seconds', str(args.seconds)]
+  measurements = {(impl, devices): [] for impl in args.conv_impls
+                  for devices in args.host_devices}
+  torch_rates = []
+  with tempfile.TemporaryDirectory() as cache_dir:
+    env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=cache_dir,
+               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0')
+    for round_index in range(args.rounds):
+      for devices in args.host_devices:
+        rates = _last_json_line(
+            [sys.executable, '-m', 'benchmarks.conv_formulations',
+             '--worker_devices', str(devices), '--conv_impls',
+             *args.conv_impls, *common], env)
+        for impl, rate in rates.items():
+          measurements[(impl, devices)].append(rate)
+          print(f'round {round_index}: conv_impl={impl:15s} devices={devices} '
+                f'{rate:8.1f} images/s', flush=True)
+      if args.compare_torch:
+        torch_result = _last_json_line(
+            [sys.executable, '-m', 'benchmarks.torch_train_step', '--rounds',
+             '1', *common], env)
+        torch_rates.append(torch_result['images_per_sec'])
+        print(f'round {round_index}: pytorch ({torch_result["device"]}) '
+              f'{torch_rates[-1]:8.1f} images/s', flush=True)
+
+  torch_median = statistics.median(torch_rates) if torch_rates else None
+  results = []
+  for (impl, devices), rates in measurements.items():
+    median = statistics.median(rates)
+    result = {'conv_impl': impl, 'devices': devices,
+              'images_per_sec': round(median, 1),
+              'all_rounds': [round(rate, 1) for rate in rates]}
+    line = f'conv_impl={impl:15s} devices={devices} median {median:8.1f} images/s'
+    if torch_median:
+      result['vs_torch'] = round(median / torch_median, 2)
+      line += f'  ({result["vs_torch"]:.2f}× PyTorch)'
+    results.append(result)
+    print(line)
+  summary = {'results': results, 'batch_size': args.batch_size,
+             'num_channels': args.num_channels, 'seconds': args.seconds,
+             'rounds': args.rounds, 'jax_version': jax.__version__}
+  if torch_median:
+    summary['torch'] = {'images_per_sec': round(torch_median, 1),
+                        'all_rounds': [round(rate, 1) for rate in torch_rates]}
+    print(f'pytorch median {torch_median:8.1f} images/s')
+  print(json.dumps(summary))
+
+
+if __name__ == '__main__':
+  main()
