@@ -17,21 +17,24 @@ initialisers). The parameter tree is therefore the same whatever the
 implementation, and checkpoints are interchangeable between them.
 
 Every non-reference implementation reduces the layer to one stride-1 2×2
-VALID correlation (derivations below) and differs only in how it computes it:
+correlation (derivations below): VALID on the space-to-depth view of the
+padded input for the convolution, FULL (input zero-padded by 1) for the
+transposed convolution. They differ only in how they compute it:
   * `'lax'`: no reduction; `lax.conv_general_dilated` / `lax.conv_transpose`.
     The reference.
   * `'space_to_depth'`: the 2×2 correlation with `lax.conv_general_dilated`.
-  * `'im2col'`: gather the four shifted copies of the input into patches with
-    4·C channels, then one matmul.
+  * `'im2col'`: gather the four shifted windows of the input into patches
+    with 4·C_in channels, then one matmul.
   * `'col2im'`: one matmul producing all four taps' products (4·C_out
-    channels) per input pixel, then a sum of four shifted slices.
+    channels) per input pixel, then a sum of the four shifted taps.
   * `'matmul'`: per layer, whichever of im2col and col2im materialises the
     smaller intermediate (patches: 4·C_in channels, products: 4·C_out).
-    XLA:CPU matmuls are fast; what separates formulations is memory traffic.
+    The default.
 
-The gather of shifted slices and the shifted sum are each other's adjoints;
-they carry custom VJPs expressing each one's gradient with the other, so the
-backward pass also reads with slices instead of scattering with pads.
+The window gather and the shifted sum carry hand-written VJPs (each is the
+other's adjoint up to swapping slices and pads), so that the backward pass is
+one gather per layer too, not one padded copy per window. On this machine
+XLA:CPU matmuls are fast; what separates formulations is memory traffic.
 
 Derivations (one spatial axis; the two axes are independent):
 
@@ -49,14 +52,15 @@ pads by 2 and correlates with the (unflipped) kernel:
   For o = 2m + r (phase r ∈ {0, 1}) the contributing taps are k = 2t + r,
   t ∈ {0, 1}, reading x[m + t + r - 1]. With x_pad[j] = x[j - 1] (pad 1):
   out[2m + r] = Σ_t x_pad[m + r + t] · W[2t + r] = Z[m + r, r],
-  where Z = (2-tap stride-1 VALID correlation of x_pad, output channels (r, c),
-  taps W[2t + r]), of length H + 1. Interleaving the phases is a
+  where Z = (2-tap stride-1 VALID correlation of x_pad, i.e. FULL correlation
+  of x, output channels (r, c), taps W[2t + r]), of length H + 1. Interleaving the phases is a
   depth-to-space: with the phases stored swapped, Z'[p, d] = Z[p, 1 - d],
   D = depth_to_space(Z') has D[2p + d] = Z[p, 1 - d], so out[u] = D[u + 1],
   the centre crop of D.
 """
 
 from collections.abc import Callable
+import functools
 
 import flax.linen as nn
 import jax
@@ -68,7 +72,7 @@ STRIDE = 2  # ...with stride 2.
 
 _NHWC_HWIO_NHWC = ('NHWC', 'HWIO', 'NHWC')
 
-Correlation2x2 = Callable[[jax.Array, jax.Array], jax.Array]
+Correlation2x2 = Callable[[jax.Array, jax.Array, bool], jax.Array]
 
 
 def _check_strided_conv_operands(inputs: jax.Array, kernel: jax.Array) -> None:
@@ -116,61 +120,81 @@ def depth_to_space(inputs: jax.Array) -> jax.Array:
   return blocks.reshape(batch, 2 * height, 2 * width, channels // 4)
 
 
-def _window_offsets(reverse: bool) -> list[tuple[int, int, int, int]]:
-  """(a, b, row_offset, col_offset) for the 2×2 shifts a, b ∈ {0, 1}: the
-  window of shift (a, b) starts at (a, b), or at (1 - a, 1 - b) if reversed."""
-  return [(a, b, 1 - a if reverse else a, 1 - b if reverse else b)
-          for a in range(2) for b in range(2)]
+_SHIFTS = ((0, 0), (0, 1), (1, 0), (1, 1))  # (a, b) in the order of axes (3, 4).
 
 
-def _gather_windows(inputs: jax.Array, reverse: bool) -> jax.Array:
-  """(N, H+1, W+1, ...) → (N, H, W, 2, 2, ...): out[:, i, j, a, b] =
-  inputs[:, i + a', j + b'] with (a', b') = (a, b), or (1 - a, 1 - b) if reverse."""
-  height, width = inputs.shape[1] - 1, inputs.shape[2] - 1
-  windows = {(a, b): inputs[:, row:row + height, col:col + width]
-             for a, b, row, col in _window_offsets(reverse)}
-  rows = [jnp.stack([windows[a, b] for b in range(2)], axis=3) for a in range(2)]
-  return jnp.stack(rows, axis=3)
+def _window_offset(a: int, full: bool) -> int:
+  """Where window a starts: at a (VALID), or at a - 1 of the unpadded input
+  (FULL), i.e. the zero-padding shift 1 - a."""
+  return 1 - a if full else a
 
 
-def _sum_windows(shifted: jax.Array, reverse: bool) -> jax.Array:
-  """(N, H+1, W+1, 2, 2, ...) → (N, H, W, ...): out[:, i, j] =
-  Σ_ab shifted[:, i + a', j + b', a, b], (a', b') as in `_gather_windows`."""
-  height, width = shifted.shape[1] - 1, shifted.shape[2] - 1
-  return sum(shifted[:, row:row + height, col:col + width, a, b]
-             for a, b, row, col in _window_offsets(reverse))
+def _stack_shifts(parts: list[jax.Array]) -> jax.Array:
+  """Stacks four (N, H, W, ...) arrays ordered as `_SHIFTS` into (N, H, W, 2, 2, ...)."""
+  stacked = jnp.stack(parts, axis=3)  # One concatenation: one pass over memory.
+  return stacked.reshape(stacked.shape[:3] + (2, 2) + stacked.shape[4:])
 
 
-@jax.custom_vjp
-def shifted_windows(inputs: jax.Array) -> jax.Array:
-  """The four 2×2-shifted views of an image stacked: (N, H+1, W+1, ...) →
-  (N, H, W, 2, 2, ...) with out[:, i, j, a, b] = inputs[:, i + a, j + b]."""
-  return _gather_windows(inputs, reverse=False)
+def _slice_from(inputs: jax.Array, row: int, col: int) -> jax.Array:
+  """The (H-1)×(W-1) window of an (N, H, W, ...) array starting at (row, col)."""
+  return inputs[:, row:row + inputs.shape[1] - 1, col:col + inputs.shape[2] - 1]
 
 
-@jax.custom_vjp
-def shifted_sum(shifted: jax.Array) -> jax.Array:
-  """Sums four shifted slices: (N, H+1, W+1, 2, 2, ...) → (N, H, W, ...) with
-  out[:, i, j] = Σ_{a,b} shifted[:, i + a, j + b, a, b]."""
-  return _sum_windows(shifted, reverse=False)
+def _pad_shifted(inputs: jax.Array, row: int, col: int) -> jax.Array:
+  """Zero-pads (N, H, W, ...) to (N, H+1, W+1, ...) with out[p, q] = inputs[p - row, q - col]."""
+  pads = [(0, 0)] * inputs.ndim
+  pads[1], pads[2] = (row, 1 - row), (col, 1 - col)
+  return jnp.pad(inputs, pads)
 
 
-# Adjoints. d(inputs)[p] = Σ_a d(out)[p - a, a] = Σ_a d(out)_padded[p + (1 - a), a]
-# is a shifted sum of the padded cotangent with reversed offsets; likewise
-# d(shifted)[p, a] = d(out)[p - a] = d(out)_padded[p + (1 - a)] gathers
-# windows with reversed offsets. Written this way the backward pass reads
-# with slices instead of scattering (one padded copy per shift), which is
-# what autodiff of the forward would produce.
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def shifted_windows(inputs: jax.Array, full: bool) -> jax.Array:
+  """The four 2×2-shifted windows of an image, stacked.
+
+  VALID: (N, H+1, W+1, ...) → (N, H, W, 2, 2, ...), out[:, i, j, a, b] =
+  inputs[:, i + a, j + b]. FULL: (N, H, W, ...) → (N, H+1, W+1, 2, 2, ...), the
+  same on the input zero-padded by 1, i.e. inputs[:, i + a - 1, j + b - 1].
+  """
+  if full:
+    return _stack_shifts([_pad_shifted(inputs, 1 - a, 1 - b) for a, b in _SHIFTS])
+  return _stack_shifts([_slice_from(inputs, a, b) for a, b in _SHIFTS])
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
+def shifted_sum(shifted: jax.Array, full: bool) -> jax.Array:
+  """Sums the four shifted taps: out[:, i, j] = Σ_{a,b} shifted[:, i + a, j + b, a, b].
+
+  VALID: (N, H+1, W+1, 2, 2, ...) → (N, H, W, ...). FULL: (N, H, W, 2, 2, ...)
+  → (N, H+1, W+1, ...), reading `shifted` zero-padded by 1 (index i + a - 1).
+  """
+  if full:
+    return sum(_pad_shifted(shifted[:, :, :, a, b], 1 - a, 1 - b)
+               for a, b in _SHIFTS)
+  return sum(_slice_from(shifted[:, :, :, a, b], a, b) for a, b in _SHIFTS)
+
+
+# The adjoints swap slicing and padding: window (a, b) reads offset o and its
+# cotangent goes back to offset o. Written by hand, every backward pass is a
+# single gather (slices or pads); autodiff of the forward would instead pad one
+# full-size copy per window, and XLA:CPU materialises each of them.
+def _windows_adjoint(full, _, cotangent):
+  if full:
+    return (sum(_slice_from(cotangent[:, :, :, a, b], 1 - a, 1 - b)
+                for a, b in _SHIFTS),)
+  return (sum(_pad_shifted(cotangent[:, :, :, a, b], a, b) for a, b in _SHIFTS),)
+
+
+def _sum_adjoint(full, _, cotangent):
+  if full:
+    return (_stack_shifts([_slice_from(cotangent, 1 - a, 1 - b)
+                           for a, b in _SHIFTS]),)
+  return (_stack_shifts([_pad_shifted(cotangent, a, b) for a, b in _SHIFTS]),)
+
+
 shifted_windows.defvjp(
-    lambda inputs: (shifted_windows(inputs), None),
-    lambda _, cotangent: (
-        _sum_windows(_pad_spatial(cotangent, 1), reverse=True),),
-)
+    lambda inputs, full: (shifted_windows(inputs, full), None), _windows_adjoint)
 shifted_sum.defvjp(
-    lambda shifted: (shifted_sum(shifted), None),
-    lambda _, cotangent: (
-        _gather_windows(_pad_spatial(cotangent, 1), reverse=True),),
-)
+    lambda shifted, full: (shifted_sum(shifted, full), None), _sum_adjoint)
 
 
 def _matmul_channels(inputs: jax.Array, weights: jax.Array) -> jax.Array:
@@ -178,39 +202,47 @@ def _matmul_channels(inputs: jax.Array, weights: jax.Array) -> jax.Array:
   return lax.dot_general(inputs, weights, (((inputs.ndim - 1,), (0,)), ((), ())))
 
 
-def correlate_2x2_lax(inputs: jax.Array, kernel_2x2: jax.Array) -> jax.Array:
-  """Stride-1 VALID 2×2 correlation, (N,H+1,W+1,Ci) × (2,2,Ci,Co) → (N,H,W,Co)."""
+# 2×2 stride-1 correlations, (N, H, W, Ci) × (2, 2, Ci, Co): VALID gives
+# (N, H-1, W-1, Co); FULL correlates the input zero-padded by 1 and gives
+# (N, H+1, W+1, Co).
+
+
+def correlate_2x2_lax(inputs: jax.Array, kernel_2x2: jax.Array,
+                      full: bool) -> jax.Array:
+  """The 2×2 correlation with `lax.conv_general_dilated`."""
   return lax.conv_general_dilated(
-      inputs, kernel_2x2, window_strides=(1, 1), padding='VALID',
+      inputs, kernel_2x2, window_strides=(1, 1),
+      padding=((1, 1), (1, 1)) if full else 'VALID',
       dimension_numbers=_NHWC_HWIO_NHWC)
 
 
-def correlate_2x2_im2col(inputs: jax.Array, kernel_2x2: jax.Array) -> jax.Array:
-  """`correlate_2x2_lax` as patches with 4·Ci channels, then one matmul."""
-  batch, height_plus_1, width_plus_1, in_channels = inputs.shape
-  patches = shifted_windows(inputs).reshape(  # channels ordered (a, b, c)
-      batch, height_plus_1 - 1, width_plus_1 - 1, 4 * in_channels)
-  return _matmul_channels(patches, kernel_2x2.reshape(4 * in_channels, -1))
+def correlate_2x2_im2col(inputs: jax.Array, kernel_2x2: jax.Array,
+                         full: bool) -> jax.Array:
+  """The 2×2 correlation as patches with 4·Ci channels, then one matmul."""
+  windows = shifted_windows(inputs, full)
+  patches = windows.reshape(windows.shape[:3] + (-1,))  # channels (a, b, c)
+  return _matmul_channels(patches, kernel_2x2.reshape(patches.shape[-1], -1))
 
 
-def correlate_2x2_col2im(inputs: jax.Array, kernel_2x2: jax.Array) -> jax.Array:
-  """`correlate_2x2_lax` as one matmul giving every tap's product (4·Co
+def correlate_2x2_col2im(inputs: jax.Array, kernel_2x2: jax.Array,
+                         full: bool) -> jax.Array:
+  """The 2×2 correlation as one matmul giving every tap's product (4·Co
   channels) at each input pixel, then a sum of the four shifted taps."""
-  batch, height_plus_1, width_plus_1, in_channels = inputs.shape
-  out_channels = kernel_2x2.shape[-1]
+  in_channels, out_channels = kernel_2x2.shape[2:]
   all_taps = kernel_2x2.transpose(2, 0, 1, 3).reshape(in_channels,
                                                       4 * out_channels)
-  products = _matmul_channels(inputs, all_taps).reshape(
-      batch, height_plus_1, width_plus_1, 2, 2, out_channels)
-  return shifted_sum(products)
+  products = _matmul_channels(inputs, all_taps)
+  return shifted_sum(
+      products.reshape(products.shape[:3] + (2, 2, out_channels)), full)
 
 
-def correlate_2x2_matmul(inputs: jax.Array, kernel_2x2: jax.Array) -> jax.Array:
+def correlate_2x2_matmul(inputs: jax.Array, kernel_2x2: jax.Array,
+                         full: bool) -> jax.Array:
   """im2col or col2im, whichever materialises fewer channels per pixel."""
   in_channels, out_channels = kernel_2x2.shape[2:]
   if in_channels <= out_channels:
-    return correlate_2x2_im2col(inputs, kernel_2x2)
-  return correlate_2x2_col2im(inputs, kernel_2x2)
+    return correlate_2x2_im2col(inputs, kernel_2x2, full)
+  return correlate_2x2_col2im(inputs, kernel_2x2, full)
 
 
 def _conv_kernel_as_2x2(kernel: jax.Array) -> jax.Array:
@@ -276,7 +308,7 @@ def _make_strided_conv(correlate_2x2: Correlation2x2):
     if inputs.shape[1] % 2 or inputs.shape[2] % 2:
       raise ValueError(f'Strided conv needs even H and W, got {inputs.shape}.')
     blocks = space_to_depth(_pad_spatial(inputs, 1))
-    return correlate_2x2(blocks, _conv_kernel_as_2x2(kernel))
+    return correlate_2x2(blocks, _conv_kernel_as_2x2(kernel), full=False)
 
   return strided_conv
 
@@ -286,8 +318,9 @@ def _make_strided_conv_transpose(correlate_2x2: Correlation2x2):
 
   def strided_conv_transpose(inputs: jax.Array, kernel: jax.Array) -> jax.Array:
     _check_strided_conv_operands(inputs, kernel)
-    phase_maps = correlate_2x2(_pad_spatial(inputs, 1),
-                               _transpose_kernel_as_2x2(kernel))
+    # The padding of the derivation, x_pad, is the FULL correlation's.
+    phase_maps = correlate_2x2(inputs, _transpose_kernel_as_2x2(kernel),
+                               full=True)
     return _interleave_phases(phase_maps)
 
   return strided_conv_transpose

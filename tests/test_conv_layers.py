@@ -88,20 +88,29 @@ def test_reference_halves_and_doubles_spatial_size():
       conv_layers.strided_conv_transpose_lax(inputs, kernel), (2, 16, 12, 5))
 
 
-@pytest.mark.parametrize('function', [conv_layers.shifted_windows,
-                                      conv_layers.shifted_sum])
-def test_custom_vjps_are_the_adjoints(function):
+@pytest.mark.parametrize('full', [False, True])
+@pytest.mark.parametrize('function,shape', [
+    (conv_layers.shifted_windows, (2, 5, 4, 3)),
+    (conv_layers.shifted_sum, (2, 5, 4, 2, 2, 3)),
+])
+def test_custom_vjps_are_the_adjoints(function, shape, full):
   # Both are linear, so their VJP must be jax's linear transpose of the same
-  # computation (evaluated without the custom rule).
-  shape = ((2, 5, 4, 3) if function is conv_layers.shifted_windows
-           else (2, 5, 4, 2, 2, 3))
+  # computation evaluated without the custom rule.
   inputs = jax.random.normal(jax.random.PRNGKey(0), shape)
-  outputs, vjp = jax.vjp(function, inputs)
+  outputs, vjp = jax.vjp(lambda x: function(x, full), inputs)
   cotangent = jax.random.normal(jax.random.PRNGKey(1), outputs.shape)
-  plain = function.fun  # the undecorated forward
-  (expected,) = jax.linear_transpose(plain, inputs)(cotangent)
+  undecorated = function.fun
+  (expected,) = jax.linear_transpose(lambda x: undecorated(x, full),
+                                     inputs)(cotangent)
   (actual,) = vjp(cotangent)
   _assert_close(actual, expected, 'adjoint')
+
+
+def test_full_windows_are_valid_windows_of_the_padded_input():
+  inputs = jax.random.normal(jax.random.PRNGKey(0), (2, 3, 4, 5))
+  padded = jnp.pad(inputs, ((0, 0), (1, 1), (1, 1), (0, 0)))
+  np.testing.assert_array_equal(conv_layers.shifted_windows(inputs, True),
+                                conv_layers.shifted_windows(padded, False))
 
 
 def test_space_to_depth_layout_and_inverse():
