@@ -1,0 +1,106 @@
+r"""Speed of the full training step (forward, loss, backward, Adam), fp32.
+
+  python -m benchmarks.train_step --batch_size=64 --seconds=20
+  python -m benchmarks.train_step --conv_impl=matmul,space_to_depth,lax   # side by side
+
+Times `train.make_train_step` of configs/capacity.py (the model that training
+uses, data-parallel over the mesh that `--cpu_devices` sets up exactly as
+`bvae_jax.main` does) on a fixed device-resident batch of binary images, after
+compilation and warm-up. With several `--conv_impl` values, each is timed in
+the same process, interleaved in rounds, so their ratio is robust to the
+machine's load. The last line printed is a JSON object.
+"""
+
+import json
+import time
+
+from absl import app
+from absl import flags
+import jax
+import numpy as np
+
+from bvae_jax import conv_layers
+from bvae_jax import devices
+from bvae_jax import train
+import configs.capacity
+
+_BATCH_SIZE = flags.DEFINE_integer('batch_size', 64, 'Global batch size.')
+_SECONDS = flags.DEFINE_float('seconds', 20.0, 'Timed seconds per implementation.')
+_CONV_IMPL = flags.DEFINE_list('conv_impl', [conv_layers.DEFAULT_CONV_IMPL],
+                               'Strided-conv formulations to time.')
+_CPU_DEVICES = flags.DEFINE_integer(
+    'cpu_devices', 0, 'As in bvae_jax.main: 0 = one per core dividing the batch.')
+_ROUNDS = 4  # Interleaved timing rounds per implementation.
+
+
+def build_step(conv_impl: str, batch_size: int):
+  """Returns (run, state, images, noise_key) for one implementation."""
+  config = configs.capacity.get_config()
+  config.batch_size = batch_size
+  config.conv_impl = conv_impl
+  mesh = devices.create_mesh()
+  model = train.create_model(config)
+  optimizer = train.create_optimizer(config)
+  state = train.initial_train_state(config, model, optimizer, mesh)
+  images = jax.device_put(
+      (np.random.default_rng(0).uniform(size=(batch_size, 64, 64, 1)) > 0.8
+       ).astype(np.float32), devices.batch_sharded(mesh))
+  _, noise_key = train.rng_streams(config.seed)
+  step_fn = train.make_train_step(config, model, optimizer, mesh)
+  return step_fn, state, images, noise_key
+
+
+def timed_steps(step_fn, state, images, noise_key, seconds):
+  """Runs steps for ~`seconds`; returns (state, steps, elapsed)."""
+  steps, start = 0, time.perf_counter()
+  while time.perf_counter() - start < seconds:
+    for _ in range(10):
+      state, metrics = step_fn(state, images, noise_key)
+    steps += 10
+    jax.block_until_ready(metrics['loss'])
+  return state, steps, time.perf_counter() - start
+
+
+def main(argv):
+  del argv
+  batch_size = _BATCH_SIZE.value
+  devices.configure_host_devices(_CPU_DEVICES.value, batch_size)
+  devices.check_batch_divisible(batch_size, jax.device_count())
+  runs = {}
+  for conv_impl in _CONV_IMPL.value:
+    step_fn, state, images, noise_key = build_step(conv_impl, batch_size)
+    start = time.perf_counter()
+    state, metrics = step_fn(state, images, noise_key)
+    jax.block_until_ready(metrics['loss'])
+    compile_seconds = time.perf_counter() - start
+    state, _, _ = timed_steps(step_fn, state, images, noise_key, 2.0)  # Warm-up.
+    runs[conv_impl] = dict(args=[step_fn, state, images, noise_key], steps=0,
+                           seconds=0.0, compile_seconds=compile_seconds)
+  for _ in range(_ROUNDS):
+    for run in runs.values():
+      state, steps, elapsed = timed_steps(*run['args'],
+                                          _SECONDS.value / _ROUNDS)
+      run['args'][1] = state
+      run['steps'] += steps
+      run['seconds'] += elapsed
+  results = {}
+  for conv_impl, run in runs.items():
+    steps_per_sec = run['steps'] / run['seconds']
+    results[conv_impl] = dict(steps_per_sec=round(steps_per_sec, 2),
+                              images_per_sec=round(steps_per_sec * batch_size, 1),
+                              compile_seconds=round(run['compile_seconds'], 1))
+    print(f'{conv_impl}: {results[conv_impl]}')
+  first = _CONV_IMPL.value[0]
+  summary = dict(results[first], batch_size=batch_size, conv_impl=first,
+                 device_kind=jax.devices()[0].device_kind,
+                 num_devices=jax.device_count(), backend=jax.default_backend())
+  if len(results) > 1:
+    summary['by_conv_impl'] = results
+    summary['ratios_to_first'] = {
+        impl: round(r['images_per_sec'] / results[first]['images_per_sec'], 3)
+        for impl, r in results.items()}
+  print(json.dumps(summary))
+
+
+if __name__ == '__main__':
+  app.run(main)
