@@ -12,7 +12,6 @@ all-reduce.
 import functools
 import json
 import os
-import time
 from typing import Any, Callable, Mapping
 
 from absl import logging
