@@ -10,10 +10,11 @@ step uses a second core). Optionally times the same step in eager PyTorch
 
 This machine's speed drifts from minute to minute, so the measurements are
 interleaved: every round measures every configuration once, and the report
-gives the median over rounds. Each (round, device count) runs in its own
-worker process: XLA's device count is fixed per process, and mixing 1- and
-2-device executables in one process has deadlocked XLA:CPU's in-process
-all-reduce on this 2-core machine. Workers share a compilation cache.
+gives the median over rounds. Each measurement runs in its own worker
+process (sharing a compilation cache): XLA's device count is fixed per
+process, and XLA:CPU's in-process all-reduce occasionally deadlocks with 2
+devices on 2 cores (XLA aborts the process after 40 s); a failed worker is
+reported and counted, and the run carries on.
 
 Run from the repository root:
 
@@ -122,21 +123,33 @@ def time_train_step(conv_impl: str, num_devices: int, batch_size: int,
 
 
 def _run_worker(args) -> None:
-  """Measures every conv_impl once on `args.worker_devices` devices; prints JSON."""
+  """Measures one conv_impl on `args.worker_devices` devices; prints JSON."""
   # Must happen before JAX initialises its CPU backend.
   jax.config.update('jax_num_cpu_devices', args.worker_devices)
-  rates = {}
-  for impl in args.conv_impls:
-    rates[impl] = time_train_step(impl, args.worker_devices, args.batch_size,
-                                  args.num_channels, args.seconds)
-  print(json.dumps(rates))
+  (impl,) = args.conv_impls
+  rate = time_train_step(impl, args.worker_devices, args.batch_size,
+                         args.num_channels, args.seconds)
+  print(json.dumps({'images_per_sec': rate}))
 
 
-def _last_json_line(command: list[str], env: dict[str, str]) -> dict:
-  completed = subprocess.run(command, env=env, capture_output=True, text=True,
-                             check=False)
+def _last_json_line(command: list[str], env: dict[str, str],
+                    timeout_s: float) -> dict | None:
+  """Runs a measurement process; returns its last stdout line as JSON, or
+  None (after saying why) if it failed or hung."""
+  try:
+    completed = subprocess.run(command, env=env, capture_output=True,
+                               text=True, timeout=timeout_s, check=False)
+  except subprocess.TimeoutExpired:
+    print(f'  FAILED (no result after {timeout_s:.0f} s): {" ".join(command)}')
+    return None
   if completed.returncode != 0:
-    raise RuntimeError(f'{" ".join(command)} failed:\n{completed.stderr[-3000:]}')
+    # XLA:CPU's in-process all-reduce has deadlocked here with 2 devices on 2
+    # cores; XLA then aborts after 40 s. Report it and carry on.
+    reasons = [line for line in completed.stderr.splitlines()
+               if 'Termination timeout' in line or 'Error' in line]
+    reason = (reasons or completed.stderr.splitlines()[-1:] or ['?'])[0]
+    print(f'  FAILED (exit {completed.returncode}): {reason[:300]}')
+    return None
   return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
@@ -164,46 +177,58 @@ def main():
 
   common = ['--batch_size', str(args.batch_size), '--num_channels',
             str(args.num_channels), '--seconds', str(args.seconds)]
+  # Compilation, warm-up and the measurement take well under this; XLA gives
+  # up on a stuck all-reduce after 60 s.
+  timeout_s = args.seconds + 240
   measurements = {(impl, devices): [] for impl in args.conv_impls
                   for devices in args.host_devices}
+  failures = {config: 0 for config in measurements}
   torch_rates = []
   with tempfile.TemporaryDirectory() as cache_dir:
     env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=cache_dir,
                JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0')
     for round_index in range(args.rounds):
-      for devices in args.host_devices:
-        rates = _last_json_line(
+      for impl, devices in measurements:
+        result = _last_json_line(
             [sys.executable, '-m', 'benchmarks.conv_formulations',
-             '--worker_devices', str(devices), '--conv_impls',
-             *args.conv_impls, *common], env)
-        for impl, rate in rates.items():
-          measurements[(impl, devices)].append(rate)
-          print(f'round {round_index}: conv_impl={impl:15s} devices={devices} '
-                f'{rate:8.1f} images/s', flush=True)
+             '--worker_devices', str(devices), '--conv_impls', impl, *common],
+            env, timeout_s)
+        if result is None:
+          failures[(impl, devices)] += 1
+          continue
+        measurements[(impl, devices)].append(result['images_per_sec'])
+        print(f'round {round_index}: conv_impl={impl:15s} devices={devices} '
+              f'{result["images_per_sec"]:8.1f} images/s', flush=True)
       if args.compare_torch:
-        torch_result = _last_json_line(
+        result = _last_json_line(
             [sys.executable, '-m', 'benchmarks.torch_train_step', '--rounds',
-             '1', *common], env)
-        torch_rates.append(torch_result['images_per_sec'])
-        print(f'round {round_index}: pytorch ({torch_result["device"]}) '
-              f'{torch_rates[-1]:8.1f} images/s', flush=True)
+             '1', *common], env, timeout_s)
+        if result is not None:
+          torch_rates.append(result['images_per_sec'])
+          print(f'round {round_index}: pytorch ({result["device"]}) '
+                f'{torch_rates[-1]:8.1f} images/s', flush=True)
 
   torch_median = statistics.median(torch_rates) if torch_rates else None
   results = []
   for (impl, devices), rates in measurements.items():
-    median = statistics.median(rates)
+    median = statistics.median(rates) if rates else None
     result = {'conv_impl': impl, 'devices': devices,
-              'images_per_sec': round(median, 1),
-              'all_rounds': [round(rate, 1) for rate in rates]}
-    line = f'conv_impl={impl:15s} devices={devices} median {median:8.1f} images/s'
-    if torch_median:
+              'images_per_sec': median and round(median, 1),
+              'all_rounds': [round(rate, 1) for rate in rates],
+              'failed_runs': failures[(impl, devices)]}
+    line = f'conv_impl={impl:15s} devices={devices} median '
+    line += f'{median:8.1f} images/s' if median else '     n/a'
+    if torch_median and median:
       result['vs_torch'] = round(median / torch_median, 2)
       line += f'  ({result["vs_torch"]:.2f}× PyTorch)'
+    if failures[(impl, devices)]:
+      line += f'  [{failures[(impl, devices)]} failed run(s)]'
     results.append(result)
     print(line)
   summary = {'results': results, 'batch_size': args.batch_size,
              'num_channels': args.num_channels, 'seconds': args.seconds,
-             'rounds': args.rounds, 'jax_version': jax.__version__}
+             'rounds': args.rounds, 'jax_version': jax.__version__,
+             'glibc_tunables': os.environ.get('GLIBC_TUNABLES', '')}
   if torch_median:
     summary['torch'] = {'images_per_sec': round(torch_median, 1),
                         'all_rounds': [round(rate, 1) for rate in torch_rates]}
