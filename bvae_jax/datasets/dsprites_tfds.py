@@ -1,15 +1,28 @@
-r"""TFDS builder `dsprites_procedural`: dSprites drawn locally, no download.
+r"""TFDS builders of dSprites that need no TensorFlow.
 
-The images come from `bvae_jax.datasets.dsprites.render`; the features carry
-the names and dtypes of the TFDS catalog builder `dsprites`, so code written
-against this data set reads the real one unchanged (only `image` differs in
-kind: a zlib `Tensor` here, a PNG `Image` there, both uint8 (64, 64, 1) in
-{0, 1}).
+Two builders write the same records from different image sources:
 
-Nothing needs TensorFlow: features are `Tensor`/`ClassLabel` (no TF encoder),
-and the files are array_record, read with `builder.as_data_source()`.
+  dsprites_procedural  drawn locally by `bvae_jax.datasets.dsprites.render`;
+                       no download.
+  dsprites_official    the official file of Matthey et al. (2017),
+                       `dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz` from
+                       github.com/deepmind/dsprites-dataset, downloaded by
+                       TFDS's download manager (OFFICIAL_NPZ_URL).
 
-Configs:
+Their features carry the names and dtypes of the TFDS catalog builder
+`dsprites`, so code written against one reads the others unchanged (only
+`image` differs in kind: a zlib `Tensor` here, a PNG `Image` there, both uint8
+(64, 64, 1) in {0, 1}). Unlike the catalog builder, which shuffles, record i is
+image i of the official file, so factors map to records by arithmetic
+(`dsprites.factors_to_index`), with no search.
+
+Nothing needs TensorFlow: features are `Tensor`/`ClassLabel` (no TF encoder,
+where the catalog builder encodes PNGs with TensorFlow), and the files are
+array_record, read with `builder.as_data_source()`. The .npz is read as a
+stream, a chunk of images at a time, so preparing holds ~40 MB, not the 3 GB
+of the decompressed images.
+
+Configs (both builders):
   full  All 737,280 images, record i = image i of the original file. Default.
   tiny  Every 257th image (2,869 images). 257 is prime to every factor size, so
         the subset holds every value of every factor; for tests and smoke runs.
@@ -22,13 +35,15 @@ kept as the reference the tests compare those records with.
 
 Usage (the input pipeline prepares on first use):
 
-  builder = DspritesProcedural(config='tiny', data_dir=data_dir)
+  builder = DspritesProcedural(config='tiny', data_dir=data_dir)  # Or DspritesOfficial.
   builder.download_and_prepare()
   source = builder.as_data_source()['train']
   source[0]['image']  # uint8 (64, 64, 1)
 """
 
+import abc
 import dataclasses
+import zipfile
 import zlib
 
 from etils import epath
@@ -43,16 +58,28 @@ from bvae_jax.datasets import dsprites
 # nothing next to serialising, small enough to stay a few MB.
 _RENDER_CHUNK = 8192
 # Catalog feature-name suffix of each factor, in dsprites.FACTOR_NAMES order.
-_CATALOG_SUFFIXES = ('shape', 'scale', 'orientation', 'x_position',
+CATALOG_SUFFIXES = ('shape', 'scale', 'orientation', 'x_position',
                      'y_position')
 # zlib level of the stored images. Level 1 is twice as fast as the default 6
 # both ways (7 vs 16 µs to compress, 7 vs 13 µs to decompress) for 95 instead
 # of 64 bytes an image; reading speed matters more than 20 MB of disk.
 _ZLIB_LEVEL = 1
+# The official file (Matthey et al. 2017). GitHub redirects the old
+# deepmind/ path to google-deepmind/.
+OFFICIAL_NPZ_URL = ('https://github.com/deepmind/dsprites-dataset/raw/master/'
+                    'dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz')
+# Arrays of the official .npz that we read. `latents_classes` has a leading
+# constant `color` column.
+_NPZ_IMAGES = 'imgs.npy'
+_NPZ_CLASSES = 'latents_classes.npy'
+
+
+class DspritesFileError(ValueError):
+  """The official dSprites file is missing, truncated or not dSprites."""
 
 
 @dataclasses.dataclass(eq=False)
-class DspritesProceduralConfig(tfds.core.BuilderConfig):
+class DspritesSubsetConfig(tfds.core.BuilderConfig):
   """Which images a config holds.
 
   Attributes:
@@ -65,16 +92,19 @@ class DspritesProceduralConfig(tfds.core.BuilderConfig):
     return np.arange(0, dsprites.NUM_IMAGES, self.stride)
 
 
-class DspritesProcedural(tfds.core.GeneratorBasedBuilder):
-  """dSprites rendered procedurally (see bvae_jax/datasets/dsprites.py)."""
+class _DspritesBuilder(tfds.core.GeneratorBasedBuilder, abc.ABC):
+  """Writes dSprites records in the order of the official file.
 
-  VERSION = tfds.core.Version('1.0.0')
+  Subclasses say where the images come from (`_image_chunks`). Abstract, so
+  TFDS does not register it as a data set.
+  """
+
   RELEASE_NOTES = {'1.0.0': 'First release.'}
   BUILDER_CONFIGS = [
-      DspritesProceduralConfig(
+      DspritesSubsetConfig(
           name='full', stride=1,
           description='All 737,280 images in the order of the original file.'),
-      DspritesProceduralConfig(
+      DspritesSubsetConfig(
           name='tiny', stride=257,
           description='Every 257th image (2,869): every factor value occurs.'),
   ]
@@ -95,15 +125,22 @@ class DspritesProcedural(tfds.core.GeneratorBasedBuilder):
     # array_record gives random access (as_data_source) without it.
     super().__init__(file_format=file_format or 'array_record', **kwargs)
 
+  @abc.abstractmethod
+  def _image_chunks(self, dl_manager):
+    """Yields (image indices, factors, uint8 images (n, 64, 64, 1)) in order.
+
+    Covers `self.builder_config.image_indices()`, in chunks.
+    """
+
   def _info(self):
     features = {
         # zlib: a binary sprite image shrinks ~40x, to ~100 bytes.
         'image': tfds.features.Tensor(
             shape=(64, 64, 1), dtype=np.uint8, encoding='zlib'),
     }
-    for suffix, size in zip(_CATALOG_SUFFIXES, dsprites.FACTOR_SIZES):
+    for suffix, size in zip(CATALOG_SUFFIXES, dsprites.FACTOR_SIZES):
       features[f'label_{suffix}'] = tfds.features.ClassLabel(num_classes=size)
-    for suffix in _CATALOG_SUFFIXES:
+    for suffix in CATALOG_SUFFIXES:
       features[f'value_{suffix}'] = tfds.features.Tensor(
           shape=(), dtype=np.float32)
     return self.dataset_info_from_configs(
@@ -114,12 +151,11 @@ class DspritesProcedural(tfds.core.GeneratorBasedBuilder):
     )
 
   def _split_generators(self, dl_manager):
-    del dl_manager  # Nothing to download.
-    return {'train': self._generate_examples()}
+    return {'train': self._generate_examples(dl_manager)}
 
-  def _generate_examples(self):
+  def _generate_examples(self, dl_manager):
     """Yields (image index, record); TFDS's generic path, kept as reference."""
-    for indices, factors, images in _rendered_chunks(self.builder_config):
+    for indices, factors, images in self._image_chunks(dl_manager):
       for index, image, row in zip(indices.tolist(), images, factors.tolist()):
         yield index, example_dict(image, row)
 
@@ -129,7 +165,7 @@ class DspritesProcedural(tfds.core.GeneratorBasedBuilder):
     Overrides GeneratorBasedBuilder._generate_splits, which would send every
     record of `_generate_examples` through the generic encoder.
     """
-    del dl_manager, download_config  # Nothing to download; no beam options.
+    del download_config  # No beam options.
     template = self._get_filename_template(split_name='train')
     path = template.sharded_filepath(shard_index=0, num_shards=1)
     serializer = _FastSerializer()
@@ -138,7 +174,7 @@ class DspritesProcedural(tfds.core.GeneratorBasedBuilder):
 
     def serialized_records():
       nonlocal num_records, num_bytes
-      for _, factors, images in _rendered_chunks(self.builder_config):
+      for _, factors, images in self._image_chunks(dl_manager):
         for record in serializer.serialize_chunk(factors, images):
           num_records += 1
           num_bytes += len(record)
@@ -151,6 +187,107 @@ class DspritesProcedural(tfds.core.GeneratorBasedBuilder):
         filename_template=template)]
 
 
+class DspritesProcedural(_DspritesBuilder):
+  """dSprites rendered procedurally (see bvae_jax/datasets/dsprites.py)."""
+
+  VERSION = tfds.core.Version('1.0.0')
+
+  def _image_chunks(self, dl_manager):
+    del dl_manager  # Nothing to download.
+    indices = self.builder_config.image_indices()
+    for start in range(0, len(indices), _RENDER_CHUNK):
+      chunk = indices[start:start + _RENDER_CHUNK]
+      factors = dsprites.index_to_factors(chunk)
+      yield chunk, factors, dsprites.render(factors)
+
+
+class DspritesOfficial(_DspritesBuilder):
+  """dSprites from the official .npz file (Matthey et al. 2017)."""
+
+  VERSION = tfds.core.Version('1.0.0')
+
+  def _image_chunks(self, dl_manager):
+    path = dl_manager.download(OFFICIAL_NPZ_URL)
+    yield from official_npz_chunks(path, self.builder_config.image_indices())
+
+
+def official_npz_chunks(path, image_indices, chunk_size=_RENDER_CHUNK):
+  """Streams images of the official dSprites .npz, checking its contents.
+
+  The file's factor classes must be the mixed-radix order of
+  `dsprites.index_to_factors` (the official file's order); its `imgs` array is
+  read from the zip member a chunk at a time, never whole.
+
+  Args:
+    path: the .npz file.
+    image_indices: increasing image indices to yield.
+    chunk_size: images read per chunk.
+
+  Yields:
+    (indices, factors (n, 5) int64, uint8 images (n, 64, 64, 1)) covering
+    `image_indices` in order.
+
+  Raises:
+    DspritesFileError: naming `path`, if it is not a zip, lacks an array,
+      holds arrays of the wrong shape or dtype, or has factors out of order.
+  """
+  path = str(path)
+  image_indices = np.asarray(image_indices, np.int64)
+  expected_images = (dsprites.NUM_IMAGES, dsprites.IMAGE_SIZE,
+                     dsprites.IMAGE_SIZE)
+  image_bytes = dsprites.IMAGE_SIZE * dsprites.IMAGE_SIZE
+  try:
+    with zipfile.ZipFile(path) as archive:
+      members = set(archive.namelist())
+      for member in (_NPZ_IMAGES, _NPZ_CLASSES):
+        if member not in members:
+          raise DspritesFileError(
+              f'{path} has no array {member[:-4]!r} (holds {sorted(members)}); '
+              f'expected the official dSprites file from {OFFICIAL_NPZ_URL}')
+      with archive.open(_NPZ_CLASSES) as stream:
+        classes = np.lib.format.read_array(stream)
+      if (classes.shape != (dsprites.NUM_IMAGES, 6) or not np.array_equal(
+          classes[:, 1:],
+          dsprites.index_to_factors(np.arange(dsprites.NUM_IMAGES)))):
+        raise DspritesFileError(
+            f'{path}: latents_classes (shape {classes.shape}) are not the '
+            f'{dsprites.NUM_IMAGES:,} factor rows of the official file in order')
+      with archive.open(_NPZ_IMAGES) as stream:
+        shape, dtype = _npy_header(stream)
+        if shape != expected_images or dtype != np.uint8:
+          raise DspritesFileError(
+              f'{path}: imgs has shape {shape} and dtype {dtype}, expected '
+              f'{expected_images} uint8')
+        for start in range(0, dsprites.NUM_IMAGES, chunk_size):
+          count = min(chunk_size, dsprites.NUM_IMAGES - start)
+          data = stream.read(count * image_bytes)
+          if len(data) != count * image_bytes:
+            raise DspritesFileError(f'{path}: imgs ends after image {start}')
+          wanted = image_indices[(image_indices >= start)
+                                 & (image_indices < start + count)]
+          if wanted.size:
+            images = np.frombuffer(data, np.uint8).reshape(
+                count, *expected_images[1:])[wanted - start]
+            yield wanted, classes[wanted, 1:], images[..., None]
+  except (zipfile.BadZipFile, EOFError, zlib.error, OSError) as error:
+    raise DspritesFileError(
+        f'{path} is not a readable dSprites .npz ({error}); expected the '
+        f'official file from {OFFICIAL_NPZ_URL}') from error
+
+
+def _npy_header(stream):
+  """Reads the header of a .npy stream; returns (shape, dtype)."""
+  version = np.lib.format.read_magic(stream)
+  read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                 (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+  if read_header is None:
+    raise DspritesFileError(f'unsupported .npy version {version}')
+  shape, fortran_order, dtype = read_header(stream)
+  if fortran_order:
+    raise DspritesFileError('imgs is stored in Fortran order')
+  return shape, dtype
+
+
 def example_dict(image, factor_row):
   """Returns the catalog-style feature dict for one image.
 
@@ -159,7 +296,7 @@ def example_dict(image, factor_row):
     factor_row: the image's 5 factor indices.
   """
   record = {'image': image}
-  for column, suffix in enumerate(_CATALOG_SUFFIXES):
+  for column, suffix in enumerate(CATALOG_SUFFIXES):
     factor = factor_row[column]
     record[f'label_{suffix}'] = factor
     record[f'value_{suffix}'] = np.float32(dsprites.FACTOR_VALUES[column][factor])
@@ -167,17 +304,13 @@ def example_dict(image, factor_row):
 
 
 def builder(config='full', data_dir=None):
-  """Returns the builder for `config`, data in `data_dir` (None: TFDS default)."""
+  """Returns the procedural builder for `config`, data in `data_dir`."""
   return DspritesProcedural(config=config, data_dir=data_dir)
 
 
-def _rendered_chunks(config):
-  """Yields (indices, factors, images) for the config's images, in order."""
-  indices = config.image_indices()
-  for start in range(0, len(indices), _RENDER_CHUNK):
-    chunk = indices[start:start + _RENDER_CHUNK]
-    factors = dsprites.index_to_factors(chunk)
-    yield chunk, factors, dsprites.render(factors)
+def official_builder(config='full', data_dir=None):
+  """Returns the official-file builder for `config`, data in `data_dir`."""
+  return DspritesOfficial(config=config, data_dir=data_dir)
 
 
 class _FastSerializer:
@@ -195,7 +328,7 @@ class _FastSerializer:
     # _label_pieces[column][factor] = serialised Features payload of the
     # label_* and value_* entries for that factor value.
     self._label_pieces = []
-    for column, suffix in enumerate(_CATALOG_SUFFIXES):
+    for column, suffix in enumerate(CATALOG_SUFFIXES):
       pieces = []
       for factor, value in enumerate(dsprites.FACTOR_VALUES[column]):
         features = tf_feature_pb2.Features(feature={
