@@ -30,6 +30,7 @@ from bvae_jax import input_pipeline
 from bvae_jax import metric_logging
 from bvae_jax import models
 from bvae_jax import objectives
+from bvae_jax.datasets import registry
 
 # The config fields the objective reads (passed to the step as static values).
 _OBJECTIVE_FIELDS = ('objective', 'likelihood', 'gaussian_stddev', 'beta',
@@ -233,13 +234,55 @@ def _write_config_json(workdir: str, config: ml_collections.ConfigDict,
       json.dump(config.to_dict(), f, indent=2, sort_keys=True)
 
 
+def open_training_data(config: ml_collections.ConfigDict
+                       ) -> tuple[registry.Dataset, ml_collections.ConfigDict]:
+  """Opens the configured data set; returns it and the config to save.
+
+  The saved config has `dataset_source` resolved ('real' or 'procedural'), so
+  evaluating or resuming the run reads the same records.
+
+  Raises:
+    ValueError: if config.num_channels does not match the data set's images.
+  """
+  dataset = registry.open_dataset(config)
+  channels = dataset.observation_shape[-1]
+  if config.num_channels != channels:
+    raise ValueError(
+        f'config.num_channels={config.num_channels} but data set '
+        f'{config.dataset!r} has {channels}-channel images; use '
+        f'--config=configs/<file>.py:dataset={config.dataset}, which sets it, '
+        f'or --config.num_channels={channels}')
+  resolved = config.copy_and_resolve_references()
+  resolved.dataset_source = (
+      'procedural' if dataset.source == 'procedural' else 'real')
+  return dataset, resolved
+
+
+def _check_same_data_source(stored_config: Mapping[str, Any],
+                            config: ml_collections.ConfigDict,
+                            workdir: str) -> None:
+  """Refuses to resume a run on records from another source."""
+  stored = stored_config.get('dataset_source')
+  if stored in ('real', 'procedural') and stored != config.dataset_source:
+    raise ValueError(
+        f'The checkpoint in {checkpointing.checkpoint_dir(workdir)} was '
+        f'trained on {stored} {config.dataset} data, but here the data set '
+        f'resolves to {config.dataset_source} data. Make the {stored} data '
+        f'available (docs/datasets.md), or use a fresh --workdir.')
+
+
+def _write_dataset_json(workdir: str, dataset: registry.Dataset) -> None:
+  with open(os.path.join(workdir, 'dataset.json'), 'w') as f:
+    json.dump(dataset.describe(), f, indent=2, sort_keys=True)
+
+
 def train_and_evaluate(config: ml_collections.ConfigDict,
                        workdir: str) -> TrainState:
   """Trains (or resumes) the configured model, logging to `workdir`.
 
   Writes to `workdir`: `checkpoints/` (Orbax, with the config), TensorBoard
-  event files, `figures/` (reconstruction and traversal PNGs) and
-  `config.json`.
+  event files, `figures/` (reconstruction and traversal PNGs), `config.json`
+  and `dataset.json` (the data set's source and size).
 
   Args:
     config: a training config (see configs/).
@@ -256,6 +299,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       last good checkpoint is kept.
   """
   experiment_config.validate_config(config)
+  dataset, config = open_training_data(config)
   mesh = devices.create_mesh()
   devices.check_batch_divisible(config.batch_size, jax.device_count())
   is_chief = jax.process_index() == 0
@@ -269,7 +313,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   manager = checkpointing.create_manager(workdir, config)
   latest = manager.latest_step()
   if latest is not None:
-    state, _ = checkpointing.restore(manager, latest, abstract_state)
+    state, stored_config = checkpointing.restore(manager, latest,
+                                                 abstract_state)
+    _check_same_data_source(stored_config, config, workdir)
     logging.info('Resuming from step %d (checkpoint in %s).', latest,
                  checkpointing.checkpoint_dir(workdir))
   else:
@@ -279,15 +325,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   if is_chief:
     os.makedirs(workdir, exist_ok=True)
     _write_config_json(workdir, config, start_step)
+    _write_dataset_json(workdir, dataset)
   writer = metric_logging.MetricWriter(workdir, just_logging=not is_chief)
   step_fn = make_train_step(config, model, optimizer, mesh)
   _, noise_key = rng_streams(config.seed)
   batch_sharding = devices.batch_sharded(mesh)
-  batches = input_pipeline.create_train_iterator(config, start_step=start_step)
+  batches = input_pipeline.create_train_iterator(
+      config, start_step=start_step, dataset=dataset)
   figure_writer = FigureWriter(
       config, model, workdir,
       input_pipeline.fixed_images(
-          config, max(config.num_figure_images, config.traversal_steps)))
+          config, max(config.num_figure_images, config.traversal_steps),
+          dataset=dataset))
   progress = metric_logging.ProgressReporter(config.num_train_steps, start_step)
 
   # Metrics stay on the device until a log, checkpoint or figure step needs

@@ -15,20 +15,32 @@ over 4,000 steps, 5,000 steps in all; shows KL tracking C):
 
   python -m bvae_jax.main --config=configs/capacity.py:quick --workdir=/tmp/capacity_quick
 
-Override any field on the command line, e.g. `--config.capacity_max=50`.
+Other data sets, with their settings (experiment_config.DATASET_SETTINGS:
+channels, latents, C_max; docs/datasets.md says how to obtain each):
+
+  python -m bvae_jax.main --config=configs/capacity.py:dataset=color_dsprites --workdir=/tmp/color
+  python -m bvae_jax.main --config=configs/capacity.py:dataset=gaussian_blobs,quick --workdir=/tmp/blobs
+  python -m bvae_jax.main --config=configs/capacity.py:dataset=chairs --workdir=/tmp/chairs
+  python -m bvae_jax.main --config=configs/capacity.py:dataset=celeb_a --workdir=/tmp/celeba  # 32 latents, C to 50
+
+`dataset=dsprites` (the default) trains on the official dSprites file when
+TFDS has it or can download it, else on the procedural renderer; the run's
+dataset.json says which. `--config.dataset_source=procedural` (or `real`)
+forces one. Override any field on the command line, e.g.
+`--config.capacity_max=50`.
 """
 
 from bvae_jax import experiment_config
 
 
 def get_config(arg=None):
-  """Returns the config; `arg` is 'quick' or empty."""
-  args = experiment_config.parse_arg(arg, quick=False)
+  """Returns the config; `arg` is e.g. 'quick', 'dataset=chairs' or both."""
+  args = experiment_config.parse_arg(arg, quick=False, dataset='dsprites')
   config = experiment_config.base_config()
+  experiment_config.set_dataset(config, args.dataset)
   config.objective = 'capacity'
   config.gamma = 1000.0
   config.capacity_start = 0.0
-  config.capacity_max = 25.0
   config.capacity_anneal_steps = 100_000
   config.num_train_steps = 300_000
   if args.quick:

@@ -13,9 +13,10 @@ from bvae_jax import experiment_config
 
 
 def get_config(arg=None):
-  """Returns the config; `arg` is 'quick' or empty."""
-  args = experiment_config.parse_arg(arg, quick=False)
+  """Returns the config; `arg` is e.g. 'quick', 'dataset=chairs' or both."""
+  args = experiment_config.parse_arg(arg, quick=False, dataset='dsprites')
   config = experiment_config.base_config()
+  experiment_config.set_dataset(config, args.dataset)
   config.objective = 'beta_vae'
   config.beta = 1.0
   if args.quick:

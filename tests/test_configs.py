@@ -106,3 +106,39 @@ def test_negative_gamma_on_the_command_line_fails_before_writing(tmp_path):
   assert result.returncode != 0
   assert 'config.gamma must be ≥ 0' in result.stderr
   assert not (tmp_path / 'run').exists()
+
+
+@pytest.mark.parametrize('dataset, channels, latents, capacity_max', [
+    ('dsprites', 1, 10, 25.0),
+    ('color_dsprites', 3, 10, 25.0),
+    ('gaussian_blobs', 1, 10, 7.0),
+    ('chairs', 3, 10, 50.0),
+    ('shapes3d', 3, 10, 25.0),
+    ('celeb_a', 3, 32, 50.0),  # Burgess et al. 2018, Fig. 5.
+    ('color_dsprites/tiny', 3, 10, 25.0),
+])
+def test_dataset_argument_sets_that_data_sets_settings(dataset, channels,
+                                                       latents, capacity_max):
+  for name in CONFIG_FILES:
+    config = load_config(name, f'dataset={dataset}')
+    experiment_config.validate_config(config)
+    assert (config.dataset, config.num_channels, config.latent_dim) == (
+        dataset, channels, latents)
+  config = load_config('capacity.py', f'quick,dataset={dataset}')
+  assert config.capacity_max == capacity_max
+  assert config.num_train_steps == 5_000
+
+
+def test_unknown_dataset_argument_lists_the_known_ones():
+  with pytest.raises(ValueError, match="unknown dataset 'mnist'; known: "
+                     'dsprites, dsprites/tiny, color_dsprites'):
+    load_config('capacity.py', 'dataset=mnist')
+
+
+@pytest.mark.parametrize('field, value', [
+    ('dataset', 'mnist'), ('dataset_source', 'internet')])
+def test_bad_dataset_fields_are_named(field, value):
+  config = load_config('capacity.py')
+  config[field] = value
+  with pytest.raises(ValueError, match=f'config.{field} must be one of'):
+    experiment_config.validate_config(config)

@@ -11,6 +11,8 @@ import tensorflow_datasets as tfds
 from bvae_jax import input_pipeline
 from bvae_jax.datasets import dsprites
 from bvae_jax.datasets import dsprites_tfds
+from bvae_jax.datasets import records
+from bvae_jax.datasets import registry
 
 TINY_SIZE = 2_869
 TINY_STRIDE = 257  # Record r of tiny is image 257·r of the full set.
@@ -106,13 +108,13 @@ def test_process_slices_concatenate_to_the_global_batch(data_dir):
 
 def test_a_process_reads_only_its_own_rows(data_dir, monkeypatch):
   requested = []
-  original = input_pipeline.ArrayRecordSplit.__getitems__
+  original = records.ArrayRecordSplit.__getitems__
 
   def recording_getitems(self, indices):
     requested.append(len(indices))
     return original(self, indices)
 
-  monkeypatch.setattr(input_pipeline.ArrayRecordSplit, '__getitems__',
+  monkeypatch.setattr(records.ArrayRecordSplit, '__getitems__',
                       recording_getitems)
   take(make_config(data_dir), 2, process_index=1, process_count=4)
   assert requested and set(requested) == {BATCH // 4}
@@ -124,9 +126,8 @@ def test_process_defaults_come_from_jax(data_dir):
 
 
 @pytest.mark.parametrize('overrides, kwargs, message', [
-    ({'dataset': 'mnist'}, {}, "unknown dataset 'mnist'; known: "
-     r"\['dsprites_procedural', 'dsprites_procedural/full', "
-     r"'dsprites_procedural/tiny'\]"),
+    ({'dataset': 'mnist'}, {}, "unknown dataset 'mnist'; known: dsprites, "
+     "dsprites/tiny, color_dsprites, .*chairs, shapes3d, celeb_a"),
     ({'batch_size': 10}, {'process_count': 4}, 'not divisible'),
     ({}, {'process_index': 4, 'process_count': 4}, 'process_index 4'),
     ({}, {'start_step': -1}, 'start_step'),
@@ -152,20 +153,20 @@ def test_prepares_on_first_use_and_says_so(tmp_path, caplog):
   config = make_config(str(tmp_path))
   with caplog.at_level(logging.INFO):
     input_pipeline.fixed_images(config, 1)
-  prepared = [r for r in caplog.records if 'Prepared data set' in r.message]
+  prepared = [r for r in caplog.records if 'Prepared dsprites_procedural' in r.message]
   assert len(prepared) == 1
   assert 'dsprites_procedural/tiny/1.0.0' in prepared[0].message
   caplog.clear()
   with caplog.at_level(logging.INFO):
     input_pipeline.fixed_images(config, 1)
-  assert not [r for r in caplog.records if 'Prepared data set' in r.message]
+  assert not [r for r in caplog.records if 'Prepared dsprites_procedural' in r.message]
 
 
 def test_array_record_split_matches_the_tfds_data_source(data_dir):
-  builder = input_pipeline.prepared_builder(make_config(data_dir))
+  builder = registry.open_dataset(make_config(data_dir)).builder
   tfds_source = builder.as_data_source(
       'train', deserialize_method=tfds.decode.DeserializeMethod.RAW_BYTES)
-  split = input_pipeline.ArrayRecordSplit(builder, 'train')
+  split = records.ArrayRecordSplit(builder, 'train')
   assert len(split) == len(tfds_source) == TINY_SIZE
   indices = [TINY_SIZE - 1, 0, 1234, 7]
   assert split.__getitems__(indices) == [tfds_source[i] for i in indices]
@@ -178,7 +179,7 @@ def test_array_record_split_reads_sub_split_file_instructions(data_dir):
   # A split slice ('train[10:20]') skips records inside the file.
   builder = dsprites_tfds.builder('tiny', data_dir)
   builder.download_and_prepare()
-  full = input_pipeline.ArrayRecordSplit(builder, 'train')
-  part = input_pipeline.ArrayRecordSplit(builder, 'train[10:20]')
+  full = records.ArrayRecordSplit(builder, 'train')
+  part = records.ArrayRecordSplit(builder, 'train[10:20]')
   assert len(part) == 10
   assert part.__getitems__(range(10)) == full.__getitems__(range(10, 20))
