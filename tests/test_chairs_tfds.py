@@ -16,7 +16,9 @@ from PIL import Image
 import pytest
 import tensorflow_datasets as tfds
 
+from bvae_jax import experiment_config
 from bvae_jax.datasets import chairs_tfds
+from bvae_jax.datasets import registry
 
 # In archive order, which is not sorted order.
 CHAIRS = ('c9f0', '1a2b', '7d3e')
@@ -336,3 +338,37 @@ def test_builder_has_no_configs(data_dir):
                     chairs_tfds.Chairs3d)
   with pytest.raises(ValueError, match=re.escape("'tiny'")):
     chairs_tfds.builder('tiny', data_dir)
+
+
+# ------------------------------------------------- through the data set registry
+
+
+def test_chairs_data_set_and_ground_truth(data_dir, chair_members):
+  _write_tar(chairs_tfds.manual_archive_path(data_dir), chair_members)
+  config = experiment_config.base_config()
+  experiment_config.set_dataset(config, 'chairs')
+  config.data_dir = str(data_dir)
+  dataset = registry.open_dataset(config)
+  assert (dataset.source, dataset.num_records) == ('real', 3 * 62)
+  assert dataset.observation_shape == (64, 64, 3) == (
+      (64, 64, config.num_channels))
+  truth = dataset.ground_truth()
+  assert truth.factor_names == ('chair', 'azimuth', 'elevation')
+  assert truth.factors_num_values == [3, 31, 2]
+  assert truth.num_missing_combinations == 0
+  factors = truth.sample_factors(20, np.random.RandomState(0))
+  observations = truth.sample_observations_from_factors(factors, None)
+  # Each observation's centre square carries its own (chair, azimuth,
+  # elevation) colour: the table found the right record.
+  for observation, (chair, azimuth, elevation) in zip(observations, factors):
+    np.testing.assert_allclose(observation[32, 32] * 255,
+                               _colour(chair, azimuth, elevation), atol=1)
+
+
+def test_chairs_data_set_without_archive_names_the_place(data_dir):
+  config = experiment_config.base_config()
+  experiment_config.set_dataset(config, 'chairs')
+  config.data_dir = str(data_dir)
+  with pytest.raises(chairs_tfds.ChairsArchiveError,
+                     match='downloads/manual/rendered_chairs.tar'):
+    registry.open_dataset(config)

@@ -318,22 +318,17 @@ def _open_chairs(data_dir):
   # Imported here: the chairs builder loads PIL, which nothing else needs.
   from bvae_jax.datasets import chairs_tfds  # pylint: disable=g-import-not-at-top
   builder = chairs_tfds.Chairs3d(data_dir=data_dir)
-  try:
-    prepare(builder, 'reading the manually downloaded rendered_chairs.tar')
-  except chairs_tfds.ChairsArchiveError:
-    raise
-  except AssertionError as error:  # TFDS's "manual dir missing" check.
-    raise DatasetUnavailableError(
-        f'chairs: {error}\nExpected the archive at '
-        f'{chairs_tfds.expected_archive_path(data_dir)}') from error
+  # A missing, truncated or wrong archive raises ChairsArchiveError, naming
+  # the file and the expected place.
+  prepare(builder, 'reading the manually downloaded rendered_chairs.tar')
   images = records.ArrayRecordImages(builder, max_pixel_value=255)
-  num_chairs = images.num_records // chairs_tfds.VIEWS_PER_CHAIR
+  num_chairs = chairs_tfds.num_chairs(builder.info)
   return Dataset(
       name='chairs', source='real', builder=builder, images=images,
       observation_shape=(64, 64, 3),
       make_ground_truth=lambda: ground_truth.RecordGroundTruth.from_labels(
           ('chair', 'azimuth', 'elevation'),
-          (num_chairs, chairs_tfds.NUM_AZIMUTHS, chairs_tfds.NUM_ELEVATIONS),
+          (num_chairs, len(chairs_tfds.AZIMUTHS), len(chairs_tfds.ELEVATIONS)),
           (64, 64, 3), images, images.read_labels(_CHAIRS_LABELS),
           source_name=builder.info.full_name))
 
