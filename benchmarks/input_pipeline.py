@@ -1,40 +1,62 @@
-r"""Throughput of the dSprites renderer, the TFDS preparation and the pipeline.
+r"""Throughput of the data sets: preparation, the pipeline, the ground truth.
 
   python -m benchmarks.input_pipeline                    # prepares in a temp dir
   python -m benchmarks.input_pipeline --data_dir=~/tensorflow_datasets
+  python -m benchmarks.input_pipeline --beside_training  # also while training
 
-Measures, on dsprites_procedural (full, 737,280 images):
-  * prepare_seconds: download_and_prepare of the full config, in a separate
-    process so that its memory does not count below (null if the data set was
-    already prepared in --data_dir).
-  * images_per_sec: input_pipeline.create_train_iterator at batch 64, after a
-    warm-up, in this process.
-  * tfds_source_images_per_sec: the same reads through
+Measures:
+  * prepare_seconds: download_and_prepare of dsprites_procedural/full
+    (737,280 images), in a separate process so that its memory does not count
+    below (null if already prepared in --data_dir).
+  * images_per_sec[name]: input_pipeline.create_train_iterator at batch 64,
+    after a warm-up, for dsprites_procedural, color_dsprites (procedural
+    records), gaussian_blobs and chairs (a synthetic archive of
+    --chairs_models models x 62 views of 600x600 PNGs in the real layout;
+    real data is needed for shapes3d and celeb_a).
+  * ground_truth_observations_per_sec[name]: sample(1000) of each data set's
+    ground truth, in batches of 1000 (what the metrics draw). `dsprites_records`
+    is the record lookup the official file uses, timed on procedural records.
+  * tfds_source_images_per_sec: dSprites reads through
     builder.as_data_source().__getitems__ (why the pipeline reads on its own).
-  * rss_mb / peak_rss_mb: this process's memory after reading.
+  * rss_mb / peak_rss_mb: this process's memory after reading full dSprites.
   * render_images_per_sec: dsprites.render over the whole set.
+  * chairs_prepare_images_per_sec: decoding, cropping and writing the archive.
+  * beside_training (--beside_training): dSprites pipeline images/s (slowest
+    window) while `benchmarks.train_step` runs in another process the whole
+    time, that run's images/s, and their ratio (must stay >= 10x).
 The last line printed is all of it as one JSON object.
 """
 
 import argparse
 from concurrent import futures
+import io
 import itertools
 import json
 import multiprocessing
 import os
+import subprocess
+import sys
+import tarfile
 import tempfile
 import time
 
 import ml_collections
 import numpy as np
+from PIL import Image
 
 from bvae_jax import input_pipeline
+from bvae_jax.datasets import chairs_tfds
 from bvae_jax.datasets import dsprites
 from bvae_jax.datasets import dsprites_tfds
+from bvae_jax.datasets import ground_truth
+from bvae_jax.datasets import registry
 
 DATASET = 'dsprites_procedural'
+PIPELINE_DATASETS = ('dsprites_procedural', 'color_dsprites', 'gaussian_blobs',
+                     'chairs')
 BATCH_SIZE = 64
 WARMUP_BATCHES = 50
+GROUND_TRUTH_BATCH = 1000
 
 
 def main():
@@ -43,6 +65,10 @@ def main():
                       help='TFDS data dir; default: a temporary one.')
   parser.add_argument('--batches', type=int, default=2000,
                       help='Timed batches of the pipeline.')
+  parser.add_argument('--chairs_models', type=int, default=10,
+                      help='Chair models in the synthetic 3D Chairs archive.')
+  parser.add_argument('--beside_training', action='store_true',
+                      help='Also time the pipeline while training runs.')
   args = parser.parse_args()
   with tempfile.TemporaryDirectory() as temp_dir:
     data_dir = os.path.expanduser(args.data_dir or temp_dir)
@@ -51,16 +77,114 @@ def main():
         'cpu_count': os.cpu_count(),
         'prepare_seconds': prepare_in_subprocess(data_dir),
     }
-    config = ml_collections.ConfigDict({
-        'dataset': DATASET, 'data_dir': data_dir,
-        'batch_size': BATCH_SIZE, 'seed': 0})
-    results['images_per_sec'] = {DATASET: pipeline_throughput(config,
-                                                              args.batches)}
+    chairs_dir = os.path.join(temp_dir, 'chairs')
+    results['chairs_prepare_images_per_sec'] = prepare_synthetic_chairs(
+        chairs_dir, args.chairs_models)
+    results['images_per_sec'] = {}
+    for name in PIPELINE_DATASETS:
+      config = make_config(name, chairs_dir if name == 'chairs' else data_dir)
+      results['images_per_sec'][name] = pipeline_throughput(config,
+                                                            args.batches)
     results['tfds_source_images_per_sec'] = tfds_source_throughput(data_dir)
     # Memory of reading only: rendering below allocates chunks of its own.
     results.update(memory_mb())
+    results['ground_truth_observations_per_sec'] = ground_truth_throughput(
+        data_dir, chairs_dir)
     results['render_images_per_sec'] = render_throughput()
+    if args.beside_training:
+      results['beside_training'] = beside_training(
+          make_config(DATASET, data_dir))
     print(json.dumps(results))
+
+
+def make_config(name, data_dir):
+  return ml_collections.ConfigDict({
+      'dataset': name, 'dataset_source': 'procedural' if 'dsprites' in name
+      else 'auto', 'data_dir': data_dir, 'batch_size': BATCH_SIZE, 'seed': 0})
+
+
+def prepare_synthetic_chairs(data_dir, num_models):
+  """Writes a 3D Chairs archive of 600x600 renders, prepares it; images/s."""
+  archive = chairs_tfds.manual_archive_path(data_dir)
+  archive.parent.mkdir(parents=True)
+  rng = np.random.default_rng(0)
+  with tarfile.open(archive, 'w') as tar:
+    for model in range(num_models):
+      for view in range(chairs_tfds.VIEWS_PER_CHAIR):
+        elevation, azimuth = divmod(view, len(chairs_tfds.AZIMUTHS))
+        # A white canvas with a textured block where the chair would be.
+        render = np.full((600, 600, 3), 255, np.uint8)
+        render[150:450, 200:400] = rng.integers(0, 255, (300, 200, 3))
+        buffer = io.BytesIO()
+        Image.fromarray(render).save(buffer, format='PNG')
+        name = (f'rendered_chairs/chair{model:04d}/renders/image_{view:03d}_'
+                f'p{chairs_tfds.ELEVATIONS[elevation]:03d}_'
+                f't{chairs_tfds.AZIMUTHS[azimuth]:03d}_r096.png')
+        info = tarfile.TarInfo(name)
+        info.size = buffer.tell()
+        buffer.seek(0)
+        tar.addfile(info, buffer)
+  num_images = num_models * chairs_tfds.VIEWS_PER_CHAIR
+  start = time.perf_counter()
+  chairs_tfds.Chairs3d(data_dir=data_dir).download_and_prepare()
+  images_per_sec = round(num_images / (time.perf_counter() - start))
+  print(f'chairs prepare: {images_per_sec} images/s ({num_images} renders)')
+  return images_per_sec
+
+
+def ground_truth_throughput(data_dir, chairs_dir, num_batches=20):
+  """Observations/s of sample(GROUND_TRUTH_BATCH) per data set."""
+  truths = {}
+  for name in ('dsprites_procedural', 'color_dsprites', 'gaussian_blobs',
+               'chairs'):
+    dataset = registry.open_dataset(
+        make_config(name, chairs_dir if name == 'chairs' else data_dir))
+    truths[name] = dataset.ground_truth()
+  # The official file's lookup (record i = image i), on the procedural records.
+  full = registry.open_dataset(make_config(DATASET, data_dir))
+  truths['dsprites_records'] = ground_truth.RecordGroundTruth(
+      dsprites.FACTOR_NAMES, dsprites.FACTOR_SIZES, (64, 64, 1), full.images)
+  rates = {}
+  for name, truth in truths.items():
+    random_state = np.random.RandomState(0)
+    truth.sample(GROUND_TRUTH_BATCH, random_state)  # Warm-up.
+    start = time.perf_counter()
+    for _ in range(num_batches):
+      truth.sample(GROUND_TRUTH_BATCH, random_state)
+    rates[name] = round(num_batches * GROUND_TRUTH_BATCH
+                        / (time.perf_counter() - start))
+    print(f'ground truth {name}: {rates[name]} observations/s')
+  return rates
+
+
+def beside_training(config, window_batches=200):
+  """Pipeline images/s while benchmarks.train_step trains in another process.
+
+  The pipeline reads for as long as the trainer process lives (compilation,
+  warm-up and its timed rounds), in windows of `window_batches`; the slowest
+  window after the first is reported, so the ratio is a lower bound over the
+  trainer's timed rounds.
+  """
+  trainer = subprocess.Popen(
+      [sys.executable, '-m', 'benchmarks.train_step', '--seconds=40'],
+      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+  iterator = input_pipeline.create_train_iterator(
+      config, process_index=0, process_count=1)
+  windows = []
+  while trainer.poll() is None:
+    start = time.perf_counter()
+    for _ in itertools.islice(iterator, window_batches):
+      pass
+    windows.append(window_batches * BATCH_SIZE / (time.perf_counter() - start))
+  training = json.loads(trainer.stdout.read().strip().splitlines()[-1])
+  slowest = round(min(windows[1:] or windows))
+  train_rate = training['images_per_sec']
+  ratio = round(slowest / train_rate, 1)
+  print(f'beside training: pipeline >= {slowest} images/s (slowest of '
+        f'{len(windows)} windows), training {train_rate} images/s ({ratio}x)')
+  return {'pipeline_images_per_sec_min': slowest,
+          'pipeline_images_per_sec_median': round(float(np.median(windows))),
+          'train_images_per_sec': train_rate, 'ratio': ratio}
 
 
 def render_throughput():
@@ -107,7 +231,8 @@ def pipeline_throughput(config, num_batches):
     pass
   seconds = time.perf_counter() - start
   images_per_sec = round(num_batches * BATCH_SIZE / seconds)
-  print(f'pipeline: {images_per_sec} images/s ({num_batches} batches)')
+  print(f'pipeline {config.dataset}: {images_per_sec} images/s '
+        f'({num_batches} batches)')
   return images_per_sec
 
 
