@@ -1,0 +1,151 @@
+"""The β-VAE disentanglement score.
+
+Higgins et al. 2017, "β-VAE: Learning Basic Visual Concepts with a
+Constrained Variational Framework", as computed by disentanglement_lib's
+`evaluation/metrics/beta_vae.py` (`compute_beta_vae_sklearn`,
+`_generate_training_batch`, `_generate_training_sample`; Locatello et al.
+2019). Followed exactly:
+
+* Each point: a factor index uniform in [0, num_factors), two batches of
+  `batch_size` factor rows, the chosen factor copied from the first batch to
+  the second, both rendered and encoded; the feature is the mean over the
+  batch of |z1 - z2| and the label the factor index. The random draws come
+  in disentanglement_lib's order (index, batch 1, batch 2, rendering of 1,
+  rendering of 2, next point), so the same RandomState gives the same
+  factors; rendering and encoding are batched over many points
+  (`sampling.point_features`).
+* A logistic regression on num_train points, then num_eval new points from
+  the same RandomState; scores are the accuracies on both.
+
+The classifier. disentanglement_lib builds
+`LogisticRegression(random_state=random_state)` with the metric's own
+RandomState. With the sklearn of its published results (< 0.22) that meant
+liblinear, one-vs-rest, L2 penalty with C=1, tol=1e-4, max_iter=100, an
+intercept penalised like a weight (intercept_scaling=1), and a fit that drew
+one seed, `random_state.randint(2**31 - 1)`, before the evaluation points
+were drawn. sklearn >= 0.22 switched the default to lbfgs multinomial, which
+draws nothing, and the sklearn installed here (1.9) refuses several classes
+with liblinear. We keep the published behaviour: we draw the seed in the
+same place (so the evaluation points are the ones disentanglement_lib drew),
+fit one binary liblinear model per class (one model for two classes, as
+liblinear does) and predict the class of the highest decision value, the
+first one on ties. The tests compare this with sklearn's `_fit_liblinear`,
+the old code path, still in sklearn as a private function: coefficients
+agree to 1e-9 and the scores exactly. What may remain is liblinear's own
+version: sklearn bundled an older one then.
+"""
+
+import numpy as np
+from sklearn import linear_model
+
+from bvae_jax.metrics import sampling
+
+# LogisticRegression as sklearn < 0.22 built it by default (see the module
+# docstring); l1_ratio=0 is the L2 penalty. The seed is set per fit.
+LOGISTIC_PARAMS = dict(
+    solver='liblinear', C=1.0, l1_ratio=0.0, dual=False, tol=1e-4,
+    fit_intercept=True, intercept_scaling=1.0, class_weight=None,
+    max_iter=100)
+
+
+def beta_vae_score(ground_truth, representation_fn, random_state,
+                   batch_size=64, num_train=10000, num_eval=5000,
+                   images_per_call=4096):
+  """β-VAE score with disentanglement_lib's definition and defaults.
+
+  Args:
+    ground_truth: a `GroundTruthData`.
+    representation_fn: float32 (n, H, W, C) observations -> (n, num_codes).
+    random_state: np.random.RandomState; the only source of randomness.
+    batch_size: pairs of observations per point.
+    num_train: points to fit the classifier.
+    num_eval: points to evaluate it.
+    images_per_call: images per call of `representation_fn` (whole points);
+      changes no number.
+
+  Returns:
+    {'train_accuracy', 'eval_accuracy'}, floats.
+  """
+  train_points, train_labels = _generate_training_batch(
+      ground_truth, representation_fn, batch_size, num_train, random_state,
+      images_per_call)
+  classifier = fit_classifier(train_points, train_labels, random_state)
+  train_accuracy = np.mean(classifier.predict(train_points) == train_labels)
+  eval_points, eval_labels = _generate_training_batch(
+      ground_truth, representation_fn, batch_size, num_eval, random_state,
+      images_per_call)
+  eval_accuracy = np.mean(classifier.predict(eval_points) == eval_labels)
+  return {'train_accuracy': float(train_accuracy),
+          'eval_accuracy': float(eval_accuracy)}
+
+
+def draw_point(ground_truth, batch_size, random_state):
+  """One point's label and factor batches, drawn as disentanglement_lib does.
+
+  Returns:
+    (factor index, (factors1, factors2)), each (batch_size, num_factors),
+    the factor index's column equal in both.
+  """
+  index = random_state.randint(ground_truth.num_factors)
+  factors1 = ground_truth.sample_factors(batch_size, random_state)
+  factors2 = ground_truth.sample_factors(batch_size, random_state)
+  factors2[:, index] = factors1[:, index]
+  return index, (factors1, factors2)
+
+
+def pair_features(codes):
+  """Mean |z1 - z2| per point: codes (points, 2 * batch, num_codes)."""
+  batch = codes.shape[1] // 2
+  return np.mean(np.abs(codes[:, :batch] - codes[:, batch:]), axis=1)
+
+
+def _generate_training_batch(ground_truth, representation_fn, batch_size,
+                             num_points, random_state, images_per_call):
+  labels, features = sampling.point_features(
+      ground_truth, representation_fn,
+      lambda rs: draw_point(ground_truth, batch_size, rs), pair_features,
+      num_points, random_state, images_per_point=2 * batch_size,
+      images_per_call=images_per_call)
+  # disentanglement_lib stores the features in a float64 array.
+  return features.astype(np.float64), labels
+
+
+class OneVsRestLogistic:
+  """Liblinear logistic regression, one binary model per class.
+
+  Attributes:
+    classes: sorted labels seen in training.
+    models: one fitted binary LogisticRegression per class (a single one,
+      for the larger label, when there are two classes).
+  """
+
+  def __init__(self, classes, models):
+    self.classes = classes
+    self.models = models
+
+  def decision_function(self, points):
+    return np.column_stack([m.decision_function(points) for m in self.models])
+
+  def predict(self, points):
+    scores = self.decision_function(points)
+    if len(self.classes) == 2:
+      return self.classes[(scores[:, 0] > 0).astype(np.int64)]
+    return self.classes[np.argmax(scores, axis=1)]
+
+
+def fit_classifier(points, labels, random_state):
+  """Fits the classifier, drawing the one seed sklearn < 0.22 drew.
+
+  Raises:
+    ValueError: when the labels hold a single class (liblinear needs two).
+  """
+  seed = random_state.randint(np.iinfo(np.int32).max)
+  classes = np.unique(labels)
+  if len(classes) < 2:
+    raise ValueError(f'the classifier needs at least two factor indices '
+                     f'among the training labels, got {classes.tolist()}')
+  positives = classes[1:] if len(classes) == 2 else classes
+  models = [
+      linear_model.LogisticRegression(random_state=seed, **LOGISTIC_PARAMS)
+      .fit(points, labels == positive) for positive in positives]
+  return OneVsRestLogistic(classes, models)
