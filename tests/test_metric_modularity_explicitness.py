@@ -1,6 +1,7 @@
 """Modularity and explicitness on known answers and hand-worked MI matrices."""
 
 import numpy as np
+import pytest
 from scipy.special import expit
 from sklearn.linear_model import LogisticRegression
 
@@ -142,3 +143,24 @@ def test_processes_do_not_change_the_result():
                  rng.normal(size=(len(f), 4)))
   assert (me.modularity_explicitness(*split, n_jobs=1) ==
           me.modularity_explicitness(*split, n_jobs=2))
+
+
+def test_explicitness_when_a_split_lacks_a_value():
+  # disentanglement_lib's per-split MultiLabelBinarizer fails when the test
+  # split misses a value the classifier saw; ours scores the values present,
+  # and equals the per-split binarizer whenever both splits hold every value.
+  from sklearn import metrics as sk_metrics  # pylint: disable=g-import-not-at-top
+  from sklearn import preprocessing  # pylint: disable=g-import-not-at-top
+  rng = np.random.RandomState(0)
+  factor_train = rng.randint(4, size=200)
+  codes_train = factor_train[:, None] + rng.normal(size=(200, 2))
+  factor_test = np.array([0, 1, 2, 0, 1, 2, 2, 1])  # Never 3.
+  codes_test = factor_test[:, None] + rng.normal(size=(8, 2))
+  train_roc, test_roc = me.explicitness_per_factor(
+      codes_train, factor_train, codes_test, factor_test)
+  assert 0.5 < test_roc <= 1.0
+  clf = me._classifier().fit(codes_train, factor_train)
+  reference = sk_metrics.roc_auc_score(
+      preprocessing.MultiLabelBinarizer().fit_transform(factor_train[:, None]),
+      clf.predict_proba(codes_train))
+  assert train_roc == pytest.approx(reference, abs=1e-12)

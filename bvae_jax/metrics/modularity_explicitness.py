@@ -41,7 +41,6 @@ import numpy as np
 from sklearn import linear_model
 from sklearn import metrics
 from sklearn import multiclass
-from sklearn import preprocessing
 
 from bvae_jax.metrics import mutual_info
 
@@ -96,10 +95,16 @@ def explicitness_per_factor(codes_train: np.ndarray, factor_train: np.ndarray,
   clf = _classifier().fit(codes_train, factor_train)
   scores = []
   for codes, factor in ((codes_train, factor_train), (codes_test, factor_test)):
-    targets = preprocessing.MultiLabelBinarizer().fit_transform(
-        np.expand_dims(factor, 1))
-    scores.append(float(metrics.roc_auc_score(targets,
-                                              clf.predict_proba(codes))))
+    # disentanglement_lib binarises each split's labels with its own
+    # MultiLabelBinarizer, which lines up with predict_proba's columns only
+    # when the split holds every value the classifier saw (true at its sample
+    # sizes) and fails otherwise. We binarise against the classifier's
+    # classes and average over the values that occur (and do not fill the
+    # split): the same number whenever disentanglement_lib's is defined.
+    targets = factor[:, None] == clf.classes_[None, :]
+    scored = targets.any(axis=0) & ~targets.all(axis=0)
+    scores.append(float(metrics.roc_auc_score(
+        targets[:, scored], clf.predict_proba(codes)[:, scored])))
   return scores[0], scores[1]
 
 
