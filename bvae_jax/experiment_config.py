@@ -80,6 +80,21 @@ def base_config() -> ml_collections.ConfigDict:
   config.num_figure_images = 8  # Images in the reconstruction grid and traversal header.
   config.traversal_range = 3.0  # Latent traversals cover [−r, r].
   config.traversal_steps = 10  # Columns of the traversal figure.
+
+  # Evaluation (bvae_jax/evaluate.py): disentanglement_lib's sample sizes.
+  config.eval_every_steps = 0  # Metric suite during training every N steps; 0: off.
+  config.eval = ml_collections.ConfigDict()
+  config.eval.seed = 0  # RandomState seed of every metric (disentanglement_lib: 0).
+  config.eval.num_train = 10_000  # Training points of every metric.
+  config.eval.num_test = 5_000  # Test / eval points of every metric.
+  config.eval.batch_size = 64  # Pairs (β-VAE) / points (FactorVAE) per vote.
+  config.eval.num_variance_estimate = 10_000  # FactorVAE's global variances.
+  config.eval.num_bins = 20  # Histogram bins of MIG and modularity.
+  config.eval.representation = 'mean'  # 'mean' or 'sampled' posterior.
+  # The encoder alone runs fastest with XLA's convolution on CPU (5.2k vs 3.6k
+  # images/s for 'matmul', batch 2048, 2 cores); parameters are the same.
+  config.eval.conv_impl = 'lax'
+  config.eval.encode_batch_size = 2048  # Images per encoder call.
   return config
 
 
@@ -169,6 +184,17 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
            config.num_channels)
   _require(config.traversal_range > 0, 'traversal_range', 'must be > 0',
            config.traversal_range)
+  _require(config.eval_every_steps >= 0, 'eval_every_steps', 'must be ≥ 0',
+           config.eval_every_steps)
+  for field in ('num_train', 'num_test', 'batch_size', 'num_variance_estimate',
+                'num_bins', 'encode_batch_size'):
+    _require(config.eval[field] > 0, f'eval.{field}', 'must be > 0',
+             config.eval[field])
+  _require(config.eval.representation in ('mean', 'sampled'),
+           'eval.representation', "must be 'mean' or 'sampled'",
+           config.eval.representation)
+  _require(config.eval.conv_impl in conv_layers.CONV_IMPLS, 'eval.conv_impl',
+           f'must be one of {conv_layers.CONV_IMPLS}', config.eval.conv_impl)
   _require(config.dataset in registry.DATASET_NAMES, 'dataset',
            f'must be one of {registry.DATASET_NAMES}', config.dataset)
   _require(config.dataset_source in registry.DATASET_SOURCES, 'dataset_source',

@@ -271,6 +271,23 @@ def _check_same_data_source(stored_config: Mapping[str, Any],
         f'available (docs/datasets.md), or use a fresh --workdir.')
 
 
+def run_periodic_evaluation(config: ml_collections.ConfigDict, workdir: str,
+                            step: int, params: Any,
+                            dataset: registry.Dataset) -> None:
+  """The metric suite on the current parameters (config.eval_every_steps)."""
+  if dataset.make_ground_truth is None:
+    logging.warning('No evaluation: data set %s has no ground truth.',
+                    config.dataset)
+    return
+  if jax.process_count() > 1:
+    logging.warning('Periodic evaluation runs in single-process jobs only; '
+                    'evaluate step %d with --mode=evaluate.', step)
+    return
+  # Imported here: evaluate builds models with this module's functions.
+  from bvae_jax import evaluate  # pylint: disable=g-import-not-at-top
+  evaluate.evaluate(config, workdir, step, params=params)
+
+
 def _write_dataset_json(workdir: str, dataset: registry.Dataset) -> None:
   with open(os.path.join(workdir, 'dataset.json'), 'w') as f:
     json.dump(dataset.describe(), f, indent=2, sort_keys=True)
@@ -386,6 +403,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       if step % config.checkpoint_every_steps == 0 or is_last:
         fetch_pending(step)  # Never save a state whose history is unchecked.
         checkpointing.save(manager, step, state, config)
+      if config.eval_every_steps and (
+          step % config.eval_every_steps == 0 or is_last):
+        run_periodic_evaluation(config, workdir, step, state.params, dataset)
       if (step % config.figure_every_steps == 0 or is_last) and is_chief:
         fetch_pending(step)
         kl_per_latent = mean_metrics(fetched or [last_interval])['kl_per_latent']

@@ -43,10 +43,12 @@ def get_config(arg=None):
   config.capacity_start = 0.0
   config.capacity_anneal_steps = 100_000
   config.num_train_steps = 300_000
+  config.eval_every_steps = 100_000  # The metric suite at 100k, 200k, 300k.
   if args.quick:
     config.capacity_anneal_steps = 4_000
     config.num_train_steps = 5_000
     config.log_every_steps = 100
     config.checkpoint_every_steps = 1_000
     config.figure_every_steps = 2_500
+    config.eval_every_steps = 0  # Evaluate after with --mode=evaluate.
   return config

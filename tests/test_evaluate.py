@@ -1,0 +1,162 @@
+"""Evaluation restored from Orbax checkpoints: exactness, outputs, errors."""
+
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from bvae_jax import checkpointing
+from bvae_jax import evaluate
+from bvae_jax import experiment_config
+from bvae_jax import input_pipeline
+from bvae_jax import models
+from bvae_jax import train
+
+
+@pytest.fixture(scope='module')
+def data_dir(tmp_path_factory):
+  return str(tmp_path_factory.mktemp('tfds'))
+
+
+def tiny_config(data_dir, **overrides):
+  config = experiment_config.base_config()
+  config.dataset = 'dsprites_procedural/tiny'
+  config.data_dir = data_dir
+  config.batch_size = 8
+  config.num_train_steps = 4
+  config.log_every_steps = 2
+  config.checkpoint_every_steps = 2
+  config.figure_every_steps = 1000
+  config.capacity_anneal_steps = 100
+  # Small samples: the definitions are tested in tests/test_metric_*.py.
+  config.eval.num_train = 300
+  config.eval.num_test = 150
+  config.eval.batch_size = 8
+  config.eval.num_variance_estimate = 300
+  config.eval.encode_batch_size = 256
+  config.update(overrides)
+  return config
+
+
+@pytest.fixture(scope='module')
+def trained(data_dir, tmp_path_factory):
+  """(config, workdir, final state) of a 4-step run with checkpoints 2 and 4."""
+  workdir = str(tmp_path_factory.mktemp('run'))
+  config = tiny_config(data_dir)
+  state = train.train_and_evaluate(config, workdir)
+  return config, workdir, state
+
+
+def reconstructions(config, params, images):
+  model = train.create_model(config)
+  mean, _ = model.apply({'params': params}, images, method=models.VAE.encode)
+  return np.asarray(model.apply({'params': params}, mean,
+                                method=models.VAE.decode))
+
+
+def test_restored_model_reproduces_the_saved_reconstructions_exactly(trained):
+  config, workdir, state = trained
+  params, step, stored_config = evaluate.restore_params(config, workdir)
+  assert step == 4 and stored_config['dataset_source'] == 'procedural'
+  images = input_pipeline.fixed_images(config, 16)
+  np.testing.assert_array_equal(
+      reconstructions(config, params, images),
+      reconstructions(config, jax.device_get(state.params), images))
+
+
+def test_representation_fn_pads_and_chunks_without_changing_codes(trained):
+  config, workdir, _ = trained
+  params, _, _ = evaluate.restore_params(config, workdir)
+  images = input_pipeline.fixed_images(config, 37)
+  model = train.create_model(config)
+  expected, _ = model.apply({'params': params}, images,
+                            method=models.VAE.encode)
+  for conv_impl in ('lax', 'matmul'):
+    fn = evaluate.make_representation_fn(
+        model.clone(conv_impl=conv_impl), params, encode_batch_size=16)
+    codes = fn(images)  # Chunks of 16, 16 and 5 (padded to 8).
+    assert codes.shape == (37, config.latent_dim)
+    np.testing.assert_allclose(codes, expected, rtol=1e-4, atol=1e-5)
+  sampled = evaluate.make_representation_fn(model, params, sampled=True,
+                                            seed=3)
+  again = evaluate.make_representation_fn(model, params, sampled=True, seed=3)
+  np.testing.assert_array_equal(sampled(images), again(images))
+  assert not np.allclose(sampled(images), expected)
+
+
+def test_evaluate_writes_json_tensorboard_and_figures(trained):
+  config, workdir, _ = trained
+  result = evaluate.evaluate(config, workdir, step=2)
+  assert result['step'] == 2
+  path = os.path.join(workdir, 'eval', 'metrics_2.json')
+  assert json.load(open(path)) == json.loads(json.dumps(result))
+  keys = {name: sorted(values) for name, values in result['metrics'].items()}
+  assert keys == {
+      'mig': ['discrete_mig'],
+      'modularity_explicitness': ['explicitness_score_test',
+                                  'explicitness_score_train',
+                                  'modularity_score'],
+      'dci': ['completeness', 'disentanglement', 'informativeness_test',
+              'informativeness_train'],
+      'sap': ['SAP_score'],
+      'beta_vae': ['eval_accuracy', 'train_accuracy'],
+      'factor_vae': ['eval_accuracy', 'num_active_dims', 'train_accuracy'],
+  }
+  for values in result['metrics'].values():
+    assert all(np.isfinite(v) for v in values.values())
+  assert len(result['kl_per_latent']) == config.latent_dim
+  assert result['dataset']['source'] == 'procedural'
+  names = sorted(os.listdir(os.path.join(workdir, 'eval')))
+  assert names == ['metrics_2.json', 'mig_2.png', 'mutual_information_2.png']
+  # Deterministic: the same checkpoint gives the same numbers.
+  again = evaluate.evaluate(config, workdir, step=2)
+  assert again['metrics'] == result['metrics']
+
+
+def test_no_checkpoint_lists_what_is_there(data_dir, tmp_path):
+  (tmp_path / 'notes.txt').write_text('x')
+  with pytest.raises(evaluate.NoCheckpointError,
+                     match=r"No checkpoint in .*checkpoints; .* holds: "
+                     r"\['notes.txt'\]"):
+    evaluate.evaluate(tiny_config(data_dir), str(tmp_path))
+
+
+def test_missing_step_lists_the_available_ones(trained):
+  config, workdir, _ = trained
+  with pytest.raises(evaluate.NoCheckpointError,
+                     match=r'No checkpoint for step 3 .*available steps: '
+                     r'\[2, 4\]'):
+    evaluate.evaluate(config, workdir, step=3)
+
+
+def test_other_architecture_is_named(trained):
+  config, workdir, _ = trained
+  before = sorted(os.listdir(workdir))
+  with pytest.raises(checkpointing.CheckpointMismatchError,
+                     match='different architecture'):
+    evaluate.evaluate(tiny_config(config.data_dir, latent_dim=6), workdir)
+  assert sorted(os.listdir(workdir)) == before
+
+
+def test_data_set_without_ground_truth_is_refused_before_encoding(
+    trained, monkeypatch):
+  config, workdir, _ = trained
+  from bvae_jax.datasets import ground_truth  # pylint: disable=g-import-not-at-top
+  from bvae_jax.datasets import registry  # pylint: disable=g-import-not-at-top
+  opened = registry.open_dataset(config)
+  monkeypatch.setattr(registry, 'open_dataset', lambda c: registry.Dataset(
+      name='celeb_a', source='tfds_catalog', builder=opened.builder,
+      images=opened.images, observation_shape=(64, 64, 1),
+      make_ground_truth=None))
+  with pytest.raises(ground_truth.NoGroundTruthError, match="'celeb_a'"):
+    evaluate.evaluate(config, workdir)
+
+
+def test_training_evaluates_every_eval_every_steps(data_dir, tmp_path):
+  config = tiny_config(data_dir, eval_every_steps=3, num_train_steps=4)
+  train.train_and_evaluate(config, str(tmp_path))
+  # Step 3 by the period, step 4 as the last step.
+  assert sorted(p for p in os.listdir(tmp_path / 'eval')
+                if p.endswith('.json')) == ['metrics_3.json', 'metrics_4.json']
