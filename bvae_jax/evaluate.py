@@ -192,6 +192,7 @@ def code_metrics(codes_train, factors_train, codes_test, factors_test,
     start = time.perf_counter()
     results[name] = {k: float(v) for k, v in compute().items()}
     timings[name] = time.perf_counter() - start
+    logging.info('Metric %s: %s (%.1f s).', name, results[name], timings[name])
   return results, timings
 
 
@@ -211,6 +212,10 @@ def compute_suite(ground_truth, representation_fn, eval_config
   """
   c = eval_config
   timings = {}
+  representation_fn = _reporting_progress(
+      representation_fn, total_images=suite_image_count(c))
+  logging.info('Drawing and encoding %d + %d points for MIG, modularity, DCI '
+               'and SAP.', c.num_train, c.num_test)
   start = time.perf_counter()
   random_state = np.random.RandomState(c.seed)
   codes_train, factors_train = sampling.generate_batch_factor_code(
@@ -222,20 +227,57 @@ def compute_suite(ground_truth, representation_fn, eval_config
                                        factors_test, c.num_bins)
   timings.update(code_timings)
 
+  logging.info('β-VAE score: encoding %d images.',
+               2 * c.batch_size * (c.num_train + c.num_test))
   start = time.perf_counter()
   metrics['beta_vae'] = {k: float(v) for k, v in beta_vae.beta_vae_score(
       ground_truth, representation_fn, np.random.RandomState(c.seed),
       batch_size=c.batch_size, num_train=c.num_train,
       num_eval=c.num_test).items()}
   timings['beta_vae'] = time.perf_counter() - start
+  logging.info('Metric beta_vae: %s (%.1f s). FactorVAE score: encoding %d '
+               'images.', metrics['beta_vae'], timings['beta_vae'],
+               c.num_variance_estimate + c.batch_size * (c.num_train +
+                                                         c.num_test))
   start = time.perf_counter()
   metrics['factor_vae'] = {k: float(v) for k, v in factor_vae.factor_vae_score(
       ground_truth, representation_fn, np.random.RandomState(c.seed),
       batch_size=c.batch_size, num_train=c.num_train, num_eval=c.num_test,
       num_variance_estimate=c.num_variance_estimate).items()}
   timings['factor_vae'] = time.perf_counter() - start
+  logging.info('Metric factor_vae: %s (%.1f s).', metrics['factor_vae'],
+               timings['factor_vae'])
   return metrics, timings, {'codes_train': codes_train,
                             'factors_train': factors_train}
+
+
+def suite_image_count(eval_config) -> int:
+  """Observations the whole suite encodes (for progress and benchmarks)."""
+  c = eval_config
+  points = c.num_train + c.num_test
+  return (points  # MIG, modularity, DCI, SAP (shared).
+          + 2 * c.batch_size * points  # β-VAE: pairs.
+          + c.num_variance_estimate + c.batch_size * points)  # FactorVAE.
+
+
+def _reporting_progress(representation_fn, total_images, every_seconds=30.0):
+  """Wraps `representation_fn` to log images encoded, images/s and the ETA."""
+  progress = metric_logging.ProgressReporter(total_images, 0)
+  done = [0]
+  last_log = [time.monotonic()]
+
+  def reporting_fn(observations):
+    codes = representation_fn(observations)
+    done[0] += len(observations)
+    if time.monotonic() - last_log[0] >= every_seconds:
+      timing = progress.report(done[0])
+      logging.info('Encoded %d/%d images, %.0f images/s, ETA %s.', done[0],
+                   total_images, timing['steps_per_sec'],
+                   metric_logging.format_eta(timing['eta_seconds']))
+      last_log[0] = time.monotonic()
+    return codes
+
+  return reporting_fn
 
 
 def evaluate(config: ml_collections.ConfigDict, workdir: str,

@@ -108,6 +108,15 @@ def test_negative_gamma_on_the_command_line_fails_before_writing(tmp_path):
   assert not (tmp_path / 'run').exists()
 
 
+def test_evaluate_mode_without_a_checkpoint_says_what_is_there(tmp_path):
+  (tmp_path / 'notes.txt').write_text('x')
+  result = _run_main('--config=configs/capacity.py:quick', '--mode=evaluate',
+                     f'--workdir={tmp_path}')
+  assert result.returncode != 0
+  assert 'No checkpoint in' in result.stderr
+  assert "holds: ['notes.txt']" in result.stderr
+
+
 @pytest.mark.parametrize('dataset, channels, latents, capacity_max', [
     ('dsprites', 1, 10, 25.0),
     ('color_dsprites', 3, 10, 25.0),
