@@ -61,20 +61,11 @@ def main(argv):
     print(f'synthetic {name}: {values}', flush=True)
 
   if _WORKDIR.value:
-    config = flags.FLAGS.config
-    params, step, stored = evaluate.restore_params(config, _WORKDIR.value)
-    config = config.copy_and_resolve_references()
-    if stored.get('dataset_source') in ('real', 'procedural'):
-      config.dataset_source = stored['dataset_source']
-    from bvae_jax import train  # pylint: disable=g-import-not-at-top
-    from bvae_jax.datasets import registry  # pylint: disable=g-import-not-at-top
-    dataset = registry.open_dataset(config)
-    model = train.create_model(config).clone(conv_impl=config.eval.conv_impl)
-    representation_fn = evaluate.make_representation_fn(
-        model, params, encode_batch_size=config.eval.encode_batch_size)
+    setup = evaluate.prepare_evaluation(flags.FLAGS.config, _WORKDIR.value)
+    dataset, step = setup.dataset, setup.step
     start = time.perf_counter()
     metrics, seconds, _ = evaluate.compute_suite(
-        dataset.ground_truth(), representation_fn, config.eval)
+        dataset.ground_truth(), setup.representation_fn, setup.config.eval)
     total = time.perf_counter() - start
     results['trained_model'] = {
         'workdir': _WORKDIR.value, 'step': step,

@@ -25,6 +25,7 @@ posterior mean (`config.eval.representation='mean'`) or one posterior sample
 (`'sampled'`), as disentanglement_lib's `mean`/`sampled` representations.
 """
 
+import dataclasses
 import json
 import os
 import time
@@ -280,6 +281,44 @@ def _reporting_progress(representation_fn, total_images, every_seconds=30.0):
   return reporting_fn
 
 
+@dataclasses.dataclass
+class EvaluationSetup:
+  """What evaluating one set of parameters needs (see prepare_evaluation)."""
+  config: ml_collections.ConfigDict  # dataset_source resolved as trained.
+  dataset: registry.Dataset
+  model: Any  # The VAE with config.eval.conv_impl.
+  params: Any
+  step: int
+  representation_fn: Callable[[np.ndarray], np.ndarray]
+
+
+def prepare_evaluation(config: ml_collections.ConfigDict, workdir: str,
+                       step: int | None = None,
+                       params=None) -> EvaluationSetup:
+  """Restores (unless `params` are given) and opens the data and encoder.
+
+  Raises:
+    As restore_params, and ValueError on a bad config value.
+  """
+  experiment_config.validate_config(config)
+  stored_config = {}
+  if params is None:
+    params, step, stored_config = restore_params(config, workdir, step)
+  config = config.copy_and_resolve_references()
+  if (config.dataset_source == 'auto'
+      and stored_config.get('dataset_source') in ('real', 'procedural')):
+    # Evaluate on the records the model was trained on.
+    config.dataset_source = stored_config['dataset_source']
+  c = config.eval
+  model = train.create_model(config).clone(conv_impl=c.conv_impl)
+  return EvaluationSetup(
+      config=config, dataset=registry.open_dataset(config), model=model,
+      params=params, step=step,
+      representation_fn=make_representation_fn(
+          model, params, encode_batch_size=c.encode_batch_size,
+          sampled=c.representation == 'sampled', seed=c.seed))
+
+
 def evaluate(config: ml_collections.ConfigDict, workdir: str,
              step: int | None = None, params=None) -> dict[str, Any]:
   """Evaluates a checkpoint of `workdir` (or `params`) and writes the results.
@@ -300,22 +339,12 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str,
       restore_params.
     ground_truth.NoGroundTruthError: the data set has no known factors.
   """
-  experiment_config.validate_config(config)
-  stored_config = {}
-  if params is None:
-    params, step, stored_config = restore_params(config, workdir, step)
-  config = config.copy_and_resolve_references()
-  if (config.dataset_source == 'auto'
-      and stored_config.get('dataset_source') in ('real', 'procedural')):
-    # Evaluate on the records the model was trained on.
-    config.dataset_source = stored_config['dataset_source']
-  dataset = registry.open_dataset(config)
+  setup = prepare_evaluation(config, workdir, step, params)
+  dataset, eval_model, params, step = (setup.dataset, setup.model,
+                                       setup.params, setup.step)
   ground_truth = dataset.ground_truth()
-  c = config.eval
-  eval_model = train.create_model(config).clone(conv_impl=c.conv_impl)
-  representation_fn = make_representation_fn(
-      eval_model, params, encode_batch_size=c.encode_batch_size,
-      sampled=c.representation == 'sampled', seed=c.seed)
+  c = setup.config.eval
+  representation_fn = setup.representation_fn
   start = time.perf_counter()
   metrics, timings, draws = compute_suite(ground_truth, representation_fn, c)
   total = time.perf_counter() - start

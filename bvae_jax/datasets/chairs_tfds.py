@@ -93,6 +93,8 @@ from tensorflow_datasets.core import constants
 from tensorflow_datasets.core import example_serializer
 from tensorflow_datasets.core import file_adapters
 
+from bvae_jax.datasets import array_record_builder
+
 ARCHIVE_NAME = 'rendered_chairs.tar'
 ARCHIVE_URL = ('https://www.di.ens.fr/willow/research/seeing3Dchairs/data/'
                'rendered_chairs.tar')
@@ -160,7 +162,7 @@ def preprocess_render(png_bytes):
   return np.asarray(small, dtype=np.uint8)
 
 
-class Chairs3d(tfds.core.GeneratorBasedBuilder):
+class Chairs3d(array_record_builder.ArrayRecordBuilder):
   """3D Chairs renders, 64x64 RGB, with chair, azimuth and elevation labels."""
 
   VERSION = tfds.core.Version('1.0.0')
@@ -170,21 +172,6 @@ class Chairs3d(tfds.core.GeneratorBasedBuilder):
   <data_dir>/downloads/manual/{ARCHIVE_NAME}
   (TFDS's manual directory: `dl_manager.manual_dir`).
   """
-
-  @tfds.core.utils.classproperty
-  @classmethod
-  def code_path(cls):
-    """This file.
-
-    TFDS's own lookup imports `importlib_resources`, a backport that TFDS
-    4.9.10 declares only for Python < 3.9 yet imports on every version.
-    """
-    return epath.Path(__file__)
-
-  def __init__(self, *, file_format=None, **kwargs):
-    # FileReaderBuilder falls back to tfrecord, which needs TensorFlow to read;
-    # array_record gives random access (as_data_source) without it.
-    super().__init__(file_format=file_format or 'array_record', **kwargs)
 
   def _info(self):
     return self.dataset_info_from_configs(

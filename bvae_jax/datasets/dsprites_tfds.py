@@ -46,12 +46,12 @@ import dataclasses
 import zipfile
 import zlib
 
-from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
 from tensorflow_datasets.core import file_adapters
 from tensorflow_datasets.proto import tf_feature_pb2
 
+from bvae_jax.datasets import array_record_builder
 from bvae_jax.datasets import dsprites
 
 # Images rendered at a time while generating: big enough that rendering costs
@@ -92,7 +92,7 @@ class DspritesSubsetConfig(tfds.core.BuilderConfig):
     return np.arange(0, dsprites.NUM_IMAGES, self.stride)
 
 
-class _DspritesBuilder(tfds.core.GeneratorBasedBuilder, abc.ABC):
+class _DspritesBuilder(array_record_builder.ArrayRecordBuilder, abc.ABC):
   """Writes dSprites records in the order of the official file.
 
   Subclasses say where the images come from (`_image_chunks`). Abstract, so
@@ -109,21 +109,6 @@ class _DspritesBuilder(tfds.core.GeneratorBasedBuilder, abc.ABC):
           description='Every 257th image (2,869): every factor value occurs.'),
   ]
   DEFAULT_CONFIG_NAME = 'full'
-
-  @tfds.core.utils.classproperty
-  @classmethod
-  def code_path(cls):
-    """This file.
-
-    TFDS's own lookup imports `importlib_resources`, a backport that TFDS
-    4.9.10 declares only for Python < 3.9 yet imports on every version.
-    """
-    return epath.Path(__file__)
-
-  def __init__(self, *, file_format=None, **kwargs):
-    # FileReaderBuilder falls back to tfrecord, which needs TensorFlow to read;
-    # array_record gives random access (as_data_source) without it.
-    super().__init__(file_format=file_format or 'array_record', **kwargs)
 
   @abc.abstractmethod
   def _image_chunks(self, dl_manager):

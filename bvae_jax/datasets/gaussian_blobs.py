@@ -23,9 +23,10 @@ Usage:
   builder = GaussianBlobs(data_dir=data_dir); builder.download_and_prepare()
 """
 
-from etils import epath
 import numpy as np
 import tensorflow_datasets as tfds
+
+from bvae_jax.datasets import array_record_builder
 
 FACTOR_NAMES = ('pos_x', 'pos_y')
 FACTOR_SIZES = (32, 32)
@@ -95,21 +96,11 @@ def _profile(offsets):
   return np.exp(-offsets**2 / (2 * BLOB_STDDEV**2))
 
 
-class GaussianBlobs(tfds.core.GeneratorBasedBuilder):
+class GaussianBlobs(array_record_builder.ArrayRecordBuilder):
   """Gaussian blobs on a 32x32 position grid; record i is image i."""
 
   VERSION = tfds.core.Version('1.0.0')
   RELEASE_NOTES = {'1.0.0': 'First release.'}
-
-  @tfds.core.utils.classproperty
-  @classmethod
-  def code_path(cls):
-    """This file (TFDS's lookup imports the missing `importlib_resources`)."""
-    return epath.Path(__file__)
-
-  def __init__(self, *, file_format=None, **kwargs):
-    # array_record: random access without TensorFlow.
-    super().__init__(file_format=file_format or 'array_record', **kwargs)
 
   def _info(self):
     features = {'image': tfds.features.Tensor(
