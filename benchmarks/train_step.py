@@ -40,13 +40,12 @@ def build_step(conv_impl: str, batch_size: int):
   config.conv_impl = conv_impl
   mesh = devices.create_mesh()
   model = train.create_model(config)
-  optimizer = train.create_optimizer(config)
-  state = train.initial_train_state(config, model, optimizer, mesh)
+  state = train.initial_train_state(config, model, mesh)
   images = jax.device_put(
       (np.random.default_rng(0).uniform(size=(batch_size, 64, 64, 1)) > 0.8
        ).astype(np.float32), devices.batch_sharded(mesh))
   _, noise_key = train.rng_streams(config.seed)
-  step_fn = train.make_train_step(config, model, optimizer, mesh)
+  step_fn = train.make_train_step(config, model, mesh)
   return step_fn, state, images, noise_key
 
 

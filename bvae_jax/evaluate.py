@@ -131,6 +131,32 @@ def available_steps(workdir: str) -> list[int]:
   return sorted(int(name) for name in os.listdir(directory) if name.isdigit())
 
 
+def checkpoint_step(workdir: str, step: int | None = None) -> int:
+  """The checkpoint step to restore: `step`, or the latest.
+
+  Raises:
+    NoCheckpointError: no checkpoint in workdir, or none at `step`; the
+      message lists what is there.
+  """
+  steps = available_steps(workdir)
+  directory = checkpointing.checkpoint_dir(workdir)
+  if not steps:
+    there = sorted(os.listdir(workdir)) if os.path.isdir(workdir) else None
+    raise NoCheckpointError(
+        f'No checkpoint in {directory}; '
+        + (f'{workdir} does not exist' if there is None
+           else f'{workdir} holds: {there or "nothing"}')
+        + '. Train first: python -m bvae_jax.main --config=... '
+        f'--workdir={workdir}')
+  if step is None:
+    return steps[-1]
+  if step not in steps:
+    raise NoCheckpointError(
+        f'No checkpoint for step {step} in {directory}; available steps: '
+        f'{steps}')
+  return step
+
+
 def restore_params(config: ml_collections.ConfigDict, workdir: str,
                    step: int | None = None) -> tuple[Any, int, dict]:
   """Restores the parameters of a training run.
@@ -149,34 +175,23 @@ def restore_params(config: ml_collections.ConfigDict, workdir: str,
     checkpointing.CheckpointMismatchError: the checkpoint is of another
       architecture (names the differences).
   """
-  steps = available_steps(workdir)
-  directory = checkpointing.checkpoint_dir(workdir)
-  if not steps:
-    there = sorted(os.listdir(workdir)) if os.path.isdir(workdir) else None
-    raise NoCheckpointError(
-        f'No checkpoint in {directory}; '
-        + (f'{workdir} does not exist' if there is None
-           else f'{workdir} holds: {there or "nothing"}')
-        + '. Train first: python -m bvae_jax.main --config=... '
-        f'--workdir={workdir}')
-  if step is None:
-    step = steps[-1]
-  if step not in steps:
-    raise NoCheckpointError(
-        f'No checkpoint for step {step} in {directory}; available steps: '
-        f'{steps}')
+  step = checkpoint_step(workdir, step)
   mesh = devices.create_mesh()
   model = train.create_model(config)
-  optimizer = train.create_optimizer(config)
-  abstract_state = train.abstract_train_state(config, model, optimizer, mesh)
+  abstract_state = train.abstract_train_state(config, model, mesh)
   manager = checkpointing.create_manager(workdir, config, read_only=True)
   state, stored_config = checkpointing.restore(manager, step, abstract_state)
   return state.params, step, stored_config
 
 
+# Every metric of the suite, in the order computed (config.eval.metrics).
+METRIC_NAMES = experiment_config.EVAL_METRICS
+
+
 def code_metrics(codes_train, factors_train, codes_test, factors_test,
-                 num_bins=20) -> dict[str, dict[str, float]]:
-  """MIG, modularity/explicitness, DCI and SAP on drawn codes."""
+                 num_bins=20, names=METRIC_NAMES
+                 ) -> dict[str, dict[str, float]]:
+  """MIG, modularity/explicitness, DCI and SAP (those in `names`) on drawn codes."""
   results = {}
   timings = {}
   for name, compute in (
@@ -190,6 +205,8 @@ def code_metrics(codes_train, factors_train, codes_test, factors_test,
       ('sap', lambda: sap.sap(codes_train, factors_train, codes_test,
                               factors_test)),
   ):
+    if name not in names:
+      continue
     start = time.perf_counter()
     results[name] = {k: float(v) for k, v in compute().items()}
     timings[name] = time.perf_counter() - start
@@ -206,7 +223,7 @@ def compute_suite(ground_truth, representation_fn, eval_config
     ground_truth: a GroundTruthData.
     representation_fn: observations -> codes.
     eval_config: ConfigDict with seed, num_train, num_test, batch_size,
-      num_variance_estimate, num_bins.
+      num_variance_estimate, num_bins and metrics (the names to compute).
 
   Returns:
     (metrics by name, seconds by name, {'codes_train', 'factors_train'}).
@@ -224,20 +241,28 @@ def compute_suite(ground_truth, representation_fn, eval_config
   codes_test, factors_test = sampling.generate_batch_factor_code(
       ground_truth, representation_fn, c.num_test, random_state, _DRAW_BATCH)
   timings['draw_and_encode_codes'] = time.perf_counter() - start
+  names = tuple(c.metrics)
   metrics, code_timings = code_metrics(codes_train, factors_train, codes_test,
-                                       factors_test, c.num_bins)
+                                       factors_test, c.num_bins, names)
   timings.update(code_timings)
+  draws = {'codes_train': codes_train, 'factors_train': factors_train}
+  if 'beta_vae' not in names and 'factor_vae' not in names:
+    return metrics, timings, draws
 
-  logging.info('β-VAE score: encoding %d images.',
-               2 * c.batch_size * (c.num_train + c.num_test))
-  start = time.perf_counter()
-  metrics['beta_vae'] = {k: float(v) for k, v in beta_vae.beta_vae_score(
-      ground_truth, representation_fn, np.random.RandomState(c.seed),
-      batch_size=c.batch_size, num_train=c.num_train,
-      num_eval=c.num_test).items()}
-  timings['beta_vae'] = time.perf_counter() - start
-  logging.info('Metric beta_vae: %s (%.1f s). FactorVAE score: encoding %d '
-               'images.', metrics['beta_vae'], timings['beta_vae'],
+  if 'beta_vae' in names:
+    logging.info('β-VAE score: encoding %d images.',
+                 2 * c.batch_size * (c.num_train + c.num_test))
+    start = time.perf_counter()
+    metrics['beta_vae'] = {k: float(v) for k, v in beta_vae.beta_vae_score(
+        ground_truth, representation_fn, np.random.RandomState(c.seed),
+        batch_size=c.batch_size, num_train=c.num_train,
+        num_eval=c.num_test).items()}
+    timings['beta_vae'] = time.perf_counter() - start
+    logging.info('Metric beta_vae: %s (%.1f s).', metrics['beta_vae'],
+                 timings['beta_vae'])
+  if 'factor_vae' not in names:
+    return metrics, timings, draws
+  logging.info('FactorVAE score: encoding %d images.',
                c.num_variance_estimate + c.batch_size * (c.num_train +
                                                          c.num_test))
   start = time.perf_counter()
@@ -248,17 +273,18 @@ def compute_suite(ground_truth, representation_fn, eval_config
   timings['factor_vae'] = time.perf_counter() - start
   logging.info('Metric factor_vae: %s (%.1f s).', metrics['factor_vae'],
                timings['factor_vae'])
-  return metrics, timings, {'codes_train': codes_train,
-                            'factors_train': factors_train}
+  return metrics, timings, draws
 
 
 def suite_image_count(eval_config) -> int:
-  """Observations the whole suite encodes (for progress and benchmarks)."""
+  """Observations the suite encodes (for progress and benchmarks)."""
   c = eval_config
   points = c.num_train + c.num_test
+  names = tuple(c.get('metrics', METRIC_NAMES))
   return (points  # MIG, modularity, DCI, SAP (shared).
-          + 2 * c.batch_size * points  # β-VAE: pairs.
-          + c.num_variance_estimate + c.batch_size * points)  # FactorVAE.
+          + ('beta_vae' in names) * 2 * c.batch_size * points  # β-VAE: pairs.
+          + ('factor_vae' in names) * (c.num_variance_estimate +
+                                       c.batch_size * points))  # FactorVAE.
 
 
 def _reporting_progress(representation_fn, total_images, every_seconds=30.0):
@@ -400,10 +426,12 @@ def _write_outputs(workdir, result, draws, kl, ground_truth, num_bins):
       os.path.join(eval_dir, f'mutual_information_{step}.png'),
       mutual_information[order], order, kl[order], ground_truth.factor_names,
       step)
-  save_mig_figure(
-      os.path.join(eval_dir, f'mig_{step}.png'),
-      mig.mig_per_factor(codes, factors, num_bins), ground_truth.factor_names,
-      result['metrics']['mig']['discrete_mig'], step)
+  if 'mig' in result['metrics']:
+    save_mig_figure(
+        os.path.join(eval_dir, f'mig_{step}.png'),
+        mig.mig_per_factor(codes, factors, num_bins),
+        ground_truth.factor_names, result['metrics']['mig']['discrete_mig'],
+        step)
   logging.info('Wrote %s and figures in %s.', path, eval_dir)
 
 

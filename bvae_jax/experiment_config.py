@@ -14,6 +14,9 @@ from bvae_jax.datasets import registry
 
 # The objectives and likelihoods the training step knows.
 OBJECTIVES = ('capacity', 'beta_vae')
+# The metric suite's names (bvae_jax/evaluate.py computes them in this order).
+EVAL_METRICS = ('mig', 'modularity_explicitness', 'dci', 'sap', 'beta_vae',
+                'factor_vae')
 LIKELIHOODS = ('bernoulli', 'gaussian')
 
 # What each data set changes in a config (the names of datasets/registry.py
@@ -51,6 +54,9 @@ def base_config() -> ml_collections.ConfigDict:
   config.dataset_source = 'auto'  # 'auto' (real if obtainable), 'real' or 'procedural'.
   config.data_dir = ml_collections.config_dict.placeholder(str)  # None: TFDS default dir.
   config.num_channels = 1  # Image channels the model reads and writes (1 or 3).
+  # Train on this many records only (0: all): the first N of a permutation
+  # fixed by the data set, the same for every seed and run.
+  config.train_subset_size = 0
 
   # Model (Burgess et al. 2018, appendix A.1).
   config.latent_dim = 10  # Number of latent Gaussians.
@@ -67,7 +73,8 @@ def base_config() -> ml_collections.ConfigDict:
   config.capacity_anneal_steps = 100_000  # Steps of the linear ramp of C.
 
   # Optimisation.
-  config.seed = 0  # Seeds parameters, noise and data order.
+  config.seed = 0  # Seeds parameters and noise, and data order unless data_seed is set.
+  config.data_seed = ml_collections.config_dict.placeholder(int)  # None: seed.
   config.batch_size = 64  # Global batch size (over all devices and hosts).
   config.learning_rate = 5e-4  # Adam step size.
   config.num_train_steps = 300_000  # Total optimisation steps.
@@ -95,7 +102,34 @@ def base_config() -> ml_collections.ConfigDict:
   # images/s for 'matmul', batch 2048, 2 cores); parameters are the same.
   config.eval.conv_impl = 'lax'
   config.eval.encode_batch_size = 2048  # Images per encoder call.
+  # The metrics to compute (evaluate.METRIC_NAMES): all by default.
+  config.eval.metrics = EVAL_METRICS
   return config
+
+
+def sweep_block(*, seeds, grid, plot_metric='kl_total',
+                shared_batches=True, member_devices=0, evaluate=True
+                ) -> ml_collections.ConfigDict:
+  """The `sweep` block of a sweep config (bvae_jax/sweep.py).
+
+  Args:
+    seeds: the seeds; each grid point trains once per seed.
+    grid: {hyperparameter: values}; members are the Cartesian product.
+    plot_metric: the column of sweep_results.csv plotted against the first
+      swept field ('kl_total', 'reconstruction', or e.g. 'mig.discrete_mig').
+    shared_batches: members see the same batches (True) or each its own.
+    member_devices: devices along the member axis; 0: automatic.
+    evaluate: run config.eval.metrics on every member at the end.
+  """
+  return ml_collections.ConfigDict({
+      'seeds': tuple(seeds),
+      'grid': {field: tuple(float(v) for v in values)
+               for field, values in grid.items()},
+      'plot_metric': plot_metric,
+      'shared_batches': shared_batches,
+      'member_devices': member_devices,
+      'evaluate': evaluate,
+  })
 
 
 def set_dataset(config: ml_collections.ConfigDict, name: str) -> None:
@@ -184,12 +218,19 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
            config.num_channels)
   _require(config.traversal_range > 0, 'traversal_range', 'must be > 0',
            config.traversal_range)
+  _require(config.train_subset_size >= 0, 'train_subset_size', 'must be ≥ 0',
+           config.train_subset_size)
+  _require(config.data_seed is None or config.data_seed >= 0, 'data_seed',
+           'must be ≥ 0 or None', config.data_seed)
   _require(config.eval_every_steps >= 0, 'eval_every_steps', 'must be ≥ 0',
            config.eval_every_steps)
   for field in ('num_train', 'num_test', 'batch_size', 'num_variance_estimate',
                 'num_bins', 'encode_batch_size'):
     _require(config.eval[field] > 0, f'eval.{field}', 'must be > 0',
              config.eval[field])
+  _require(bool(config.eval.metrics) and set(config.eval.metrics) <= set(
+      EVAL_METRICS), 'eval.metrics', f'must name some of {EVAL_METRICS}',
+           config.eval.metrics)
   _require(config.eval.representation in ('mean', 'sampled'),
            'eval.representation', "must be 'mean' or 'sampled'",
            config.eval.representation)

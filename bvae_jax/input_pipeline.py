@@ -4,13 +4,16 @@ One pipeline for every data set (datasets/registry.py): record indices are
 shuffled and batched here; the data set's reader turns them into float32
 images in [0, 1] (decoding, colouring or cropping as the set needs).
 
-The global batch of step s is a function of (config.seed, s) alone:
+The global batch of step s is a function of (data seed, s) alone:
 
   record stream  = MapDataset.range(N).seed(seed).shuffle().repeat()
-                   (a new permutation each epoch, epoch e seeded with seed + e)
+                   (a new permutation each epoch, epoch e seeded with seed + e;
+                   seed is config.data_seed, or config.seed when that is None)
   global batch s = records [s·B, (s+1)·B) of that stream
 
-so a run resumed at step k (start_step=k) sees exactly the batches it would
+(with config.train_subset_size = K > 0, the stream runs over K fixed records
+instead: the first K of a permutation that no seed changes), so a run resumed
+at step k (start_step=k) sees exactly the batches it would
 have seen, and batches run across epoch ends without a short batch. Process p
 of P takes rows [p·b, (p+1)·b) of every global batch (b = B / P) and reads only
 those records; the processes' slices concatenate to the one-process batch.
@@ -32,6 +35,9 @@ from bvae_jax.datasets import registry
 # Seed of the permutation `fixed_images` draws from; not config.seed, so that
 # every run's figures show the same images.
 _FIXED_IMAGES_SEED = 0
+# Seed of the permutation whose first config.train_subset_size records form
+# the training subset: fixed, so every seed and member trains on one subset.
+_SUBSET_SEED = 1
 # Background reading: batches in flight and threads decoding them. Two threads
 # fill both cores of a small machine while the step runs on the accelerator.
 _PREFETCH_BATCHES = 8
@@ -73,19 +79,49 @@ def create_train_iterator(config, *, start_step=0, process_index=None,
   if start_step < 0:
     raise ValueError(f'start_step must be >= 0, got {start_step}')
   images = (dataset or registry.open_dataset(config)).images
+  records = training_records(config, images.num_records)
   local_batch_size = config.batch_size // process_count
   rows = slice(process_index * local_batch_size,
                (process_index + 1) * local_batch_size)
   batches = (
-      batch_record_indices(images.num_records, seed=config.seed,
+      batch_record_indices(len(records), seed=data_seed(config),
                            global_batch_size=config.batch_size)
       # Slicing the indices before reading: a process reads only its rows.
-      .map(lambda record_indices: {
-          'image': images.read_images(record_indices[rows])})
+      .map(lambda positions: {
+          'image': images.read_images(records[positions[rows]])})
   )
   batches = batches[start_step:]
   return iter(batches.to_iter_dataset(grain.ReadOptions(
       num_threads=_READ_THREADS, prefetch_buffer_size=_PREFETCH_BATCHES)))
+
+
+def data_seed(config):
+  """The seed of the data order: config.data_seed, else config.seed."""
+  seed = config.get('data_seed')
+  return config.seed if seed is None else seed
+
+
+def training_records(config, num_records):
+  """The record indices training draws from (all, or the fixed subset).
+
+  Args:
+    config: ConfigDict with `train_subset_size` (0 or absent: all records).
+    num_records: size of the data set.
+
+  Returns:
+    int64 array of record indices.
+
+  Raises:
+    ValueError: if the subset is larger than the data set.
+  """
+  size = config.get('train_subset_size') or 0
+  if size > num_records:
+    raise ValueError(
+        f'config.train_subset_size={size} exceeds the {num_records} records '
+        f'of data set {config.dataset!r}')
+  if not size:
+    return np.arange(num_records, dtype=np.int64)
+  return np.random.default_rng(_SUBSET_SEED).permutation(num_records)[:size]
 
 
 def batch_record_indices(num_records, *, seed, global_batch_size):

@@ -106,7 +106,8 @@ def capacity_schedule(step: Array, capacity_start: float, capacity_max: float,
     C(step) in nats as a float32 scalar.
   """
   fraction = jnp.clip(
-      jnp.asarray(step, jnp.float32) / float(capacity_anneal_steps), 0.0, 1.0)
+      jnp.asarray(step, jnp.float32) /
+      jnp.asarray(capacity_anneal_steps, jnp.float32), 0.0, 1.0)
   return capacity_start + (capacity_max - capacity_start) * fraction
 
 

@@ -32,10 +32,13 @@ from bvae_jax import models
 from bvae_jax import objectives
 from bvae_jax.datasets import registry
 
-# The config fields the objective reads (passed to the step as static values).
-_OBJECTIVE_FIELDS = ('objective', 'likelihood', 'gaussian_stddev', 'beta',
-                     'gamma', 'capacity_start', 'capacity_max',
-                     'capacity_anneal_steps')
+# Config fields that choose the computation: static arguments of the step.
+STATIC_OBJECTIVE_FIELDS = ('objective', 'likelihood')
+# Numeric config fields the step reads. They enter the step as traced float32
+# values, not constants, so one compiled step serves every value and a sweep
+# can vmap over them (bvae_jax/sweep.py).
+HYPERPARAMETERS = ('beta', 'gamma', 'capacity_start', 'capacity_max',
+                   'capacity_anneal_steps', 'gaussian_stddev', 'learning_rate')
 
 
 class TrainState(struct.PyTreeNode):
@@ -63,9 +66,15 @@ def create_model(config: ml_collections.ConfigDict) -> models.VAE:
                     conv_impl=config.conv_impl)
 
 
-def create_optimizer(config: ml_collections.ConfigDict
+def create_optimizer(learning_rate: float | jax.Array
                      ) -> optax.GradientTransformation:
-  return optax.adam(config.learning_rate)
+  """Adam; its state does not depend on `learning_rate`, which may be traced."""
+  return optax.adam(learning_rate)
+
+
+def hyperparameters(config: ml_collections.ConfigDict) -> dict[str, np.ndarray]:
+  """The step's numeric hyperparameters (HYPERPARAMETERS) as float32 scalars."""
+  return {name: np.float32(config[name]) for name in HYPERPARAMETERS}
 
 
 def image_shape(config: ml_collections.ConfigDict) -> tuple[int, int, int]:
@@ -73,19 +82,18 @@ def image_shape(config: ml_collections.ConfigDict) -> tuple[int, int, int]:
 
 
 def create_train_state(config: ml_collections.ConfigDict, model: models.VAE,
-                       optimizer: optax.GradientTransformation,
                        init_key: jax.Array) -> TrainState:
-  """A fresh state at step 0 (pure: jit- and eval_shape-able)."""
+  """A fresh state at step 0 (pure: jit-, vmap- and eval_shape-able)."""
   dummy = jnp.zeros((1,) + image_shape(config), jnp.float32)
   params_key, noise_key = jax.random.split(init_key)
   params = model.init(params_key, dummy, noise_key)['params']
   return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                    opt_state=optimizer.init(params))
+                    opt_state=create_optimizer(config.learning_rate).init(params))
 
 
-def train_step(state: TrainState, images: jax.Array, noise_key: jax.Array, *,
-               model: models.VAE, optimizer: optax.GradientTransformation,
-               objective_config: Mapping[str, Any]
+def train_step(state: TrainState, images: jax.Array, noise_key: jax.Array,
+               hparams: Mapping[str, jax.Array], *, model: models.VAE,
+               static_objective: Mapping[str, str]
                ) -> tuple[TrainState, dict[str, jax.Array]]:
   """One Adam update on one batch.
 
@@ -94,15 +102,16 @@ def train_step(state: TrainState, images: jax.Array, noise_key: jax.Array, *,
     images: (N, 64, 64, C) float32 in [0, 1].
     noise_key: the run's noise key; this step's noise uses
       `fold_in(noise_key, state.step)`.
+    hparams: the HYPERPARAMETERS as float32 scalars (traced).
     model: the VAE.
-    optimizer: the optax transformation.
-    objective_config: objective fields of the config (static).
+    static_objective: the STATIC_OBJECTIVE_FIELDS of the config.
 
   Returns:
     The new state and a dict of batch metrics (scalars, and `kl_per_latent` of
     shape (L,)), including `grad_norm` for the non-finite check.
   """
   step_key = jax.random.fold_in(noise_key, state.step)
+  objective_config = {**static_objective, **hparams}
 
   def loss_fn(params):
     decoder_output, mean, log_var = model.apply({'params': params}, images,
@@ -111,6 +120,7 @@ def train_step(state: TrainState, images: jax.Array, noise_key: jax.Array, *,
                                     state.step, objective_config)
 
   (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  optimizer = create_optimizer(hparams['learning_rate'])
   updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
   metrics['grad_norm'] = optax.tree.norm(grads)
@@ -118,38 +128,46 @@ def train_step(state: TrainState, images: jax.Array, noise_key: jax.Array, *,
                        opt_state=opt_state), metrics
 
 
-def objective_fields(config: ml_collections.ConfigDict) -> dict[str, Any]:
-  return {field: config[field] for field in _OBJECTIVE_FIELDS}
+def static_objective_fields(config: ml_collections.ConfigDict) -> dict[str, str]:
+  return {field: config[field] for field in STATIC_OBJECTIVE_FIELDS}
 
 
 def make_train_step(config: ml_collections.ConfigDict, model: models.VAE,
-                    optimizer: optax.GradientTransformation,
                     mesh: jax.sharding.Mesh) -> Callable:
-  """`train_step` jitted for `mesh`: state replicated and donated, batch split."""
-  step_fn = functools.partial(train_step, model=model, optimizer=optimizer,
-                              objective_config=objective_fields(config))
+  """`train_step` jitted for `mesh`: state replicated and donated, batch split.
+
+  Returns:
+    `step_fn(state, images, noise_key) -> (state, metrics)` with the config's
+    hyperparameters bound.
+  """
+  step_fn = functools.partial(
+      train_step, model=model,
+      static_objective=static_objective_fields(config))
   replicated = devices.replicated(mesh)
-  return jax.jit(step_fn,
-                 in_shardings=(replicated, devices.batch_sharded(mesh),
-                               replicated),
-                 out_shardings=(replicated, replicated),
-                 donate_argnums=0)
+  jitted = jax.jit(step_fn,
+                   in_shardings=(replicated, devices.batch_sharded(mesh),
+                                 replicated, replicated),
+                   out_shardings=(replicated, replicated),
+                   donate_argnums=0)
+  hparams = jax.device_put(hyperparameters(config), replicated)
+  return lambda state, images, noise_key: jitted(state, images, noise_key,
+                                                 hparams)
 
 
-def abstract_train_state(config, model, optimizer, mesh) -> TrainState:
+def abstract_train_state(config, model, mesh) -> TrainState:
   """Shapes, dtypes and shardings of the state, without computing it."""
   init_key, _ = rng_streams(config.seed)
   shapes = jax.eval_shape(
-      lambda: create_train_state(config, model, optimizer, init_key))
+      lambda: create_train_state(config, model, init_key))
   replicated = devices.replicated(mesh)
   return jax.tree_util.tree_map(
       lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype,
                                         sharding=replicated), shapes)
 
 
-def initial_train_state(config, model, optimizer, mesh) -> TrainState:
+def initial_train_state(config, model, mesh) -> TrainState:
   init_key, _ = rng_streams(config.seed)
-  return jax.jit(functools.partial(create_train_state, config, model, optimizer),
+  return jax.jit(functools.partial(create_train_state, config, model),
                  out_shardings=devices.replicated(mesh))(init_key)
 
 
@@ -189,6 +207,10 @@ class FigureWriter:
         {'params': params}, x, method=models.VAE.encode))
     self._decode_mean = jax.jit(lambda params, z: decoder_mean(model.apply(
         {'params': params}, z, method=models.VAE.decode), likelihood))
+
+  def set_workdir(self, workdir: str) -> None:
+    """Writes later figures to workdir/figures (sweeps: one per member)."""
+    self._workdir = workdir
 
   def write(self, step: int, params: Any, kl_per_latent: np.ndarray,
             writer: metric_logging.MetricWriter) -> list[str]:
@@ -258,7 +280,7 @@ def open_training_data(config: ml_collections.ConfigDict
   return dataset, resolved
 
 
-def _check_same_data_source(stored_config: Mapping[str, Any],
+def check_same_data_source(stored_config: Mapping[str, Any],
                             config: ml_collections.ConfigDict,
                             workdir: str) -> None:
   """Refuses to resume a run on records from another source."""
@@ -325,18 +347,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
                dict(mesh.shape))
 
   model = create_model(config)
-  optimizer = create_optimizer(config)
-  abstract_state = abstract_train_state(config, model, optimizer, mesh)
+  abstract_state = abstract_train_state(config, model, mesh)
   manager = checkpointing.create_manager(workdir, config)
   latest = manager.latest_step()
   if latest is not None:
     state, stored_config = checkpointing.restore(manager, latest,
                                                  abstract_state)
-    _check_same_data_source(stored_config, config, workdir)
+    check_same_data_source(stored_config, config, workdir)
     logging.info('Resuming from step %d (checkpoint in %s).', latest,
                  checkpointing.checkpoint_dir(workdir))
   else:
-    state = initial_train_state(config, model, optimizer, mesh)
+    state = initial_train_state(config, model, mesh)
   start_step = int(jax.device_get(state.step))
 
   if is_chief:
@@ -344,7 +365,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     _write_config_json(workdir, config, start_step)
     _write_dataset_json(workdir, dataset)
   writer = metric_logging.MetricWriter(workdir, just_logging=not is_chief)
-  step_fn = make_train_step(config, model, optimizer, mesh)
+  step_fn = make_train_step(config, model, mesh)
   _, noise_key = rng_streams(config.seed)
   batch_sharding = devices.batch_sharded(mesh)
   batches = input_pipeline.create_train_iterator(

@@ -1,31 +1,11 @@
 """Figure helpers, TensorBoard event files and the progress reporter."""
 
-import glob
-import struct
-
 import matplotlib.image
 import numpy as np
-from tensorboardX.proto import event_pb2
 
 from bvae_jax import figures
 from bvae_jax import metric_logging
-
-
-def read_events(logdir):
-  """Parses TFRecord-framed Event protos (length, crc, data, crc) by hand."""
-  events = []
-  for path in sorted(glob.glob(f'{logdir}/events.out.tfevents.*')):
-    with open(path, 'rb') as f:
-      data = f.read()
-    offset = 0
-    while offset < len(data):
-      (length,) = struct.unpack('<Q', data[offset:offset + 8])
-      payload = data[offset + 12:offset + 12 + length]
-      offset += 12 + length + 4
-      event = event_pb2.Event()
-      event.ParseFromString(payload)
-      events.append(event)
-  return events
+from event_files import read_events
 
 
 def test_latent_order_by_kl_high_to_low_ties_by_index():

@@ -54,8 +54,8 @@ def test_resuming_on_another_source_is_refused(tmp_path):
   config = make_config(str(tmp_path), dataset_source='procedural')
   with pytest.raises(ValueError, match='trained on real dsprites/tiny data, '
                      'but here the data set resolves to procedural'):
-    train._check_same_data_source({'dataset_source': 'real'}, config,
+    train.check_same_data_source({'dataset_source': 'real'}, config,
                                   str(tmp_path))
   # Same source, or a checkpoint from before sources were recorded: fine.
-  train._check_same_data_source({'dataset_source': 'procedural'}, config, '')
-  train._check_same_data_source({}, config, '')
+  train.check_same_data_source({'dataset_source': 'procedural'}, config, '')
+  train.check_same_data_source({}, config, '')

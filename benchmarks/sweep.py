@@ -1,0 +1,143 @@
+r"""Speed of a vmapped sweep against training its members one after another.
+
+  python -m benchmarks.sweep --members=8 --seconds=20
+  python -m benchmarks.sweep --members=8 --member_devices=1,2 --shared_batches=true,false
+
+Times, in one process and interleaved in rounds (so the ratio is robust to the
+machine's load):
+  * single: `train.make_train_step` of configs/capacity.py, one model,
+    data-parallel over all devices as `bvae_jax.main` runs it;
+  * sweep: `sweep.setup_sweep`'s step training --members models (seeds 0..M-1)
+    at once, for each --member_devices × --shared_batches layout.
+
+Reported per layout: member-images/s (members × batch × steps/s) and its ratio
+to the single model's images/s, i.e. how much faster the sweep is than running
+the members one after another (≥ 1: the sweep is not slower). The last line
+printed is a JSON object.
+"""
+
+import itertools
+import json
+import time
+
+from absl import app
+from absl import flags
+import jax
+import numpy as np
+
+from bvae_jax import devices
+from bvae_jax import experiment_config
+from bvae_jax import sweep
+from bvae_jax import train
+import configs.capacity
+
+_MEMBERS = flags.DEFINE_integer('members', 8, 'Models in the sweep.')
+_BATCH_SIZE = flags.DEFINE_integer('batch_size', 64, 'Batch size per member.')
+_SECONDS = flags.DEFINE_float('seconds', 20.0, 'Timed seconds per variant.')
+_MEMBER_DEVICES = flags.DEFINE_list(
+    'member_devices', ['0'], 'Devices along the members axis (0: automatic).')
+_SHARED = flags.DEFINE_list('shared_batches', ['true'],
+                            'Members share batches: true, false or both.')
+_CPU_DEVICES = flags.DEFINE_integer(
+    'cpu_devices', 0, 'As in bvae_jax.main: 0 = one per core dividing the batch.')
+_ROUNDS = 4
+
+
+def sweep_config(members: int, batch_size: int, member_devices: int,
+                 shared: bool):
+  config = configs.capacity.get_config()
+  config.batch_size = batch_size
+  config.sweep = experiment_config.sweep_block(
+      seeds=tuple(range(members)), grid={}, shared_batches=shared,
+      member_devices=member_devices)
+  return config
+
+
+def _binary_images(shape):
+  return (np.random.default_rng(0).uniform(size=shape) > 0.8).astype(
+      np.float32)
+
+
+def build_single(batch_size):
+  """Returns (step_fn, state, images, noise_key) of one model, as main runs it."""
+  config = configs.capacity.get_config()
+  config.batch_size = batch_size
+  mesh = devices.create_mesh()
+  model = train.create_model(config)
+  state = train.initial_train_state(config, model, mesh)
+  images = jax.device_put(_binary_images((batch_size, 64, 64, 1)),
+                          devices.batch_sharded(mesh))
+  return (train.make_train_step(config, model, mesh), state, images,
+          train.rng_streams(config.seed)[1])
+
+
+def build_sweep(members, batch_size, member_devices, shared):
+  """Returns (step_fn, state, images) for one sweep layout."""
+  setup = sweep.setup_sweep(sweep_config(members, batch_size, member_devices,
+                                         shared))
+  state = sweep.initial_sweep_state(setup)
+  shape = ((batch_size,) if shared else (members, batch_size)) + (64, 64, 1)
+  images = jax.device_put(_binary_images(shape), setup.images_sharding)
+  return setup.step_fn, state, images, dict(setup.mesh.shape)
+
+
+def _timed(step_fn, state, args, seconds):
+  steps, start = 0, time.perf_counter()
+  while time.perf_counter() - start < seconds:
+    for _ in range(5):
+      state, metrics = step_fn(state, *args)
+    steps += 5
+    jax.block_until_ready(metrics['loss'])
+  return state, steps, time.perf_counter() - start
+
+
+def main(argv):
+  del argv
+  batch_size, members = _BATCH_SIZE.value, _MEMBERS.value
+  devices.configure_host_devices(_CPU_DEVICES.value, batch_size)
+  runs = {}
+  step_fn, state, images, noise_key = build_single(batch_size)
+  runs['single'] = dict(fn=step_fn, state=state, args=(images, noise_key),
+                        images_per_step=batch_size)
+  for member_devices, shared in itertools.product(_MEMBER_DEVICES.value,
+                                                  _SHARED.value):
+    shared = shared.lower() in ('1', 'true', 'yes')
+    step_fn, state, images, mesh = build_sweep(members, batch_size,
+                                               int(member_devices), shared)
+    name = (f'sweep(mesh={mesh["members"]}x{mesh["data"]},'
+            f'{"shared" if shared else "own"} batches)')
+    runs[name] = dict(fn=step_fn, state=state, args=(images,),
+                      images_per_step=batch_size * members)
+  for run in runs.values():  # Compile and warm up.
+    start = time.perf_counter()
+    run['state'], _, _ = _timed(run['fn'], run['state'], run['args'], 2.0)
+    run.update(steps=0, seconds=0.0,
+               warmup_seconds=time.perf_counter() - start)
+  for _ in range(_ROUNDS):
+    for run in runs.values():
+      run['state'], steps, elapsed = _timed(run['fn'], run['state'],
+                                            run['args'],
+                                            _SECONDS.value / _ROUNDS)
+      run['steps'] += steps
+      run['seconds'] += elapsed
+  single = runs['single']['steps'] / runs['single']['seconds'] * batch_size
+  results = {}
+  for name, run in runs.items():
+    rate = run['steps'] / run['seconds'] * run['images_per_step']
+    results[name] = dict(member_images_per_sec=round(rate, 1),
+                         ratio_to_sequential=round(rate / single, 3))
+    print(f'{name}: {results[name]}')
+  best = max((n for n in results if n != 'single'),
+             key=lambda n: results[n]['member_images_per_sec'])
+  print(json.dumps({
+      'members': members, 'batch_size': batch_size,
+      'single_images_per_sec': round(single, 1),
+      'sweep_member_images_per_sec': results[best]['member_images_per_sec'],
+      'ratio': results[best]['ratio_to_sequential'], 'best_layout': best,
+      'layouts': results, 'num_devices': jax.device_count(),
+      'device_kind': jax.devices()[0].device_kind,
+      'backend': jax.default_backend()}))
+
+
+if __name__ == '__main__':
+  app.run(main)

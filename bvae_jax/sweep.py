@@ -1,0 +1,552 @@
+"""Many models in one process: seeds × hyperparameters trained by one vmapped step.
+
+A sweep config is a training config with a `sweep` block (configs/sweep_*.py):
+
+  config.sweep.seeds = (0, 1, 2)              # one member per seed ...
+  config.sweep.grid = {'beta': (1.0, 4.0)}   # ... × per grid point
+  config.sweep.shared_batches = True          # common random numbers
+
+Members are the Cartesian product seeds × grid (fields: train.HYPERPARAMETERS,
+e.g. beta, gamma, capacity_max, learning_rate). Their TrainStates are stacked
+along a leading member axis and `sweep_step`, `jax.vmap` of `train.train_step`,
+updates all of them in one jitted call. Member i computes exactly what training
+it alone computes: the same initialisation (its seed), the same noise, the same
+batches, the same step function; `member_config(config, member)` is the config
+that trains it alone.
+
+Data per member:
+  * shared_batches=True (default): every member sees the same batch at step s,
+    drawn with the sweep's data seed (config.data_seed, else config.seed).
+    Differences between members are then due to seed and hyperparameters alone
+    (common random numbers), the pipeline reads one batch per step, and the
+    first layer of all members runs as one wide matrix product.
+  * shared_batches=False: member i reads its own stream, seeded with its seed,
+    exactly as its solo run with data_seed unset; the pipeline reads M batches.
+
+Device layout: a 2-D mesh (`members`, `data`). Members are split over the
+`members` axis (config.sweep.member_devices devices; 0 picks the largest count
+that divides both the member count and the local device count) and each
+member's batch over `data`. On CPU, where XLA runs each convolution on one
+core, putting members on different devices keeps every core busy without the
+per-step gradient all-reduce of data parallelism.
+
+A member whose loss or gradient turns non-finite is frozen at its last finite
+state (its updates are dropped inside the step) and reported by name; the
+others train on unaffected, since vmapped members share no computation.
+"""
+
+import dataclasses
+import itertools
+import json
+import os
+from typing import Any, Callable, Mapping, Sequence
+
+from absl import logging
+from flax import struct
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from bvae_jax import checkpointing
+from bvae_jax import devices
+from bvae_jax import experiment_config
+from bvae_jax import input_pipeline
+from bvae_jax import metric_logging
+from bvae_jax import models
+from bvae_jax import sweep_report
+from bvae_jax import train
+
+MEMBER_AXIS = 'members'
+# Where each member's TensorBoard run, figures and evaluation go.
+MEMBERS_DIR = 'members'
+
+
+@dataclasses.dataclass(frozen=True)
+class Member:
+  """One model of a sweep.
+
+  Attributes:
+    index: position along the stacked member axis.
+    name: e.g. 'beta=4,seed=0'; also its directory under workdir/members.
+    seed: its config.seed (initialisation, noise; data order if not shared).
+    values: the swept hyperparameters' values, {field: value}.
+  """
+  index: int
+  name: str
+  seed: int
+  values: Mapping[str, float]
+
+
+class SweepState(struct.PyTreeNode):
+  """The state of all members.
+
+  Attributes:
+    step: steps the sweep has run (int32 scalar).
+    members: the members' TrainStates stacked along a leading axis.
+    failed_at: (M,) int32, the step whose loss or gradient was first
+      non-finite; 0 while the member is healthy.
+  """
+  step: jax.Array
+  members: train.TrainState
+  failed_at: jax.Array
+
+
+def _format_value(value: float) -> str:
+  return f'{value:g}'
+
+
+def sweep_members(config: ml_collections.ConfigDict) -> list[Member]:
+  """The members of a sweep config: grid points (in order) × seeds.
+
+  Raises:
+    ValueError: on a missing or empty sweep block, a grid field that is not a
+      hyperparameter, duplicate values, or a negative seed.
+  """
+  sweep = config.get('sweep')
+  if sweep is None:
+    raise ValueError('config has no `sweep` block; see configs/sweep_beta.py')
+  seeds = list(sweep.seeds)
+  grid = dict(sweep.grid or {})
+  if not seeds:
+    raise ValueError('config.sweep.seeds is empty')
+  if len(set(seeds)) != len(seeds) or min(seeds) < 0:
+    raise ValueError(f'config.sweep.seeds must be distinct and ≥ 0, got {seeds}')
+  for field, values in grid.items():
+    if field not in train.HYPERPARAMETERS:
+      raise ValueError(f'config.sweep.grid.{field}: not a sweepable field; '
+                       f'sweepable: {train.HYPERPARAMETERS}')
+    if not values or len(set(values)) != len(values):
+      raise ValueError(f'config.sweep.grid.{field} must list distinct values, '
+                       f'got {values}')
+  fields = list(grid)
+  members = []
+  for point in itertools.product(*(grid[field] for field in fields)):
+    for seed in seeds:
+      values = {field: float(value) for field, value in zip(fields, point)}
+      name = ','.join([f'{f}={_format_value(v)}' for f, v in values.items()] +
+                      [f'seed={seed}'])
+      members.append(Member(len(members), name, int(seed), values))
+  return members
+
+
+def member_config(config: ml_collections.ConfigDict,
+                  member: Member) -> ml_collections.ConfigDict:
+  """The config that trains `member` alone (no sweep block), bit for bit."""
+  solo = ml_collections.ConfigDict(config.to_dict())
+  del solo['sweep']
+  if config.sweep.shared_batches:
+    solo.data_seed = input_pipeline.data_seed(config)
+  else:
+    solo.data_seed = None
+  solo.seed = member.seed
+  for field, value in member.values.items():
+    solo[field] = type(config[field])(value)
+  return solo
+
+
+def validate_sweep_config(config: ml_collections.ConfigDict) -> list[Member]:
+  """Checks the sweep block and every member's config; returns the members."""
+  members = sweep_members(config)
+  if config.sweep.member_devices < 0:
+    raise ValueError('config.sweep.member_devices must be ≥ 0, got '
+                     f'{config.sweep.member_devices}')
+  for member in members:
+    try:
+      experiment_config.validate_config(member_config(config, member))
+    except ValueError as error:
+      raise ValueError(f'sweep member {member.name}: {error}') from error
+  return members
+
+
+def member_device_count(config: ml_collections.ConfigDict,
+                        num_members: int) -> int:
+  """Devices along the members axis (config.sweep.member_devices, 0: auto)."""
+  local = jax.local_device_count()
+  requested = config.sweep.member_devices
+  if requested:
+    if num_members % requested or local % requested:
+      raise ValueError(
+          f'config.sweep.member_devices={requested} must divide the member '
+          f'count ({num_members}) and the devices per process ({local})')
+    return requested
+  return max(n for n in range(1, local + 1)
+             if num_members % n == 0 and local % n == 0)
+
+
+def create_sweep_mesh(member_devices: int) -> jax.sharding.Mesh:
+  """A (members, data) mesh; each group of `member_devices` consecutive
+  devices holds all members of one data shard, so a process (whose devices
+  are consecutive) holds whole data shards."""
+  all_devices = np.asarray(jax.devices())
+  data_devices = len(all_devices) // member_devices
+  grid = all_devices.reshape(data_devices, member_devices).T
+  auto = jax.sharding.AxisType.Auto
+  return jax.sharding.Mesh(grid, (MEMBER_AXIS, devices.DATA_AXIS),
+                           axis_types=(auto, auto))
+
+
+def _sharding(mesh, *spec):
+  return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(*spec))
+
+
+def member_hyperparameters(config, members: Sequence[Member]
+                           ) -> dict[str, np.ndarray]:
+  """{field: (M,) float32}: each member's HYPERPARAMETERS."""
+  per_member = [train.hyperparameters(member_config(config, m)) for m in members]
+  return {name: np.stack([h[name] for h in per_member])
+          for name in train.HYPERPARAMETERS}
+
+
+def member_keys(members: Sequence[Member]) -> tuple[jax.Array, jax.Array]:
+  """Stacked (init keys, noise keys), each member's from its seed."""
+  keys = [train.rng_streams(m.seed) for m in members]
+  return (jnp.stack([k[0] for k in keys]), jnp.stack([k[1] for k in keys]))
+
+
+def sweep_step(state: SweepState, images: jax.Array, noise_keys: jax.Array,
+               hparams: Mapping[str, jax.Array], *, model: models.VAE,
+               static_objective: Mapping[str, str], shared_batches: bool
+               ) -> tuple[SweepState, dict[str, jax.Array]]:
+  """`train.train_step` of every member, vmapped; non-finite members freeze.
+
+  Args:
+    state: the sweep's state.
+    images: (N, 64, 64, C) shared by all members, or (M, N, 64, 64, C).
+    noise_keys: (M,) the members' noise keys.
+    hparams: {field: (M,)} the members' HYPERPARAMETERS.
+    model: the VAE (the same architecture for every member).
+    static_objective: train.STATIC_OBJECTIVE_FIELDS of the config.
+    shared_batches: whether `images` is shared.
+
+  Returns:
+    The new state and the members' metrics, each with a leading (M,) axis.
+  """
+
+  def update(member, failed_at, member_images, noise_key, member_hparams):
+    new_member, metrics = train.train_step(
+        member, member_images, noise_key, member_hparams, model=model,
+        static_objective=static_objective)
+    finite = jnp.isfinite(metrics['loss']) & jnp.isfinite(metrics['grad_norm'])
+    healthy = failed_at == 0
+    keep_new = healthy & finite
+    member = jax.tree.map(lambda new, old: jnp.where(keep_new, new, old),
+                          new_member, member)
+    failed_at = jnp.where(healthy & ~finite, state.step + 1, failed_at)
+    return member, failed_at, metrics
+
+  members, failed_at, metrics = jax.vmap(
+      update, in_axes=(0, 0, None if shared_batches else 0, 0, 0))(
+          state.members, state.failed_at, images, noise_keys, hparams)
+  return SweepState(step=state.step + 1, members=members,
+                    failed_at=failed_at), metrics
+
+
+@dataclasses.dataclass
+class SweepSetup:
+  """Everything that runs a sweep's steps (see `setup_sweep`)."""
+  config: ml_collections.ConfigDict
+  members: list[Member]
+  model: models.VAE
+  mesh: jax.sharding.Mesh
+  state_sharding: Any  # Of SweepState (a pytree of NamedShardings).
+  images_sharding: jax.sharding.NamedSharding
+  step_fn: Callable  # (state, images) -> (state, metrics).
+  abstract_state: SweepState
+
+
+def setup_sweep(config: ml_collections.ConfigDict) -> SweepSetup:
+  """Validates the sweep, builds its mesh and its jitted, donating step."""
+  members = validate_sweep_config(config)
+  num_members = len(members)
+  member_devices = member_device_count(config, num_members)
+  mesh = create_sweep_mesh(member_devices)
+  data_devices = mesh.shape[devices.DATA_AXIS]
+  devices.check_batch_divisible(config.batch_size, data_devices)
+  model = train.create_model(config)
+  shared = config.sweep.shared_batches
+  by_member = _sharding(mesh, MEMBER_AXIS)
+  replicated = _sharding(mesh)
+  init_keys, noise_keys = member_keys(members)
+  shapes = jax.eval_shape(lambda: _initial_state(config, model, init_keys))
+  state_sharding = SweepState(
+      step=replicated,
+      members=jax.tree.map(lambda _: by_member, shapes.members),
+      failed_at=by_member)
+  abstract_state = jax.tree.map(
+      lambda leaf, sharding: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype,
+                                                  sharding=sharding),
+      shapes, state_sharding)
+  images_sharding = (_sharding(mesh, devices.DATA_AXIS) if shared else
+                     _sharding(mesh, MEMBER_AXIS, devices.DATA_AXIS))
+  step = jax.jit(
+      lambda state, images, keys, hparams: sweep_step(
+          state, images, keys, hparams, model=model,
+          static_objective=train.static_objective_fields(config),
+          shared_batches=shared),
+      in_shardings=(state_sharding, images_sharding, by_member, by_member),
+      out_shardings=(state_sharding, by_member),
+      donate_argnums=0)
+  keys = jax.device_put(noise_keys, by_member)
+  hparams = jax.device_put(member_hyperparameters(config, members), by_member)
+  logging.info('Sweep of %d members on mesh %s (%s batches).', num_members,
+               dict(mesh.shape), 'shared' if shared else 'per-member')
+  return SweepSetup(config=config, members=members, model=model, mesh=mesh,
+                    state_sharding=state_sharding,
+                    images_sharding=images_sharding,
+                    step_fn=lambda state, images: step(state, images, keys,
+                                                       hparams),
+                    abstract_state=abstract_state)
+
+
+def _initial_state(config, model, init_keys) -> SweepState:
+  members = jax.vmap(lambda key: train.create_train_state(config, model, key))(
+      init_keys)
+  return SweepState(step=jnp.zeros((), jnp.int32), members=members,
+                    failed_at=jnp.zeros(init_keys.shape[:1], jnp.int32))
+
+
+def initial_sweep_state(setup: SweepSetup) -> SweepState:
+  init_keys, _ = member_keys(setup.members)
+  return jax.jit(lambda keys: _initial_state(setup.config, setup.model, keys),
+                 out_shardings=setup.state_sharding)(init_keys)
+
+
+class _SweepBatches:
+  """The sweep's global batches as sharded arrays, shared or per member."""
+
+  def __init__(self, setup: SweepSetup, dataset, start_step: int):
+    config = setup.config
+    self._setup = setup
+    if config.sweep.shared_batches:
+      self._iterators = [input_pipeline.create_train_iterator(
+          config, start_step=start_step, dataset=dataset)]
+    else:
+      self._iterators = [input_pipeline.create_train_iterator(
+          member_config(config, m), start_step=start_step, dataset=dataset)
+                         for m in setup.members]
+    self._global_shape = (
+        (config.batch_size,) if config.sweep.shared_batches else
+        (len(setup.members), config.batch_size)) + train.image_shape(config)
+
+  def __next__(self) -> jax.Array:
+    local = [next(iterator)['image'] for iterator in self._iterators]
+    local = (local[0] if self._setup.config.sweep.shared_batches
+             else np.stack(local))
+    return jax.make_array_from_process_local_data(
+        self._setup.images_sharding, local, self._global_shape)
+
+
+def _member_workdir(workdir: str, member: Member) -> str:
+  return os.path.join(workdir, MEMBERS_DIR, member.name)
+
+
+def _report_failures(members, failed_at, reported: set[int]) -> None:
+  for member, step in zip(members, failed_at):
+    if step and member.index not in reported:
+      reported.add(member.index)
+      logging.warning(
+          'Sweep member %s: non-finite loss or gradient at step %d; it is '
+          'frozen at step %d and left out of the summary statistics. The '
+          'other members are unaffected.', member.name, step, step - 1)
+
+
+def train_sweep(config: ml_collections.ConfigDict, workdir: str) -> SweepState:
+  """Trains (or resumes) every member of a sweep config in this process.
+
+  Writes to `workdir`: `checkpoints/` (one Orbax tree of all members, with the
+  config), `members/<name>/` (each member's TensorBoard run, figures and
+  config.json: the config that trains it alone), `sweep_members.json`, and at
+  the end `sweep_results.{csv,md,json}` and the plot of
+  config.sweep.plot_metric against the swept value (sweep_report.py).
+
+  Returns:
+    The final SweepState.
+
+  Raises:
+    ValueError: on a bad sweep or member config (naming the member and
+      field), or a checkpoint of another sweep or architecture in workdir.
+    FloatingPointError: when every member has failed.
+  """
+  members = validate_sweep_config(config)
+  dataset, config = train.open_training_data(config)
+  setup = setup_sweep(config)
+  is_chief = jax.process_index() == 0
+  manager = checkpointing.create_manager(workdir, config)
+  latest = manager.latest_step()
+  if latest is not None:
+    state, stored_config = checkpointing.restore(manager, latest,
+                                                 setup.abstract_state)
+    train.check_same_data_source(stored_config, config, workdir)
+    logging.info('Resuming the sweep from step %d.', latest)
+  else:
+    state = initial_sweep_state(setup)
+  start_step = int(jax.device_get(state.step))
+
+  writers = []
+  for member in members:
+    member_dir = _member_workdir(workdir, member)
+    if is_chief:
+      os.makedirs(member_dir, exist_ok=True)
+      with open(os.path.join(member_dir, 'config.json'), 'w') as f:
+        json.dump(member_config(config, member).to_dict(), f, indent=2,
+                  sort_keys=True)
+    writers.append(metric_logging.MetricWriter(member_dir,
+                                               just_logging=not is_chief))
+  if is_chief:
+    with open(os.path.join(workdir, 'sweep_members.json'), 'w') as f:
+      json.dump([dataclasses.asdict(m) for m in members], f, indent=2)
+    with open(os.path.join(workdir, 'config.json'), 'w') as f:
+      json.dump(config.to_dict(), f, indent=2, sort_keys=True)
+
+  batches = _SweepBatches(setup, dataset, start_step)
+  progress = metric_logging.ProgressReporter(config.num_train_steps, start_step)
+  pending: list[dict[str, jax.Array]] = []
+  reported: set[int] = set()
+  final: dict[str, np.ndarray] = {}
+  try:
+    for step in range(start_step + 1, config.num_train_steps + 1):
+      state, metrics = setup.step_fn(state, next(batches))
+      pending.append(metrics)
+      is_last = step == config.num_train_steps
+      if step % config.log_every_steps == 0 or is_last:
+        history = jax.device_get(pending)
+        pending.clear()
+        failed_at = np.asarray(jax.device_get(state.failed_at))
+        _report_failures(members, failed_at, reported)
+        if len(reported) == len(members):
+          raise FloatingPointError(
+              'Every sweep member has a non-finite loss or gradient (first at '
+              f'steps {failed_at.tolist()}); checkpoints up to step '
+              f'{manager.latest_step()} are kept.')
+        means, has_data = _log_members(step, history, members, failed_at,
+                                       writers)
+        for name, value in means.items():  # A failed member keeps its last.
+          final[name] = (value if name not in final else np.where(
+              has_data.reshape((-1,) + (1,) * (value.ndim - 1)), value,
+              final[name]))
+        timing = progress.report(step)
+        logging.info('Sweep step %d/%d, %.2f steps/s (%d members, %.0f '
+                     'member-images/s), ETA %s.', step, config.num_train_steps,
+                     timing['steps_per_sec'], len(members),
+                     timing['steps_per_sec'] * config.batch_size * len(members),
+                     metric_logging.format_eta(timing['eta_seconds']))
+      if step % config.checkpoint_every_steps == 0 or is_last:
+        checkpointing.save(manager, step, state, config)
+  finally:
+    manager.wait_until_finished()
+    for writer in writers:
+      writer.flush()
+      writer.close()
+
+  if is_chief and final:
+    failed_at = np.asarray(jax.device_get(state.failed_at))
+    evaluations = _finish_members(config, workdir, setup, state, dataset,
+                                  final, failed_at)
+    sweep_report.write_report(workdir, config, members, final, failed_at,
+                              evaluations)
+  return state
+
+
+def _log_members(step, history, members, failed_at, writers):
+  """Per-member interval means to each member's TensorBoard run.
+
+  Returns:
+    ({metric: (M, ...)} the interval means, over the steps before a member
+    failed (NaN if none); (M,) whether each member had such steps).
+  """
+  means = {}
+  first_step = step - len(history) + 1
+  for name in history[0]:
+    values = np.stack([np.asarray(h[name]) for h in history])  # (T, M, ...)
+    steps = np.arange(first_step, step + 1)
+    before_failure = (failed_at[None, :] == 0) | (steps[:, None] <
+                                                  failed_at[None, :])
+    mask = before_failure.reshape(before_failure.shape + (1,) *
+                                  (values.ndim - 2))
+    with np.errstate(invalid='ignore'):
+      means[name] = (np.where(mask, values, 0).sum(0) /
+                     np.maximum(mask.sum(0), 1))
+    means[name] = np.where(mask.any(0), means[name], np.nan)
+  has_data = (failed_at == 0) | (failed_at > first_step)
+  for member, writer in zip(members, writers):
+    if has_data[member.index]:
+      writer.write_scalars(step, metric_logging.flatten_metrics(
+          {name: value[member.index] for name, value in means.items()}))
+  return means, has_data
+
+
+def member_params(state: SweepState, index: int) -> Any:
+  """Member `index`'s parameters, as a host-side pytree."""
+  return jax.tree.map(lambda leaf: np.asarray(leaf[index]),
+                      jax.device_get(state.members.params))
+
+
+def _finish_members(config, workdir, setup, state, dataset, final,
+                    failed_at) -> dict[str, dict]:
+  """Figures (and, with config.sweep.evaluate, metrics) of healthy members."""
+  # Imported here: evaluate imports train, which this module also imports.
+  from bvae_jax import evaluate  # pylint: disable=g-import-not-at-top
+  step = int(jax.device_get(state.step))
+  figure_writer = None
+  evaluations = {}
+  for member in setup.members:
+    if failed_at[member.index]:
+      continue
+    member_dir = _member_workdir(workdir, member)
+    solo = member_config(config, member)
+    params = member_params(state, member.index)
+    if figure_writer is None:
+      figure_writer = train.FigureWriter(
+          solo, setup.model, member_dir, input_pipeline.fixed_images(
+              solo, max(solo.num_figure_images, solo.traversal_steps),
+              dataset=dataset))
+    figure_writer.set_workdir(member_dir)
+    writer = metric_logging.MetricWriter(member_dir)
+    figure_writer.write(step, params, final['kl_per_latent'][member.index],
+                        writer)
+    writer.close()
+    if config.sweep.evaluate:
+      if dataset.make_ground_truth is None:
+        logging.warning('No evaluation: %s has no ground truth.',
+                        config.dataset)
+      else:
+        evaluations[member.name] = evaluate.evaluate(solo, member_dir, step,
+                                                     params=params)
+  return evaluations
+
+
+def restore_member(config: ml_collections.ConfigDict, workdir: str,
+                   member: int | str, step: int | None = None
+                   ) -> tuple[ml_collections.ConfigDict, Any, int]:
+  """Restores one member of a sweep checkpoint, for evaluation or inspection.
+
+  Args:
+    config: the sweep config.
+    workdir: the sweep's workdir.
+    member: the member's index or name (see workdir/sweep_members.json).
+    step: the checkpoint step; None: the latest.
+
+  Returns:
+    (the config that trains the member alone, its params, the step).
+
+  Raises:
+    KeyError: no member of that index or name (lists the names).
+    evaluate.NoCheckpointError, checkpointing.CheckpointMismatchError: as
+      evaluate.restore_params.
+  """
+  from bvae_jax import evaluate  # pylint: disable=g-import-not-at-top
+  members = validate_sweep_config(config)
+  chosen = [m for m in members if member in (m.index, m.name, str(m.index))]
+  if not chosen:
+    raise KeyError(f'No sweep member {member!r}; members: '
+                   f'{[m.name for m in members]}')
+  step = evaluate.checkpoint_step(workdir, step)
+  setup = setup_sweep(config)
+  manager = checkpointing.create_manager(workdir, config, read_only=True)
+  state, stored_config = checkpointing.restore(manager, step,
+                                               setup.abstract_state)
+  solo = member_config(config, chosen[0])
+  if stored_config.get('dataset_source') in ('real', 'procedural'):
+    solo.dataset_source = stored_config['dataset_source']
+  return solo, member_params(state, chosen[0].index), step
