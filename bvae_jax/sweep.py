@@ -280,15 +280,17 @@ def setup_sweep(config: ml_collections.ConfigDict) -> SweepSetup:
   images_sharding = (_sharding(mesh, devices.DATA_AXIS) if shared else
                      _sharding(mesh, MEMBER_AXIS, devices.DATA_AXIS))
   step = jax.jit(
-      lambda state, images, keys, hparams: sweep_step(
-          state, images, keys, hparams, model=model,
+      lambda state, images, key_data, hparams: sweep_step(
+          state, images, jax.random.wrap_key_data(key_data), hparams,
+          model=model,
           static_objective=train.static_objective_fields(config),
           shared_batches=shared),
       in_shardings=(state_sharding, images_sharding, by_member, by_member),
       out_shardings=(state_sharding, by_member),
       donate_argnums=0)
-  keys = jax.device_put(noise_keys, by_member)
-  hparams = jax.device_put(member_hyperparameters(config, members), by_member)
+  keys = _global_array(np.asarray(jax.random.key_data(noise_keys)), by_member)
+  hparams = {name: _global_array(values, by_member) for name, values in
+             member_hyperparameters(config, members).items()}
   logging.info('Sweep of %d members on mesh %s (%s batches).', num_members,
                dict(mesh.shape), 'shared' if shared else 'per-member')
   return SweepSetup(config=config, members=members, model=model, mesh=mesh,
@@ -297,6 +299,15 @@ def setup_sweep(config: ml_collections.ConfigDict) -> SweepSetup:
                     step_fn=lambda state, images: step(state, images, keys,
                                                        hparams),
                     abstract_state=abstract_state)
+
+
+def _global_array(values: np.ndarray, sharding) -> jax.Array:
+  """`values` (the same on every process) as an array with `sharding`.
+
+  Unlike device_put, this also works when the sharding spans processes.
+  """
+  return jax.make_array_from_callback(values.shape, sharding,
+                                      lambda index: values[index])
 
 
 def _initial_state(config, model, init_keys) -> SweepState:
@@ -410,9 +421,9 @@ def train_sweep(config: ml_collections.ConfigDict, workdir: str) -> SweepState:
       pending.append(metrics)
       is_last = step == config.num_train_steps
       if step % config.log_every_steps == 0 or is_last:
-        history = jax.device_get(pending)
+        history = [jax.tree.map(host_array, metrics) for metrics in pending]
         pending.clear()
-        failed_at = np.asarray(jax.device_get(state.failed_at))
+        failed_at = host_array(state.failed_at)
         _report_failures(members, failed_at, reported)
         if len(reported) == len(members):
           raise FloatingPointError(
@@ -440,7 +451,7 @@ def train_sweep(config: ml_collections.ConfigDict, workdir: str) -> SweepState:
       writer.close()
 
   if is_chief and final:
-    failed_at = np.asarray(jax.device_get(state.failed_at))
+    failed_at = host_array(state.failed_at)
     evaluations = _finish_members(config, workdir, setup, state, dataset,
                                   final, failed_at)
     sweep_report.write_report(workdir, config, members, final, failed_at,
@@ -476,10 +487,25 @@ def _log_members(step, history, members, failed_at, writers):
   return means, has_data
 
 
+def host_array(array: jax.Array) -> np.ndarray:
+  """The whole of `array` on this host, from the shards this process holds.
+
+  In a multi-process job the member-sharded state is not fully addressable,
+  but every process holds each member (the mesh puts whole data shards, with
+  all members, on each process), so its own shards cover the array.
+  """
+  if array.is_fully_addressable or array.is_fully_replicated:
+    return np.asarray(jax.device_get(array))
+  out = np.empty(array.shape, array.dtype)
+  for shard in array.addressable_shards:
+    out[shard.index] = np.asarray(shard.data)
+  return out
+
+
 def member_params(state: SweepState, index: int) -> Any:
   """Member `index`'s parameters, as a host-side pytree."""
-  return jax.tree.map(lambda leaf: np.asarray(leaf[index]),
-                      jax.device_get(state.members.params))
+  return jax.tree.map(lambda leaf: host_array(leaf)[index],
+                      state.members.params)
 
 
 def _finish_members(config, workdir, setup, state, dataset, final,

@@ -36,7 +36,6 @@ def get_config(arg=None):
   config = experiment_config.base_config()
   experiment_config.set_dataset(config, args.dataset)
   config.objective = 'beta_vae'
-  config.latent_dim = 10
   config.batch_size = 32
   config.learning_rate = 1e-3
   config.train_subset_size = 50_000

@@ -8,9 +8,11 @@ import sys
 import pytest
 
 from bvae_jax import experiment_config
+from bvae_jax import sweep
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIG_FILES = ('capacity.py', 'beta_vae.py', 'vae.py')
+CONFIG_FILES = ('capacity.py', 'beta_vae.py', 'vae.py', 'sweep_beta.py',
+                'sweep_capacity.py')
 
 
 def load_config(name, arg=None):
@@ -45,6 +47,28 @@ def test_beta_configs():
   assert load_config('beta_vae.py').beta == 4.0
   assert load_config('vae.py').beta == 1.0
   assert load_config('vae.py').objective == 'beta_vae'
+
+
+def test_sweep_beta_is_the_published_grid():
+  config = load_config('sweep_beta.py')
+  assert config.sweep.grid.beta == (0.5, 1.0, 2.5, 5.0, 7.5, 10.0, 50.0)
+  # 10 latents, batch 32, lr 1e-3, 50,000-image subset, 10 epochs.
+  assert (config.objective, config.latent_dim, config.batch_size,
+          config.learning_rate, config.train_subset_size,
+          config.num_train_steps) == ('beta_vae', 10, 32, 1e-3, 50_000, 15_625)
+  assert len(sweep.sweep_members(config)) == 21
+  quick = load_config('sweep_beta.py', 'quick')
+  assert len(sweep.sweep_members(quick)) == 7
+
+
+def test_sweep_capacity_grid():
+  config = load_config('sweep_capacity.py')
+  assert config.sweep.grid.capacity_max == (5.0, 10.0, 25.0, 50.0)
+  assert (config.gamma, config.capacity_anneal_steps) == (1000.0, 100_000)
+  assert [m.name for m in sweep.sweep_members(
+      load_config('sweep_capacity.py', 'quick'))] == [
+          'capacity_max=5,seed=0', 'capacity_max=10,seed=0',
+          'capacity_max=25,seed=0', 'capacity_max=50,seed=0']
 
 
 def test_quick_config_ramps_within_its_budget():
