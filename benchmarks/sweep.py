@@ -40,6 +40,8 @@ _SHARED = flags.DEFINE_list('shared_batches', ['true'],
                             'Members share batches: true, false or both.')
 _CPU_DEVICES = flags.DEFINE_integer(
     'cpu_devices', 0, 'As in bvae_jax.main: 0 = one per core dividing the batch.')
+_CONV_IMPL = flags.DEFINE_string('conv_impl', 'matmul',
+                                 'Strided-conv formulation of every model.')
 _ROUNDS = 4
 
 
@@ -47,6 +49,7 @@ def sweep_config(members: int, batch_size: int, member_devices: int,
                  shared: bool):
   config = configs.capacity.get_config()
   config.batch_size = batch_size
+  config.conv_impl = _CONV_IMPL.value
   config.sweep = experiment_config.sweep_block(
       seeds=tuple(range(members)), grid={}, shared_batches=shared,
       member_devices=member_devices)
@@ -62,6 +65,7 @@ def build_single(batch_size):
   """Returns (step_fn, state, images, noise_key) of one model, as main runs it."""
   config = configs.capacity.get_config()
   config.batch_size = batch_size
+  config.conv_impl = _CONV_IMPL.value
   mesh = devices.create_mesh()
   model = train.create_model(config)
   state = train.initial_train_state(config, model, mesh)
@@ -131,6 +135,7 @@ def main(argv):
              key=lambda n: results[n]['member_images_per_sec'])
   print(json.dumps({
       'members': members, 'batch_size': batch_size,
+      'conv_impl': _CONV_IMPL.value,
       'single_images_per_sec': round(single, 1),
       'sweep_member_images_per_sec': results[best]['member_images_per_sec'],
       'ratio': results[best]['ratio_to_sequential'], 'best_layout': best,
