@@ -107,6 +107,19 @@ def base_config() -> ml_collections.ConfigDict:
   return config
 
 
+def set_capacity_schedule(config: ml_collections.ConfigDict) -> None:
+  """Burgess et al. (2018) Sec. 5: γ = 1000, C from 0 over 100k of 300k steps.
+
+  C_max stays the data set's (DATASET_SETTINGS). 300,000 steps is the budget
+  disentanglement_lib gives its AnnealedVAE runs (the paper states none).
+  """
+  config.objective = 'capacity'
+  config.gamma = 1000.0
+  config.capacity_start = 0.0
+  config.capacity_anneal_steps = 100_000
+  config.num_train_steps = 300_000
+
+
 def sweep_block(*, seeds, grid, plot_metric='kl_total',
                 shared_batches=True, member_devices=0, evaluate=True
                 ) -> ml_collections.ConfigDict:

@@ -23,11 +23,7 @@ def get_config(arg=None):
   args = experiment_config.parse_arg(arg, quick=False, dataset='dsprites')
   config = experiment_config.base_config()
   experiment_config.set_dataset(config, args.dataset)
-  config.objective = 'capacity'
-  config.gamma = 1000.0
-  config.capacity_start = 0.0
-  config.capacity_anneal_steps = 100_000
-  config.num_train_steps = 300_000
+  experiment_config.set_capacity_schedule(config)
   config.sweep = experiment_config.sweep_block(
       seeds=(0, 1, 2), grid={'capacity_max': CAPACITIES},
       plot_metric='mig.discrete_mig')
