@@ -44,6 +44,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from bvae_jax import conv_layers
 from bvae_jax import models
+from bvae_jax import run_ahead
 
 LEARNING_RATE = 5e-4  # Burgess et al. train with Adam at 5e-4.
 WARMUP_STEPS = 3
@@ -112,10 +113,14 @@ def time_train_step(conv_impl: str, num_devices: int, batch_size: int,
 
   steps = 0
   start = time.perf_counter()
-  # Dispatch is asynchronous: keep queuing steps until the time is up, then
-  # wait for the last one so that the elapsed time covers all the work.
+  # Dispatch is asynchronous: keep queuing steps until the time is up, a few
+  # ahead of the device as training does (an unbounded queue deadlocks
+  # XLA:CPU's all-reduce: bvae_jax/run_ahead.py), then wait for the last one
+  # so that the elapsed time covers all the work.
+  in_flight = run_ahead.RunAhead()
   while time.perf_counter() - start < seconds:
     state, loss = train_step(state, images)
+    in_flight.admit(loss)
     steps += 1
   jax.block_until_ready(state)
   elapsed = time.perf_counter() - start

@@ -54,6 +54,7 @@ from bvae_jax import experiment_config
 from bvae_jax import input_pipeline
 from bvae_jax import metric_logging
 from bvae_jax import models
+from bvae_jax import run_ahead
 from bvae_jax import sweep_report
 from bvae_jax import train
 
@@ -412,12 +413,14 @@ def train_sweep(config: ml_collections.ConfigDict, workdir: str) -> SweepState:
 
   batches = _SweepBatches(setup, dataset, start_step)
   progress = metric_logging.ProgressReporter(config.num_train_steps, start_step)
+  in_flight = run_ahead.RunAhead()
   pending: list[dict[str, jax.Array]] = []
   reported: set[int] = set()
   final: dict[str, np.ndarray] = {}
   try:
     for step in range(start_step + 1, config.num_train_steps + 1):
       state, metrics = setup.step_fn(state, next(batches))
+      in_flight.admit(metrics['loss'])  # As in train.py: bounded run-ahead.
       pending.append(metrics)
       is_last = step == config.num_train_steps
       if step % config.log_every_steps == 0 or is_last:
@@ -444,6 +447,7 @@ def train_sweep(config: ml_collections.ConfigDict, workdir: str) -> SweepState:
                      metric_logging.format_eta(timing['eta_seconds']))
       if step % config.checkpoint_every_steps == 0 or is_last:
         checkpointing.save(manager, step, state, config)
+    logging.info(in_flight.summary())
   finally:
     manager.wait_until_finished()
     for writer in writers:

@@ -30,6 +30,7 @@ from bvae_jax import input_pipeline
 from bvae_jax import metric_logging
 from bvae_jax import models
 from bvae_jax import objectives
+from bvae_jax import run_ahead
 from bvae_jax.datasets import registry
 
 # Config fields that choose the computation: static arguments of the step.
@@ -378,7 +379,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   progress = metric_logging.ProgressReporter(config.num_train_steps, start_step)
 
   # Metrics stay on the device until a log, checkpoint or figure step needs
-  # them: fetching every step would stall the dispatch of the next one.
+  # them: fetching every step would stall the dispatch of the next one. But
+  # the loop never runs more than a few steps ahead of the device: on XLA:CPU
+  # an unbounded run-ahead deadlocks the all-reduce (run_ahead.py).
+  in_flight = run_ahead.RunAhead()
   pending: list[dict[str, jax.Array]] = []
   fetched: list[dict[str, np.ndarray]] = []
   last_interval: dict[str, np.ndarray] = {}
@@ -407,6 +411,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       images = jax.make_array_from_process_local_data(batch_sharding,
                                                       local_images)
       state, metrics = step_fn(state, images, noise_key)
+      in_flight.admit(metrics['loss'])
       pending.append(metrics)
       is_last = step == config.num_train_steps
       if step % config.log_every_steps == 0 or is_last:
@@ -432,6 +437,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
         kl_per_latent = mean_metrics(fetched or [last_interval])['kl_per_latent']
         paths = figure_writer.write(step, state.params, kl_per_latent, writer)
         logging.info('Wrote %s.', ', '.join(paths))
+    logging.info(in_flight.summary())
   finally:
     manager.wait_until_finished()
     writer.flush()

@@ -17,14 +17,16 @@ import pytest
 from bvae_jax import evaluate
 from bvae_jax.datasets import registry
 import configs.capacity
+from cli_processes import REPO
+from cli_processes import TIMEOUT_SECONDS
+from cli_processes import child_environment
+from cli_processes import run
 from event_files import read_events
 from training_equivalence import assert_same_params
 from training_equivalence import assert_same_trajectory
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEPS = 6
 LEARNING_RATE = 5e-4
-_TIMEOUT_SECONDS = 300
 
 
 def tiny_config(data_dir):
@@ -48,34 +50,6 @@ def config_flags(data_dir):
           'dataset', 'data_dir', 'batch_size', 'num_train_steps',
           'log_every_steps', 'checkpoint_every_steps', 'figure_every_steps',
           'capacity_anneal_steps', 'eval_every_steps')]
-
-
-def child_environment():
-  """This environment without the test's forced device count (conftest).
-
-  The children compile with the same options as the tests (conftest.py) and
-  share their compilation cache.
-  """
-  env = dict(os.environ)
-  env['XLA_FLAGS'] = ' '.join(
-      flag for flag in env.get('XLA_FLAGS', '').split()
-      if not flag.startswith('--xla_force_host_platform_device_count'))
-  env['PYTHONPATH'] = REPO + os.pathsep + env.get('PYTHONPATH', '')
-  env['JAX_DISABLE_MOST_OPTIMIZATIONS'] = 'true'
-  env['JAX_COMPILATION_CACHE_DIR'] = os.path.join(
-      os.environ.get('TMPDIR', '/tmp'), 'bvae_jax_test_compilation_cache')
-  env['JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS'] = '0'
-  return env
-
-
-def run(command):
-  result = subprocess.run(command, cwd=REPO, env=child_environment(),
-                          capture_output=True, text=True,
-                          timeout=_TIMEOUT_SECONDS)
-  assert result.returncode == 0, (
-      f'{" ".join(command)} failed:\n{result.stdout[-3000:]}'
-      f'\n{result.stderr[-6000:]}')
-  return result
 
 
 def train(data_dir, workdir, devices):
@@ -141,7 +115,7 @@ def test_two_processes_match_one_process_with_as_many_devices(data_dir,
        f'--workdir={multi}'] + config_flags(data_dir),
       cwd=REPO, env=dict(child_environment(), PYTHON=sys.executable,
                          LOG_DIR=str(log_dir)),
-      capture_output=True, text=True, timeout=_TIMEOUT_SECONDS)
+      capture_output=True, text=True, timeout=TIMEOUT_SECONDS)
   logs = {i: (log_dir / f'process_{i}.log').read_text() for i in (0, 1)}
   assert result.returncode == 0, (result.stderr[-3000:], logs[1][-3000:])
   assert 'Joined a 2-process job as process 1 (2 local devices)' in logs[1]
@@ -175,7 +149,7 @@ def test_sweep_over_two_processes_matches_one_process(data_dir, tmp_path):
        f'--workdir={multi}'] + flags,
       cwd=REPO, env=dict(child_environment(), PYTHON=sys.executable,
                          LOG_DIR=str(tmp_path / 'logs')),
-      capture_output=True, text=True, timeout=_TIMEOUT_SECONDS)
+      capture_output=True, text=True, timeout=TIMEOUT_SECONDS)
   assert result.returncode == 0, result.stderr[-3000:]
   names = sorted(os.listdir(single / 'members'))
   assert names == sorted(os.listdir(multi / 'members')) and len(names) == 4

@@ -1,0 +1,119 @@
+"""The bounded run-ahead of the training loops (bvae_jax/run_ahead.py).
+
+The regression tests run the real command line in child processes: before the
+bound, a run whose steps were dispatched far ahead of the device (a log
+interval longer than the run) deadlocked in XLA:CPU's all-reduce and aborted
+(issue 10; docs/design.md says why). The settings here make the host outrun
+the device quickly: measured with benchmarks/run_ahead.py before the fix, 2
+devices at batch 4 had 30 steps unfinished after ~230 steps and 4 devices at
+batch 8 after ~170, and runs this long aborted in most tries.
+"""
+
+import sys
+
+import jax
+import jax.numpy as jnp
+import pytest
+
+from bvae_jax import run_ahead
+from bvae_jax.datasets import registry
+import configs.capacity
+from cli_processes import run
+
+_REPEATS = 2
+
+
+@jax.jit
+def _slow_step(x):
+  # ~20 matrix products of 256×256: milliseconds, far longer than a dispatch.
+  for _ in range(20):
+    x = jnp.tanh(x @ x / 256.0)
+  return x
+
+
+def _unfinished(outputs):
+  return sum(not output.is_ready() for output in outputs)
+
+
+@pytest.mark.parametrize('max_in_flight', [1, 3])
+def test_admit_keeps_at_most_max_in_flight_steps_unfinished(max_in_flight):
+  window = run_ahead.RunAhead(max_in_flight)
+  x = jnp.eye(256) + 0.01
+  outputs = []
+  for _ in range(12):
+    x = _slow_step(x)  # Each depends on the last: they finish in order.
+    outputs.append(x)
+    window.admit(x)
+    assert _unfinished(outputs) <= max_in_flight
+  assert 1 <= window.deepest <= max_in_flight
+  window.drain()
+  assert _unfinished(outputs) == 0
+  assert f'bound {max_in_flight}' in window.summary()
+
+
+def test_without_a_bound_the_same_steps_run_ahead():
+  # The control for the test above: the host does outrun these steps.
+  x = jnp.eye(256) + 0.01
+  outputs = []
+  for _ in range(12):
+    x = _slow_step(x)
+    outputs.append(x)
+  assert _unfinished(outputs) > 3
+  jax.block_until_ready(x)
+
+
+def test_bound_must_be_positive():
+  with pytest.raises(ValueError, match='max_in_flight'):
+    run_ahead.RunAhead(0)
+
+
+@pytest.fixture(scope='module')
+def data_dir(tmp_path_factory):
+  directory = str(tmp_path_factory.mktemp('tfds'))
+  config = configs.capacity.get_config()
+  config.dataset = 'dsprites_procedural/tiny'
+  config.data_dir = directory
+  registry.open_dataset(config)  # Prepared once, before the children.
+  return directory
+
+
+@pytest.mark.parametrize('devices, batch_size, steps, log_every_steps', [
+    (2, 4, 500, 100_000),  # A log interval far longer than the run.
+    (4, 8, 400, 400),  # log_every_steps = num_train_steps.
+])
+def test_training_with_a_long_log_interval_finishes(data_dir, tmp_path,
+                                                    devices, batch_size, steps,
+                                                    log_every_steps):
+  for repeat in range(_REPEATS):
+    result = run([
+        sys.executable, '-m', 'bvae_jax.main', '--config=configs/capacity.py',
+        f'--workdir={tmp_path / str(repeat)}', f'--cpu_devices={devices}',
+        '--config.dataset=dsprites_procedural/tiny',
+        f'--config.data_dir={data_dir}', f'--config.batch_size={batch_size}',
+        f'--config.num_train_steps={steps}',
+        f'--config.log_every_steps={log_every_steps}',
+        f'--config.checkpoint_every_steps={steps}',
+        f'--config.figure_every_steps={steps}', '--config.eval_every_steps=0'
+    ], timeout=240)
+    assert f'Devices: {devices} (cpu)' in result.stderr
+    assert f'Step {steps}/{steps}' in result.stderr
+    bound = run_ahead.DEFAULT_MAX_IN_FLIGHT
+    assert f'(bound {bound})' in result.stderr
+
+
+def test_sweep_with_a_long_log_interval_finishes(data_dir, tmp_path):
+  # The sweep's own loop: 2 members × 2-way data parallelism on 4 devices.
+  steps = 300
+  result = run([
+      sys.executable, '-m', 'bvae_jax.main',
+      '--config=configs/sweep_capacity.py:quick',
+      f'--workdir={tmp_path}', '--cpu_devices=4',
+      '--config.dataset=dsprites_procedural/tiny',
+      f'--config.data_dir={data_dir}', '--config.batch_size=8',
+      f'--config.num_train_steps={steps}', '--config.log_every_steps=100000',
+      f'--config.checkpoint_every_steps={steps}',
+      '--config.sweep.evaluate=False',
+      '--config.sweep.grid.capacity_max=(5.0,25.0)'
+  ], timeout=240)
+  assert f'Sweep step {steps}/{steps}' in result.stderr
+  assert f'(bound {run_ahead.DEFAULT_MAX_IN_FLIGHT})' in result.stderr
