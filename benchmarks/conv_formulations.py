@@ -52,7 +52,8 @@ WARMUP_STEPS = 3
 
 def negative_elbo(params, model, images, noise_rng):
   """Bernoulli reconstruction NLL + KL(q(z|x) || N(0, I)), batch-averaged."""
-  logits, mean, log_var = model.apply(params, images, noise_rng)
+  outputs = model.apply(params, images, noise_rng)
+  logits, mean, log_var = outputs.decoder_output, outputs.mean, outputs.log_var
   reconstruction = optax.sigmoid_binary_cross_entropy(logits, images)
   reconstruction = reconstruction.sum(axis=(1, 2, 3)).mean()
   kl = 0.5 * (jnp.exp(log_var) + jnp.square(mean) - 1.0 - log_var)

@@ -24,12 +24,12 @@ import time
 from absl import app
 from absl import flags
 import jax
-import numpy as np
 
 from bvae_jax import devices
 from bvae_jax import input_pipeline
+from bvae_jax import loop
 from bvae_jax import run_ahead
-from bvae_jax import train
+from bvae_jax import step as step_lib
 import configs.capacity
 
 _CONFIG_ARG = flags.DEFINE_string('config_arg', None,
@@ -44,16 +44,16 @@ _PROBE_DEPTH = flags.DEFINE_integer(
 _ROUNDS = 4
 
 
-class Loop:
+class Dispatcher:
   """The training loop's dispatch path: batch, global array, step."""
 
   def __init__(self, config):
-    dataset, self.config = train.open_training_data(config)
+    dataset, self.config = loop.open_training_data(config)
     mesh = devices.create_mesh()
-    model = train.create_model(self.config)
-    self.state = train.initial_train_state(self.config, model, mesh)
-    self._step_fn = train.make_train_step(self.config, model, mesh)
-    _, self._noise_key = train.rng_streams(self.config.seed)
+    model = step_lib.create_model(self.config)
+    self.state = step_lib.initial_train_state(self.config, model, mesh)
+    self._step_fn = step_lib.make_train_step(self.config, model, mesh)
+    _, self._noise_key = step_lib.rng_streams(self.config.seed)
     self._sharding = devices.batch_sharded(mesh)
     self._batches = input_pipeline.create_train_iterator(self.config,
                                                          dataset=dataset)
@@ -66,12 +66,12 @@ class Loop:
     return metrics['loss']
 
 
-def probe_unbounded(loop, probe_depth):
+def probe_unbounded(dispatcher, probe_depth):
   """Dispatches without waiting until `probe_depth` steps are unfinished."""
   unfinished, trace = [], []
   start = time.perf_counter()
   while True:
-    unfinished.append(loop.dispatch())
+    unfinished.append(dispatcher.dispatch())
     unfinished = [loss for loss in unfinished if not loss.is_ready()]
     trace.append((time.perf_counter() - start, len(unfinished)))
     if len(unfinished) >= probe_depth or len(trace) >= 2000:
@@ -86,12 +86,12 @@ def probe_unbounded(loop, probe_depth):
               depth_every_10_steps=[d for _, d in trace[9::10]])
 
 
-def timed(loop, max_in_flight, seconds):
+def timed(dispatcher, max_in_flight, seconds):
   """Steps and seconds of the bounded loop over ~`seconds`."""
   window = run_ahead.RunAhead(max_in_flight)
   steps, start = 0, time.perf_counter()
   while time.perf_counter() - start < seconds:
-    window.admit(loop.dispatch())
+    window.admit(dispatcher.dispatch())
     steps += 1
   window.drain()
   return steps, time.perf_counter() - start, window.deepest
@@ -101,21 +101,21 @@ def main(argv):
   del argv
   config = configs.capacity.get_config(_CONFIG_ARG.value)
   devices.configure_host_devices(_CPU_DEVICES.value, config.batch_size)
-  loop = Loop(config)
-  jax.block_until_ready(loop.dispatch())  # Compile.
-  timed(loop, 2, 3.0)  # Warm-up.
-  probe = probe_unbounded(loop, _PROBE_DEPTH.value)
+  dispatcher = Dispatcher(config)
+  jax.block_until_ready(dispatcher.dispatch())  # Compile.
+  timed(dispatcher, 2, 3.0)  # Warm-up.
+  probe = probe_unbounded(dispatcher, _PROBE_DEPTH.value)
   print(f'unbounded: {probe}', flush=True)
 
   bounds = [int(k) for k in _MAX_IN_FLIGHT.value]
   totals = {k: [0, 0.0, 0] for k in bounds}
   for _ in range(_ROUNDS):
     for k in bounds:
-      steps, seconds, deepest = timed(loop, k, _SECONDS.value / _ROUNDS)
+      steps, seconds, deepest = timed(dispatcher, k, _SECONDS.value / _ROUNDS)
       totals[k][0] += steps
       totals[k][1] += seconds
       totals[k][2] = max(totals[k][2], deepest)
-  batch_size = loop.config.batch_size
+  batch_size = dispatcher.config.batch_size
   bounded = {k: dict(images_per_sec=round(s / t * batch_size, 1), deepest=d)
              for k, (s, t, d) in totals.items()}
   for k, result in bounded.items():
@@ -123,7 +123,7 @@ def main(argv):
   first = bounds[0]
   print(json.dumps(dict(
       num_devices=jax.device_count(), batch_size=batch_size,
-      dataset=loop.config.dataset, unbounded=probe, bounded=bounded,
+      dataset=dispatcher.config.dataset, unbounded=probe, bounded=bounded,
       ratios_to_first={k: round(r['images_per_sec'] /
                                 bounded[first]['images_per_sec'], 3)
                        for k, r in bounded.items()})))

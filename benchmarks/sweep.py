@@ -5,7 +5,7 @@ r"""Speed of a vmapped sweep against training its members one after another.
 
 Times, in one process and interleaved in rounds (so the ratio is robust to the
 machine's load):
-  * single: `train.make_train_step` of configs/capacity.py, one model,
+  * single: `step_lib.make_train_step` of configs/capacity.py, one model,
     data-parallel over all devices as `bvae_jax.main` runs it;
   * sweep: `sweep.setup_sweep`'s step training --members models (seeds 0..M-1)
     at once, for each --member_devices × --shared_batches layout.
@@ -28,8 +28,8 @@ import numpy as np
 from bvae_jax import devices
 from bvae_jax import experiment_config
 from bvae_jax import run_ahead
+from bvae_jax import step as step_lib
 from bvae_jax import sweep
-from bvae_jax import train
 import configs.capacity
 
 _MEMBERS = flags.DEFINE_integer('members', 8, 'Models in the sweep.')
@@ -68,12 +68,12 @@ def build_single(batch_size):
   config.batch_size = batch_size
   config.conv_impl = _CONV_IMPL.value
   mesh = devices.create_mesh()
-  model = train.create_model(config)
-  state = train.initial_train_state(config, model, mesh)
+  model = step_lib.create_model(config)
+  state = step_lib.initial_train_state(config, model, mesh)
   images = jax.device_put(_binary_images((batch_size, 64, 64, 1)),
                           devices.batch_sharded(mesh))
-  return (train.make_train_step(config, model, mesh), state, images,
-          train.rng_streams(config.seed)[1])
+  return (step_lib.make_train_step(config, model, mesh), state, images,
+          step_lib.rng_streams(config.seed)[1])
 
 
 def build_sweep(members, batch_size, member_devices, shared):

@@ -3,7 +3,7 @@ r"""Speed of the full training step (forward, loss, backward, Adam), fp32.
   python -m benchmarks.train_step --batch_size=64 --seconds=20
   python -m benchmarks.train_step --conv_impl=matmul,space_to_depth,lax   # side by side
 
-Times `train.make_train_step` of configs/capacity.py (the model that training
+Times `step_lib.make_train_step` of configs/capacity.py (the model that training
 uses, data-parallel over the mesh that `--cpu_devices` sets up exactly as
 `bvae_jax.main` does) on a fixed device-resident batch of binary images, after
 compilation and warm-up. With several `--conv_impl` values, each is timed in
@@ -22,7 +22,7 @@ import numpy as np
 from bvae_jax import conv_layers
 from bvae_jax import devices
 from bvae_jax import run_ahead
-from bvae_jax import train
+from bvae_jax import step as step_lib
 import configs.capacity
 
 _BATCH_SIZE = flags.DEFINE_integer('batch_size', 64, 'Global batch size.')
@@ -40,13 +40,13 @@ def build_step(conv_impl: str, batch_size: int):
   config.batch_size = batch_size
   config.conv_impl = conv_impl
   mesh = devices.create_mesh()
-  model = train.create_model(config)
-  state = train.initial_train_state(config, model, mesh)
+  model = step_lib.create_model(config)
+  state = step_lib.initial_train_state(config, model, mesh)
   images = jax.device_put(
       (np.random.default_rng(0).uniform(size=(batch_size, 64, 64, 1)) > 0.8
        ).astype(np.float32), devices.batch_sharded(mesh))
-  _, noise_key = train.rng_streams(config.seed)
-  step_fn = train.make_train_step(config, model, mesh)
+  _, noise_key = step_lib.rng_streams(config.seed)
+  step_fn = step_lib.make_train_step(config, model, mesh)
   return step_fn, state, images, noise_key
 
 

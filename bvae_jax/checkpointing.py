@@ -9,8 +9,10 @@ instead of a TensorStore error deep inside Orbax.
 """
 
 import os
+import shutil
 from typing import Any
 
+from absl import logging
 import jax
 import ml_collections
 import numpy as np
@@ -24,8 +26,27 @@ class CheckpointMismatchError(ValueError):
   """The checkpoint in a workdir does not fit the configured model."""
 
 
+class DamagedCheckpointsError(RuntimeError):
+  """No checkpoint of a workdir could be restored."""
+
+
 def checkpoint_dir(workdir: str) -> str:
   return os.path.join(os.path.abspath(workdir), 'checkpoints')
+
+
+def damaged_dir(workdir: str) -> str:
+  """Where checkpoints that fail to restore are moved (never deleted)."""
+  return os.path.join(os.path.abspath(workdir), 'checkpoints_damaged')
+
+
+def all_steps(workdir: str) -> list[int]:
+  """The checkpoint steps of `workdir`, ascending, as Orbax lists them."""
+  if not os.path.isdir(checkpoint_dir(workdir)):
+    return []
+  manager = ocp.CheckpointManager(
+      checkpoint_dir(workdir),
+      options=ocp.CheckpointManagerOptions(create=False, read_only=True))
+  return sorted(manager.all_steps())
 
 
 def create_manager(workdir: str, config: ml_collections.ConfigDict,
@@ -134,3 +155,61 @@ def restore(manager: ocp.CheckpointManager, step: int, abstract_state: Any
       _CONFIG: ocp.args.JsonRestore(),
   }))
   return restored[_STATE], restored[_CONFIG]
+
+
+def _files(directory: str) -> list[str]:
+  return sorted(os.path.relpath(os.path.join(root, name), directory)
+                for root, _, names in os.walk(directory) for name in names)
+
+
+def restore_latest(manager: ocp.CheckpointManager, workdir: str,
+                   abstract_state: Any) -> tuple[Any, dict, int] | None:
+  """Restores the newest checkpoint that restores; None when there is none.
+
+  A checkpoint that fails to restore (a truncated or emptied file, say) is
+  moved to `damaged_dir(workdir)` with a warning naming it and the error, and
+  the next older one is tried; training then resumes from there and can write
+  the damaged step again.
+
+  Returns:
+    (state, config dict, step), or None if the workdir has no checkpoint.
+
+  Raises:
+    CheckpointMismatchError: the checkpoint is of another architecture (not
+      damage: nothing is moved).
+    DamagedCheckpointsError: no checkpoint restores; names each one's files
+      and error.
+  """
+  failures = []
+  for step in sorted(manager.all_steps(), reverse=True):
+    path = os.path.join(str(manager.directory), str(step))
+    try:
+      state, config = restore(manager, step, abstract_state)
+    except CheckpointMismatchError:
+      raise
+    except Exception as error:  # pylint: disable=broad-except
+      # Orbax raises many types for a damaged file (ValueError for bad JSON,
+      # TensorStore errors, FileNotFoundError): any failure to read counts.
+      failures.append((step, path, _files(path), error))
+      logging.warning('Checkpoint %s does not restore (%s: %s); trying the '
+                      'one before.', path, type(error).__name__, error)
+      continue
+    for _, damaged_path, _, _ in failures:
+      destination = os.path.join(damaged_dir(workdir),
+                                 os.path.basename(damaged_path))
+      os.makedirs(damaged_dir(workdir), exist_ok=True)
+      shutil.move(damaged_path, destination)
+      logging.warning('Moved the damaged checkpoint %s to %s (kept, not '
+                      'deleted); resuming from step %d.', damaged_path,
+                      destination, step)
+    if failures:
+      manager.reload()
+    return state, config, step
+  if failures:
+    raise DamagedCheckpointsError(
+        f'No checkpoint in {checkpoint_dir(workdir)} restores:\n' + '\n'.join(
+            f'  step {step} ({path}; files {files}): '
+            f'{type(error).__name__}: {str(error)[:300]}'
+            for step, path, files, error in failures) +
+        '\nRepair or remove them, or use a fresh --workdir.')
+  return None

@@ -123,12 +123,6 @@ def depth_to_space(inputs: jax.Array) -> jax.Array:
 _SHIFTS = ((0, 0), (0, 1), (1, 0), (1, 1))  # (a, b) in the order of axes (3, 4).
 
 
-def _window_offset(a: int, full: bool) -> int:
-  """Where window a starts: at a (VALID), or at a - 1 of the unpadded input
-  (FULL), i.e. the zero-padding shift 1 - a."""
-  return 1 - a if full else a
-
-
 def _stack_shifts(parts: list[jax.Array]) -> jax.Array:
   """Stacks four (N, H, W, ...) arrays ordered as `_SHIFTS` into (N, H, W, 2, 2, ...)."""
   stacked = jnp.stack(parts, axis=3)  # One concatenation: one pass over memory.

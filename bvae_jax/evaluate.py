@@ -46,9 +46,9 @@ from bvae_jax import devices  # pylint: disable=g-import-not-at-top
 from bvae_jax import experiment_config  # pylint: disable=g-import-not-at-top
 from bvae_jax import figures  # pylint: disable=g-import-not-at-top
 from bvae_jax import metric_logging  # pylint: disable=g-import-not-at-top
-from bvae_jax import objectives  # pylint: disable=g-import-not-at-top
-from bvae_jax import train  # pylint: disable=g-import-not-at-top
+from bvae_jax import step as step_lib  # pylint: disable=g-import-not-at-top
 from bvae_jax.datasets import registry  # pylint: disable=g-import-not-at-top
+from bvae_jax.objectives import gaussians  # pylint: disable=g-import-not-at-top
 from bvae_jax.metrics import beta_vae  # pylint: disable=g-import-not-at-top
 from bvae_jax.metrics import dci  # pylint: disable=g-import-not-at-top
 from bvae_jax.metrics import factor_vae  # pylint: disable=g-import-not-at-top
@@ -61,7 +61,6 @@ from bvae_jax.metrics import sap  # pylint: disable=g-import-not-at-top
 # Points per draw of the code-based metrics (disentanglement_lib's batch_size
 # for MIG, modularity, DCI and SAP): it fixes the order of the random draws.
 _DRAW_BATCH = 16
-REPRESENTATIONS = ('mean', 'sampled')
 
 
 class NoCheckpointError(FileNotFoundError):
@@ -123,14 +122,6 @@ def make_representation_fn(model, params, *, mesh=None, encode_batch_size=2048,
   return representation_fn
 
 
-def available_steps(workdir: str) -> list[int]:
-  """Checkpoint steps in workdir/checkpoints, ascending."""
-  directory = checkpointing.checkpoint_dir(workdir)
-  if not os.path.isdir(directory):
-    return []
-  return sorted(int(name) for name in os.listdir(directory) if name.isdigit())
-
-
 def checkpoint_step(workdir: str, step: int | None = None) -> int:
   """The checkpoint step to restore: `step`, or the latest.
 
@@ -138,7 +129,7 @@ def checkpoint_step(workdir: str, step: int | None = None) -> int:
     NoCheckpointError: no checkpoint in workdir, or none at `step`; the
       message lists what is there.
   """
-  steps = available_steps(workdir)
+  steps = checkpointing.all_steps(workdir)
   directory = checkpointing.checkpoint_dir(workdir)
   if not steps:
     there = sorted(os.listdir(workdir)) if os.path.isdir(workdir) else None
@@ -177,8 +168,8 @@ def restore_params(config: ml_collections.ConfigDict, workdir: str,
   """
   step = checkpoint_step(workdir, step)
   mesh = devices.create_mesh()
-  model = train.create_model(config)
-  abstract_state = train.abstract_train_state(config, model, mesh)
+  model = step_lib.create_model(config)
+  abstract_state = step_lib.abstract_train_state(config, model, mesh)
   manager = checkpointing.create_manager(workdir, config, read_only=True)
   state, stored_config = checkpointing.restore(manager, step, abstract_state)
   return state.params, step, stored_config
@@ -336,7 +327,7 @@ def prepare_evaluation(config: ml_collections.ConfigDict, workdir: str,
     # Evaluate on the records the model was trained on.
     config.dataset_source = stored_config['dataset_source']
   c = config.eval
-  model = train.create_model(config).clone(conv_impl=c.conv_impl)
+  model = step_lib.create_model(config).clone(conv_impl=c.conv_impl)
   return EvaluationSetup(
       config=config, dataset=registry.open_dataset(config), model=model,
       params=params, step=step,
@@ -399,7 +390,7 @@ def _mean_kl_per_latent(model, params, ground_truth, seed, num=2048):
   mean, log_var = jax.jit(
       lambda p, x: model.apply({'params': p}, x, method=model.encode))(
           params, observations)
-  return np.asarray(objectives.kl_per_latent(mean, log_var).mean(axis=0))
+  return np.asarray(gaussians.kl_per_latent(mean, log_var).mean(axis=0))
 
 
 def _write_outputs(workdir, result, draws, kl, ground_truth, num_bins):

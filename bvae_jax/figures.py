@@ -1,7 +1,7 @@
 """Reconstruction grids and latent traversals (Burgess et al. 2018, Fig. 4 layout).
 
 Functions here take plain arrays and write PNGs; the model calls that produce the
-arrays live in `train.py`, so figures can be drawn from a notebook as well.
+arrays live in `training_figures.py`, so figures can be drawn from a notebook as well.
 """
 
 import os

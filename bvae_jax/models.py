@@ -16,6 +16,7 @@ layers come from `bvae_jax.conv_layers`, whose `conv_impl` choice changes only
 how they are computed, never the parameter tree.
 """
 
+from flax import struct
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -105,6 +106,22 @@ class Decoder(nn.Module):
         self.num_channels, impl=self.conv_impl)(hidden)
 
 
+@struct.dataclass
+class VAEOutput:
+  """What the VAE computes for a batch, for the objectives.
+
+  Attributes:
+    decoder_output: (N, 64, 64, C) decoder output (see `Decoder`).
+    mean: (N, L) posterior means.
+    log_var: (N, L) posterior log-variances.
+    z: (N, L) the reparameterised posterior sample that was decoded.
+  """
+  decoder_output: jax.Array
+  mean: jax.Array
+  log_var: jax.Array
+  z: jax.Array
+
+
 class VAE(nn.Module):
   """Encoder + reparameterised Gaussian sample + decoder.
 
@@ -122,9 +139,7 @@ class VAE(nn.Module):
     self.encoder = Encoder(self.latent_dim, conv_impl=self.conv_impl)
     self.decoder = Decoder(self.num_channels, conv_impl=self.conv_impl)
 
-  def __call__(
-      self, images: jax.Array, noise_rng: jax.Array
-  ) -> tuple[jax.Array, jax.Array, jax.Array]:
+  def __call__(self, images: jax.Array, noise_rng: jax.Array) -> VAEOutput:
     """Encodes, samples z ~ q(z|x) with the reparameterisation trick, decodes.
 
     Args:
@@ -132,14 +147,14 @@ class VAE(nn.Module):
       noise_rng: PRNG key for the posterior sample's standard-normal noise.
 
     Returns:
-      (decoder_output, mean, log_var): decoder_output is (N, 64, 64, C)
-      logits (see `Decoder`); mean and log_var are (N, latent_dim), log_var
-      being the log of the posterior variance.
+      The decoder output for z, the posterior (mean, log_var: the log of the
+      variance) and z itself.
     """
     mean, log_var = self.encoder(images)
     noise = jax.random.normal(noise_rng, mean.shape, mean.dtype)
     z = mean + jnp.exp(0.5 * log_var) * noise
-    return self.decoder(z), mean, log_var
+    return VAEOutput(decoder_output=self.decoder(z), mean=mean,
+                     log_var=log_var, z=z)
 
   def encode(self, images: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Returns the posterior (mean, log_var) of each image; see `Encoder`."""

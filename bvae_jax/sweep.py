@@ -6,9 +6,10 @@ A sweep config is a training config with a `sweep` block (configs/sweep_*.py):
   config.sweep.grid = {'beta': (1.0, 4.0)}   # ... × per grid point
   config.sweep.shared_batches = True          # common random numbers
 
-Members are the Cartesian product seeds × grid (fields: train.HYPERPARAMETERS,
-e.g. beta, gamma, capacity_max, learning_rate). Their TrainStates are stacked
-along a leading member axis and `sweep_step`, `jax.vmap` of `train.train_step`,
+Members are the Cartesian product seeds × grid (fields: the numeric fields the
+step reads, `step_lib.hyperparameter_fields(config)`: the objective's, e.g.
+beta, gamma, capacity_max, and learning_rate). Their TrainStates are stacked
+along a leading member axis and `sweep_step`, `jax.vmap` of `step_lib.train_step`,
 updates all of them in one jitted call. Member i computes exactly what training
 it alone computes: the same initialisation (its seed), the same noise, the same
 batches, the same step function; `member_config(config, member)` is the config
@@ -37,7 +38,6 @@ others train on unaffected, since vmapped members share no computation.
 
 import dataclasses
 import itertools
-import json
 import os
 from typing import Any, Callable, Mapping, Sequence
 
@@ -50,13 +50,16 @@ import numpy as np
 
 from bvae_jax import checkpointing
 from bvae_jax import devices
+from bvae_jax import evaluate
 from bvae_jax import experiment_config
 from bvae_jax import input_pipeline
+from bvae_jax import loop
 from bvae_jax import metric_logging
 from bvae_jax import models
 from bvae_jax import run_ahead
+from bvae_jax import step as step_lib
 from bvae_jax import sweep_report
-from bvae_jax import train
+from bvae_jax import training_figures
 
 MEMBER_AXIS = 'members'
 # Where each member's TensorBoard run, figures and evaluation go.
@@ -89,7 +92,7 @@ class SweepState(struct.PyTreeNode):
       non-finite; 0 while the member is healthy.
   """
   step: jax.Array
-  members: train.TrainState
+  members: step_lib.TrainState
   failed_at: jax.Array
 
 
@@ -114,9 +117,10 @@ def sweep_members(config: ml_collections.ConfigDict) -> list[Member]:
   if len(set(seeds)) != len(seeds) or min(seeds) < 0:
     raise ValueError(f'config.sweep.seeds must be distinct and ≥ 0, got {seeds}')
   for field, values in grid.items():
-    if field not in train.HYPERPARAMETERS:
-      raise ValueError(f'config.sweep.grid.{field}: not a sweepable field; '
-                       f'sweepable: {train.HYPERPARAMETERS}')
+    sweepable = step_lib.hyperparameter_fields(config)
+    if field not in sweepable:
+      raise ValueError(f'config.sweep.grid.{field}: not a sweepable field of '
+                       f'objective {config.objective!r}; sweepable: {sweepable}')
     if not values or len(set(values)) != len(values):
       raise ValueError(f'config.sweep.grid.{field} must list distinct values, '
                        f'got {values}')
@@ -193,31 +197,31 @@ def _sharding(mesh, *spec):
 
 def member_hyperparameters(config, members: Sequence[Member]
                            ) -> dict[str, np.ndarray]:
-  """{field: (M,) float32}: each member's HYPERPARAMETERS."""
-  per_member = [train.hyperparameters(member_config(config, m)) for m in members]
+  """{field: (M,) float32}: each member's `step_lib.hyperparameters`."""
+  per_member = [step_lib.hyperparameters(member_config(config, m)) for m in members]
   return {name: np.stack([h[name] for h in per_member])
-          for name in train.HYPERPARAMETERS}
+          for name in per_member[0]}
 
 
 def member_keys(members: Sequence[Member]) -> tuple[jax.Array, jax.Array]:
   """Stacked (init keys, noise keys), each member's from its seed."""
-  keys = [train.rng_streams(m.seed) for m in members]
+  keys = [step_lib.rng_streams(m.seed) for m in members]
   return (jnp.stack([k[0] for k in keys]), jnp.stack([k[1] for k in keys]))
 
 
 def sweep_step(state: SweepState, images: jax.Array, noise_keys: jax.Array,
                hparams: Mapping[str, jax.Array], *, model: models.VAE,
-               static_objective: Mapping[str, str], shared_batches: bool
+               static: Mapping[str, str], shared_batches: bool
                ) -> tuple[SweepState, dict[str, jax.Array]]:
-  """`train.train_step` of every member, vmapped; non-finite members freeze.
+  """`step_lib.train_step` of every member, vmapped; non-finite members freeze.
 
   Args:
     state: the sweep's state.
     images: (N, 64, 64, C) shared by all members, or (M, N, 64, 64, C).
     noise_keys: (M,) the members' noise keys.
-    hparams: {field: (M,)} the members' HYPERPARAMETERS.
+    hparams: {field: (M,)} the members' `step_lib.hyperparameters`.
     model: the VAE (the same architecture for every member).
-    static_objective: train.STATIC_OBJECTIVE_FIELDS of the config.
+    static: `step_lib.static_fields` of the config.
     shared_batches: whether `images` is shared.
 
   Returns:
@@ -225,9 +229,9 @@ def sweep_step(state: SweepState, images: jax.Array, noise_keys: jax.Array,
   """
 
   def update(member, failed_at, member_images, noise_key, member_hparams):
-    new_member, metrics = train.train_step(
+    new_member, metrics = step_lib.train_step(
         member, member_images, noise_key, member_hparams, model=model,
-        static_objective=static_objective)
+        static=static)
     finite = jnp.isfinite(metrics['loss']) & jnp.isfinite(metrics['grad_norm'])
     healthy = failed_at == 0
     keep_new = healthy & finite
@@ -264,7 +268,7 @@ def setup_sweep(config: ml_collections.ConfigDict) -> SweepSetup:
   mesh = create_sweep_mesh(member_devices)
   data_devices = mesh.shape[devices.DATA_AXIS]
   devices.check_batch_divisible(config.batch_size, data_devices)
-  model = train.create_model(config)
+  model = step_lib.create_model(config)
   shared = config.sweep.shared_batches
   by_member = _sharding(mesh, MEMBER_AXIS)
   replicated = _sharding(mesh)
@@ -284,7 +288,7 @@ def setup_sweep(config: ml_collections.ConfigDict) -> SweepSetup:
       lambda state, images, key_data, hparams: sweep_step(
           state, images, jax.random.wrap_key_data(key_data), hparams,
           model=model,
-          static_objective=train.static_objective_fields(config),
+          static=step_lib.static_fields(config),
           shared_batches=shared),
       in_shardings=(state_sharding, images_sharding, by_member, by_member),
       out_shardings=(state_sharding, by_member),
@@ -312,7 +316,7 @@ def _global_array(values: np.ndarray, sharding) -> jax.Array:
 
 
 def _initial_state(config, model, init_keys) -> SweepState:
-  members = jax.vmap(lambda key: train.create_train_state(config, model, key))(
+  members = jax.vmap(lambda key: step_lib.create_train_state(config, model, key))(
       init_keys)
   return SweepState(step=jnp.zeros((), jnp.int32), members=members,
                     failed_at=jnp.zeros(init_keys.shape[:1], jnp.int32))
@@ -339,7 +343,7 @@ class _SweepBatches:
                          for m in setup.members]
     self._global_shape = (
         (config.batch_size,) if config.sweep.shared_batches else
-        (len(setup.members), config.batch_size)) + train.image_shape(config)
+        (len(setup.members), config.batch_size)) + step_lib.image_shape(config)
 
   def __next__(self) -> jax.Array:
     local = [next(iterator)['image'] for iterator in self._iterators]
@@ -381,18 +385,12 @@ def train_sweep(config: ml_collections.ConfigDict, workdir: str) -> SweepState:
     FloatingPointError: when every member has failed.
   """
   members = validate_sweep_config(config)
-  dataset, config = train.open_training_data(config)
+  dataset, config = loop.open_training_data(config)
   setup = setup_sweep(config)
   is_chief = jax.process_index() == 0
   manager = checkpointing.create_manager(workdir, config)
-  latest = manager.latest_step()
-  if latest is not None:
-    state, stored_config = checkpointing.restore(manager, latest,
-                                                 setup.abstract_state)
-    train.check_same_data_source(stored_config, config, workdir)
-    logging.info('Resuming the sweep from step %d.', latest)
-  else:
-    state = initial_sweep_state(setup)
+  state = loop.resume_or_init(manager, workdir, setup.abstract_state, config,
+                              lambda: initial_sweep_state(setup))
   start_step = int(jax.device_get(state.step))
 
   writers = []
@@ -400,16 +398,14 @@ def train_sweep(config: ml_collections.ConfigDict, workdir: str) -> SweepState:
     member_dir = _member_workdir(workdir, member)
     if is_chief:
       os.makedirs(member_dir, exist_ok=True)
-      with open(os.path.join(member_dir, 'config.json'), 'w') as f:
-        json.dump(member_config(config, member).to_dict(), f, indent=2,
-                  sort_keys=True)
+      loop.write_config_json(member_dir, member_config(config, member),
+                             start_step)
     writers.append(metric_logging.MetricWriter(member_dir,
                                                just_logging=not is_chief))
   if is_chief:
-    with open(os.path.join(workdir, 'sweep_members.json'), 'w') as f:
-      json.dump([dataclasses.asdict(m) for m in members], f, indent=2)
-    with open(os.path.join(workdir, 'config.json'), 'w') as f:
-      json.dump(config.to_dict(), f, indent=2, sort_keys=True)
+    loop.write_json(os.path.join(workdir, 'sweep_members.json'),
+                    [dataclasses.asdict(m) for m in members])
+    loop.write_config_json(workdir, config, start_step)
 
   batches = _SweepBatches(setup, dataset, start_step)
   progress = metric_logging.ProgressReporter(config.num_train_steps, start_step)
@@ -515,8 +511,6 @@ def member_params(state: SweepState, index: int) -> Any:
 def _finish_members(config, workdir, setup, state, dataset, final,
                     failed_at) -> dict[str, dict]:
   """Figures (and, with config.sweep.evaluate, metrics) of healthy members."""
-  # Imported here: evaluate imports train, which this module also imports.
-  from bvae_jax import evaluate  # pylint: disable=g-import-not-at-top
   step = int(jax.device_get(state.step))
   figure_writer = None
   evaluations = {}
@@ -527,7 +521,7 @@ def _finish_members(config, workdir, setup, state, dataset, final,
     solo = member_config(config, member)
     params = member_params(state, member.index)
     if figure_writer is None:
-      figure_writer = train.FigureWriter(
+      figure_writer = training_figures.FigureWriter(
           solo, setup.model, member_dir, input_pipeline.fixed_images(
               solo, max(solo.num_figure_images, solo.traversal_steps),
               dataset=dataset))
@@ -565,7 +559,6 @@ def restore_member(config: ml_collections.ConfigDict, workdir: str,
     evaluate.NoCheckpointError, checkpointing.CheckpointMismatchError: as
       evaluate.restore_params.
   """
-  from bvae_jax import evaluate  # pylint: disable=g-import-not-at-top
   members = validate_sweep_config(config)
   chosen = [m for m in members if member in (m.index, m.name, str(m.index))]
   if not chosen:

@@ -24,9 +24,15 @@ matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 import numpy as np
 
-# Loss terms reported per member, in this order.
-LOSS_COLUMNS = ('loss', 'reconstruction', 'kl_total', 'capacity',
-                'kl_capacity_gap')
+
+
+def loss_columns(final: Mapping[str, np.ndarray]) -> list[str]:
+  """The scalar terms of the step's metrics, in the objective's order.
+
+  Each objective names its terms (bvae_jax/objectives); every scalar one gets
+  a column, so a new objective's terms reach the tables without edits here.
+  """
+  return [name for name, values in final.items() if np.ndim(values) == 1]
 
 
 def member_rows(members: Sequence[Any], final: Mapping[str, np.ndarray],
@@ -40,7 +46,7 @@ def member_rows(members: Sequence[Any], final: Mapping[str, np.ndarray],
     row = {'member': member.name, 'seed': member.seed, **member.values,
            'status': (f'failed at step {failed_at[i]}' if failed_at[i]
                       else 'ok')}
-    for column in LOSS_COLUMNS:
+    for column in loss_columns(final):
       row[column] = float(final[column][i])
     for latent, kl in enumerate(np.asarray(final['kl_per_latent'][i])):
       row[f'kl_z{latent}'] = float(kl)

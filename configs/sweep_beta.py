@@ -35,7 +35,7 @@ def get_config(arg=None):
   args = experiment_config.parse_arg(arg, quick=False, dataset='dsprites')
   config = experiment_config.base_config()
   experiment_config.set_dataset(config, args.dataset)
-  config.objective = 'beta_vae'
+  experiment_config.set_objective(config, 'beta_vae')
   config.batch_size = 32
   config.learning_rate = 1e-3
   config.train_subset_size = 50_000

@@ -17,10 +17,8 @@ def get_config(arg=None):
   args = experiment_config.parse_arg(arg, quick=False, dataset='dsprites')
   config = experiment_config.base_config()
   experiment_config.set_dataset(config, args.dataset)
-  config.objective = 'beta_vae'
+  experiment_config.set_objective(config, 'beta_vae')
   config.beta = 1.0
   if args.quick:
-    config.num_train_steps = 5_000
-    config.checkpoint_every_steps = 1_000
-    config.figure_every_steps = 2_500
+    experiment_config.set_quick_budget(config)
   return config

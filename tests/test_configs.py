@@ -11,8 +11,8 @@ from bvae_jax import experiment_config
 from bvae_jax import sweep
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIG_FILES = ('capacity.py', 'beta_vae.py', 'vae.py', 'sweep_beta.py',
-                'sweep_capacity.py')
+CONFIG_FILES = tuple(sorted(name for name in os.listdir(os.path.join(REPO, 'configs'))
+                           if name.endswith('.py') and not name.startswith('_')))
 
 
 def load_config(name, arg=None):
@@ -71,6 +71,41 @@ def test_sweep_capacity_grid():
           'capacity_max=25,seed=0', 'capacity_max=50,seed=0']
 
 
+def test_new_objective_configs():
+  assert load_config('beta_tcvae.py').objective == 'beta_tcvae'
+  dip_i, dip_ii = load_config('dip_vae.py'), load_config('dip_vae.py', 'type=ii')
+  assert (dip_i.dip_type, dip_i.dip_lambda_d_factor) == ('i', 10.0)
+  assert (dip_ii.dip_type, dip_ii.dip_lambda_d_factor) == ('ii', 1.0)
+  with pytest.raises(ValueError, match='type'):
+    load_config('dip_vae.py', 'type=iii')
+
+
+@pytest.mark.parametrize('objective, field, values', [
+    ('beta_vae', 'beta', (1.0, 2.0, 4.0, 6.0, 8.0, 16.0)),
+    ('capacity', 'capacity_max', (5.0, 10.0, 25.0, 50.0, 75.0, 100.0)),
+    ('beta_tcvae', 'beta', (1.0, 2.0, 4.0, 6.0, 8.0, 10.0)),
+    ('dip_vae', 'dip_lambda_od', (1.0, 2.0, 5.0, 10.0, 20.0, 50.0)),
+])
+def test_sweep_study_is_disentanglement_libs_grid(objective, field, values):
+  # disentanglement_lib config/unsupervised_study_v1/sweep.py and shared.gin.
+  config = load_config('sweep_study.py', f'objective={objective}')
+  experiment_config.validate_config(config)
+  assert config.objective == objective
+  assert dict(config.sweep.grid) == {field: values}
+  assert (config.learning_rate, config.batch_size, config.num_train_steps) == (
+      1e-4, 64, 300_000)
+  assert len(sweep.sweep_members(config)) == 18
+  quick = load_config('sweep_study.py', f'objective={objective},quick')
+  assert len(sweep.sweep_members(quick)) == 6
+
+
+def test_sweep_study_dip_types_and_bad_objective():
+  assert load_config('sweep_study.py',
+                     'objective=dip_vae,type=ii').dip_lambda_d_factor == 1.0
+  with pytest.raises(ValueError, match='objective must be one of'):
+    load_config('sweep_study.py', 'objective=vae')
+
+
 def test_quick_config_ramps_within_its_budget():
   config = load_config('capacity.py', 'quick')
   assert config.capacity_anneal_steps < config.num_train_steps
@@ -92,20 +127,26 @@ def test_parse_arg():
     experiment_config.parse_arg('quik', quick=False)
 
 
-@pytest.mark.parametrize('field, value, message', [
-    ('gamma', -1.0, 'config.gamma must be ≥ 0'),
-    ('beta', -0.5, 'config.beta must be ≥ 0'),
-    ('capacity_max', -25.0, 'config.capacity_max must be ≥ 0'),
-    ('capacity_start', -1.0, 'config.capacity_start must be ≥ 0'),
-    ('capacity_anneal_steps', 0, 'config.capacity_anneal_steps must be > 0'),
-    ('capacity_anneal_steps', -5, 'config.capacity_anneal_steps must be > 0'),
-    ('objective', 'factorvae', 'config.objective must be one of'),
-    ('likelihood', 'laplace', 'config.likelihood must be one of'),
-    ('num_channels', 2, 'config.num_channels must be 1 or 3'),
-    ('batch_size', 0, 'config.batch_size must be > 0'),
+@pytest.mark.parametrize('name, field, value, message', [
+    ('capacity.py', 'gamma', -1.0, 'config.gamma must be ≥ 0'),
+    ('beta_vae.py', 'beta', -0.5, 'config.beta must be ≥ 0'),
+    ('capacity.py', 'capacity_max', -25.0, 'config.capacity_max must be ≥ 0'),
+    ('capacity.py', 'capacity_start', -1.0, 'config.capacity_start must be ≥ 0'),
+    ('capacity.py', 'capacity_anneal_steps', 0,
+     'config.capacity_anneal_steps must be > 0'),
+    ('capacity.py', 'capacity_anneal_steps', -5,
+     'config.capacity_anneal_steps must be > 0'),
+    ('capacity.py', 'objective', 'factorvae', 'config.objective must be one of'),
+    ('capacity.py', 'objective', 'dip_vae', 'config.dip_lambda_od is read by'),
+    ('dip_vae.py', 'dip_lambda_od', -1.0, 'config.dip_lambda_od must be ≥ 0'),
+    ('dip_vae.py', 'dip_type', 'iii', 'config.dip_type must be one of'),
+    ('beta_tcvae.py', 'beta', -1.0, 'config.beta must be ≥ 0'),
+    ('capacity.py', 'likelihood', 'laplace', 'config.likelihood must be one of'),
+    ('capacity.py', 'num_channels', 2, 'config.num_channels must be 1 or 3'),
+    ('capacity.py', 'batch_size', 0, 'config.batch_size must be > 0'),
 ])
-def test_bad_values_name_the_field(field, value, message):
-  config = load_config('capacity.py')
+def test_bad_values_name_the_field(name, field, value, message):
+  config = load_config(name)
   config[field] = value
   with pytest.raises(ValueError, match=message):
     experiment_config.validate_config(config)

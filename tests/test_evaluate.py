@@ -9,10 +9,11 @@ import pytest
 
 from bvae_jax import checkpointing
 from bvae_jax import evaluate
-from bvae_jax import experiment_config
 from bvae_jax import input_pipeline
 from bvae_jax import models
+from bvae_jax import step as step_lib
 from bvae_jax import train
+from tiny_configs import tiny_config as shared_tiny_config
 
 
 @pytest.fixture(scope='module')
@@ -21,23 +22,9 @@ def data_dir(tmp_path_factory):
 
 
 def tiny_config(data_dir, **overrides):
-  config = experiment_config.base_config()
-  config.dataset = 'dsprites_procedural/tiny'
-  config.data_dir = data_dir
-  config.batch_size = 8
-  config.num_train_steps = 4
-  config.log_every_steps = 2
-  config.checkpoint_every_steps = 2
-  config.figure_every_steps = 1000
-  config.capacity_anneal_steps = 100
-  # Small samples: the definitions are tested in tests/test_metric_*.py.
-  config.eval.num_train = 300
-  config.eval.num_test = 150
-  config.eval.batch_size = 8
-  config.eval.num_variance_estimate = 300
-  config.eval.encode_batch_size = 256
-  config.update(overrides)
-  return config
+  """A 4-step run with checkpoints at 2 and 4."""
+  return shared_tiny_config(data_dir, **{
+      'num_train_steps': 4, 'checkpoint_every_steps': 2, **overrides})
 
 
 @pytest.fixture(scope='module')
@@ -50,7 +37,7 @@ def trained(data_dir, tmp_path_factory):
 
 
 def reconstructions(config, params, images):
-  model = train.create_model(config)
+  model = step_lib.create_model(config)
   mean, _ = model.apply({'params': params}, images, method=models.VAE.encode)
   return np.asarray(model.apply({'params': params}, mean,
                                 method=models.VAE.decode))
@@ -70,7 +57,7 @@ def test_representation_fn_pads_and_chunks_without_changing_codes(trained):
   config, workdir, _ = trained
   params, _, _ = evaluate.restore_params(config, workdir)
   images = input_pipeline.fixed_images(config, 37)
-  model = train.create_model(config)
+  model = step_lib.create_model(config)
   expected, _ = model.apply({'params': params}, images,
                             method=models.VAE.encode)
   for conv_impl in ('lax', 'matmul'):

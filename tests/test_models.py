@@ -73,10 +73,10 @@ def test_vae_output_shapes(num_channels):
   model = models.VAE(LATENT_DIM, num_channels)
   params = _init(model, num_channels)
   images = jax.random.uniform(jax.random.PRNGKey(2), (3, 64, 64, num_channels))
-  logits, mean, log_var = model.apply(params, images, jax.random.PRNGKey(3))
-  chex.assert_shape(logits, (3, 64, 64, num_channels))
-  chex.assert_shape([mean, log_var], (3, LATENT_DIM))
-  chex.assert_tree_all_finite((logits, mean, log_var))
+  outputs = model.apply(params, images, jax.random.PRNGKey(3))
+  chex.assert_shape(outputs.decoder_output, (3, 64, 64, num_channels))
+  chex.assert_shape([outputs.mean, outputs.log_var, outputs.z], (3, LATENT_DIM))
+  chex.assert_tree_all_finite(outputs)
 
 
 def test_encode_and_decode_methods():
@@ -94,12 +94,14 @@ def test_call_uses_reparameterised_sample_with_log_variance():
   params = _init(model, 1)
   images = jax.random.uniform(jax.random.PRNGKey(2), (4, 64, 64, 1))
   noise_rng = jax.random.PRNGKey(7)
-  logits, mean, log_var = model.apply(params, images, noise_rng)
+  outputs = model.apply(params, images, noise_rng)
   # z = mean + standard deviation · ε with standard deviation = exp(log_var / 2).
-  noise = jax.random.normal(noise_rng, mean.shape)
-  z = mean + jnp.exp(0.5 * log_var) * noise
+  noise = jax.random.normal(noise_rng, outputs.mean.shape)
+  z = outputs.mean + jnp.exp(0.5 * outputs.log_var) * noise
+  np.testing.assert_allclose(outputs.z, z, rtol=1e-6, atol=1e-6)
   expected = model.apply(params, z, method=models.VAE.decode)
-  np.testing.assert_allclose(logits, expected, rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(outputs.decoder_output, expected, rtol=1e-5,
+                             atol=1e-5)
 
 
 def test_standalone_encoder_and_decoder():
@@ -122,7 +124,7 @@ def test_fast_conv_impls_compute_the_reference_model(impl):
   noise_rng = jax.random.PRNGKey(3)
   expected = models.VAE(LATENT_DIM, 3, 'lax').apply(params, images, noise_rng)
   actual = models.VAE(LATENT_DIM, 3, impl).apply(params, images, noise_rng)
-  for got, want in zip(actual, expected):
+  for got, want in zip(jax.tree.leaves(actual), jax.tree.leaves(expected)):
     np.testing.assert_allclose(got, want, rtol=1e-4,
                                atol=1e-4 * float(jnp.max(jnp.abs(want))))
 

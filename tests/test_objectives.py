@@ -1,19 +1,30 @@
-"""Objectives against closed-form values (references cited per test)."""
+"""Likelihoods, KL, and the β-VAE and capacity objectives against closed forms.
+
+References are cited per test; β-TCVAE and DIP-VAE are in
+test_objectives_disentanglement_lib.py.
+"""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from bvae_jax import models
 from bvae_jax import objectives
+from bvae_jax.objectives import beta_vae
+from bvae_jax.objectives import capacity
+from bvae_jax.objectives import gaussians
+from bvae_jax.objectives import likelihoods
+
+_HPARAMS = dict(gaussian_stddev=1.0, learning_rate=5e-4, beta=4.0,
+                gamma=1000.0, capacity_start=0.0, capacity_max=25.0,
+                capacity_anneal_steps=100.0)
+_STATIC = {'likelihood': 'bernoulli'}
 
 
-def _config(**overrides):
-  config = dict(objective='capacity', likelihood='bernoulli', gaussian_stddev=1.0,
-                beta=4.0, gamma=1000.0, capacity_start=0.0, capacity_max=25.0,
-                capacity_anneal_steps=100)
-  config.update(overrides)
-  return config
+def _outputs(logits, mean, log_var):
+  return models.VAEOutput(decoder_output=logits, mean=mean, log_var=log_var,
+                          z=mean)
 
 
 def test_bernoulli_nll_matches_cross_entropy_by_hand():
@@ -23,19 +34,19 @@ def test_bernoulli_nll_matches_cross_entropy_by_hand():
   p = 1 / (1 + np.exp(-logits.astype(np.float64)))
   expected = -np.sum(images * np.log(p) + (1 - images) * np.log(1 - p),
                      axis=(1, 2, 3))
-  np.testing.assert_allclose(objectives.bernoulli_nll(logits, images), expected,
+  np.testing.assert_allclose(likelihoods.bernoulli_nll(logits, images), expected,
                              rtol=1e-5)
 
 
 def test_bernoulli_nll_golden_value_at_zero_logits():
   # p = 1/2 everywhere: −log p(x) = log 2 per pixel, 64·64·log 2 per image.
-  nll = objectives.bernoulli_nll(jnp.zeros((2, 64, 64, 1)), jnp.ones((2, 64, 64, 1)))
+  nll = likelihoods.bernoulli_nll(jnp.zeros((2, 64, 64, 1)), jnp.ones((2, 64, 64, 1)))
   np.testing.assert_allclose(nll, [4096 * np.log(2)] * 2, rtol=1e-6)
 
 
 def test_bernoulli_nll_is_finite_for_extreme_logits():
   logits = jnp.array([[-200.0, 200.0]])
-  nll = objectives.bernoulli_nll(logits, jnp.array([[0.0, 1.0]]))
+  nll = likelihoods.bernoulli_nll(logits, jnp.array([[0.0, 1.0]]))
   assert np.isfinite(nll).all() and float(nll[0]) < 1e-30
 
 
@@ -46,7 +57,7 @@ def test_gaussian_nll_matches_density_by_hand():
   sigma = 0.3
   density = np.exp(-0.5 * ((images - means) / sigma)**2) / (sigma * np.sqrt(2 * np.pi))
   expected = -np.sum(np.log(density), axis=(1, 2, 3))
-  np.testing.assert_allclose(objectives.gaussian_nll(means, images, sigma), expected,
+  np.testing.assert_allclose(likelihoods.gaussian_nll(means, images, sigma), expected,
                              rtol=1e-5)
 
 
@@ -58,12 +69,12 @@ def test_kl_per_latent_matches_general_gaussian_kl():
   log_var = rng.normal(size=(5, 10))
   sigma = np.exp(0.5 * log_var)
   expected = np.log(1 / sigma) + (sigma**2 + mean**2) / 2 - 0.5
-  np.testing.assert_allclose(objectives.kl_per_latent(mean, log_var), expected,
+  np.testing.assert_allclose(gaussians.kl_per_latent(mean, log_var), expected,
                              rtol=1e-5, atol=1e-6)
 
 
 def test_kl_golden_values():
-  kl = objectives.kl_per_latent(jnp.array([[0.0, 1.0, 0.0]]),
+  kl = gaussians.kl_per_latent(jnp.array([[0.0, 1.0, 0.0]]),
                                 jnp.array([[0.0, 0.0, np.log(4.0)]]))
   # Prior itself: 0; unit shift: ½; σ² = 4: ½(4 − log 4 − 1).
   np.testing.assert_allclose(kl, [[0.0, 0.5, 0.5 * (3 - np.log(4))]], rtol=1e-6)
@@ -73,26 +84,37 @@ def test_kl_golden_values():
                                             (100, 25.0), (10_000, 25.0)])
 def test_capacity_schedule_is_linear_then_constant(step, expected):
   np.testing.assert_allclose(
-      objectives.capacity_schedule(step, 0.0, 25.0, 100), expected, rtol=1e-6)
+      capacity.capacity_schedule(step, 0.0, 25.0, 100), expected, rtol=1e-6)
 
 
 def test_capacity_schedule_with_nonzero_start():
   np.testing.assert_allclose(
-      [objectives.capacity_schedule(s, 5.0, 15.0, 10) for s in (0, 5, 20)],
+      [capacity.capacity_schedule(s, 5.0, 15.0, 10) for s in (0, 5, 20)],
       [5.0, 10.0, 15.0], rtol=1e-6)
 
 
 def test_capacity_loss_is_burgess_eq8_and_pulls_kl_toward_c():
-  reconstruction, gamma = jnp.float32(100.0), 1000.0
-  for kl, capacity, expected in [(3.0, 5.0, 2100.0), (7.0, 5.0, 2100.0),
-                                 (5.0, 5.0, 100.0)]:
-    np.testing.assert_allclose(
-        objectives.capacity_loss(reconstruction, jnp.float32(kl), gamma,
-                                 jnp.float32(capacity)), expected, rtol=1e-6)
-  # Below C the gradient raises KL, above C it lowers it, with magnitude γ.
-  grad = jax.grad(objectives.capacity_loss, argnums=1)
-  assert float(grad(reconstruction, jnp.float32(3.0), gamma, 5.0)) == -gamma
-  assert float(grad(reconstruction, jnp.float32(7.0), gamma, 5.0)) == gamma
+  # KL = 2 nats (two images, four latents of mean 1 and unit variance); a
+  # constant target C; the reconstruction of zero logits is 64 log 2.
+  logits, images = jnp.zeros((2, 8, 8, 1)), jnp.zeros((2, 8, 8, 1))
+  log_var = jnp.zeros((2, 4))
+  gamma = 1000.0
+
+  def loss_at(mean, target):
+    hparams = dict(_HPARAMS, gamma=gamma, capacity_start=target,
+                   capacity_max=target)
+    return capacity.loss(_outputs(logits, mean, log_var), images, 7, hparams,
+                         _STATIC)[0]
+
+  for target, gap in [(1.0, 1.0), (3.0, 1.0), (2.0, 0.0)]:
+    np.testing.assert_allclose(loss_at(jnp.ones((2, 4)), target),
+                               64 * np.log(2) + gamma * gap, rtol=1e-6)
+  # d KL / d mean = mean / batch = ½; below C the gradient raises KL, above C
+  # it lowers it, with magnitude γ (Burgess et al. 2018, Eq. 8).
+  below = jax.grad(loss_at)(jnp.ones((2, 4)), 3.0)
+  above = jax.grad(loss_at)(jnp.ones((2, 4)), 1.0)
+  np.testing.assert_allclose(below, -gamma * 0.5)
+  np.testing.assert_allclose(above, gamma * 0.5)
 
 
 def test_beta_one_is_the_negative_elbo():
@@ -101,31 +123,51 @@ def test_beta_one_is_the_negative_elbo():
   images = jnp.asarray(rng.uniform(size=(4, 8, 8, 1)) > 0.5, jnp.float32)
   mean = jnp.asarray(rng.normal(size=(4, 3)), jnp.float32)
   log_var = jnp.asarray(rng.normal(size=(4, 3)), jnp.float32)
-  loss, metrics = objectives.vae_objective(
-      logits, images, mean, log_var, 0, _config(objective='beta_vae', beta=1.0))
-  negative_elbo = np.mean(objectives.bernoulli_nll(logits, images) +
-                          objectives.kl_per_latent(mean, log_var).sum(-1))
+  loss, terms = beta_vae.loss(_outputs(logits, mean, log_var), images, 0,
+                              dict(_HPARAMS, beta=1.0), _STATIC)
+  negative_elbo = np.mean(likelihoods.bernoulli_nll(logits, images) +
+                          gaussians.kl_per_latent(mean, log_var).sum(-1))
   np.testing.assert_allclose(loss, negative_elbo, rtol=1e-5)
-  np.testing.assert_allclose(metrics['kl_per_latent'].sum(), metrics['kl_total'],
+  np.testing.assert_allclose(terms['kl_per_latent'].sum(), terms['kl_total'],
                              rtol=1e-6)
+  assert terms['loss'] is loss
 
 
-def test_vae_objective_capacity_reports_c_and_gap():
+def test_capacity_objective_reports_c_and_gap():
   mean = jnp.ones((2, 4))
   log_var = jnp.zeros((2, 4))  # KL = ½ per latent, 2 nats in total.
   logits = jnp.zeros((2, 8, 8, 1))
   images = jnp.zeros((2, 8, 8, 1))
-  loss, metrics = objectives.vae_objective(logits, images, mean, log_var, 50,
-                                           _config(capacity_max=10.0))
-  np.testing.assert_allclose(metrics['capacity'], 5.0)
-  np.testing.assert_allclose(metrics['kl_capacity_gap'], 3.0, rtol=1e-6)
+  loss, terms = capacity.loss(_outputs(logits, mean, log_var), images, 50,
+                              dict(_HPARAMS, capacity_max=10.0), _STATIC)
+  np.testing.assert_allclose(terms['capacity'], 5.0)
+  np.testing.assert_allclose(terms['kl_capacity_gap'], 3.0, rtol=1e-6)
   np.testing.assert_allclose(loss, 64 * np.log(2) + 1000 * 3.0, rtol=1e-6)
 
 
-def test_unknown_objective_and_likelihood_are_named():
-  args = (jnp.zeros((1, 2, 2, 1)), jnp.zeros((1, 2, 2, 1)), jnp.zeros((1, 2)),
-          jnp.zeros((1, 2)), 0)
+def test_gaussian_likelihood_is_used_when_configured():
+  images = jnp.full((2, 4, 4, 1), 0.5)
+  outputs = _outputs(jnp.zeros((2, 4, 4, 1)), jnp.zeros((2, 3)),
+                     jnp.zeros((2, 3)))
+  _, terms = beta_vae.loss(outputs, images, 0, dict(_HPARAMS, gaussian_stddev=0.5),
+                           {'likelihood': 'gaussian'})
+  expected = 16 * (0.5 * 1.0 + np.log(0.5) + 0.5 * np.log(2 * np.pi))
+  np.testing.assert_allclose(terms['reconstruction'], expected, rtol=1e-6)
+
+
+def test_registry_finds_objectives_and_names_unknown_ones():
+  assert {'beta_vae', 'capacity', 'beta_tcvae', 'dip_vae'} <= set(
+      objectives.names())
+  assert objectives.get('capacity') is capacity
+  with pytest.raises(ValueError, match='config.objective must be one of'):
+    objectives.get('elbo')  # A building block, not an objective.
   with pytest.raises(ValueError, match='config.objective'):
-    objectives.vae_objective(*args, _config(objective='factor_vae'))
+    objectives.get('factor_vaee')
+
+
+def test_unknown_likelihood_is_named():
   with pytest.raises(ValueError, match='config.likelihood'):
-    objectives.vae_objective(*args, _config(likelihood='laplace'))
+    likelihoods.reconstruction_nll(jnp.zeros((1, 2, 2, 1)),
+                                   jnp.zeros((1, 2, 2, 1)), 'laplace', 1.0)
+  with pytest.raises(ValueError, match='config.likelihood'):
+    likelihoods.decoder_mean(jnp.zeros((1, 2)), 'laplace')

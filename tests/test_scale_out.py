@@ -14,6 +14,7 @@ import sys
 
 import pytest
 
+from bvae_jax import checkpointing
 from bvae_jax import evaluate
 from bvae_jax.datasets import registry
 import configs.capacity
@@ -130,7 +131,7 @@ def test_two_processes_match_one_process_with_as_many_devices(data_dir,
   assert len(read_events(multi)) > STEPS
   assert sorted(os.listdir(multi / 'figures')) == [
       f'reconstructions_{STEPS:08d}.png', f'traversal_{STEPS:08d}.png']
-  assert evaluate.available_steps(str(multi)) == [3, 6]
+  assert checkpointing.all_steps(str(multi)) == [3, 6]
 
 
 def test_sweep_over_two_processes_matches_one_process(data_dir, tmp_path):

@@ -69,13 +69,14 @@ def runs(tmp_path_factory):
 
 def test_members_are_grid_points_times_seeds(data_dir):
   config = tiny_sweep(data_dir, seeds=(3, 4),
-                      grid={'beta': (1.0, 2.5), 'gamma': (10.0,)})
+                      grid={'capacity_max': (1.0, 2.5), 'gamma': (10.0,)})
   members = sweep.sweep_members(config)
   assert [m.name for m in members] == [
-      'beta=1,gamma=10,seed=3', 'beta=1,gamma=10,seed=4',
-      'beta=2.5,gamma=10,seed=3', 'beta=2.5,gamma=10,seed=4']
+      'capacity_max=1,gamma=10,seed=3', 'capacity_max=1,gamma=10,seed=4',
+      'capacity_max=2.5,gamma=10,seed=3', 'capacity_max=2.5,gamma=10,seed=4']
   solo = sweep.member_config(config, members[2])
-  assert (solo.seed, solo.beta, solo.gamma, solo.data_seed) == (3, 2.5, 10.0, 0)
+  assert (solo.seed, solo.capacity_max, solo.gamma, solo.data_seed) == (
+      3, 2.5, 10.0, 0)
   assert 'sweep' not in solo
   config.sweep.shared_batches = False
   assert sweep.member_config(config, members[2]).data_seed is None
@@ -83,9 +84,11 @@ def test_members_are_grid_points_times_seeds(data_dir):
 
 @pytest.mark.parametrize('grid, seeds, message', [
     ({'latent_dim': (5, 6)}, (0,), 'not a sweepable field'),
-    ({'beta': (1.0, 1.0)}, (0,), 'distinct values'),
-    ({'beta': (1.0,)}, (), 'seeds is empty'),
-    ({'beta': (-1.0, 2.0)}, (0,), r'member beta=-1,seed=0: config.beta'),
+    # The capacity objective does not read β: sweeping it would train copies.
+    ({'beta': (1.0, 2.0)}, (0,), "not a sweepable field of objective 'capacity'"),
+    ({'gamma': (1.0, 1.0)}, (0,), 'distinct values'),
+    ({'gamma': (1.0,)}, (), 'seeds is empty'),
+    ({'gamma': (-1.0, 2.0)}, (0,), r'member gamma=-1,seed=0: config.gamma'),
     ({'capacity_anneal_steps': (0.0,)}, (0,), 'capacity_anneal_steps'),
 ])
 def test_bad_sweeps_name_the_field(data_dir, grid, seeds, message):

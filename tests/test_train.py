@@ -9,31 +9,17 @@ import numpy as np
 import pytest
 
 from bvae_jax import checkpointing
-from bvae_jax import experiment_config
 from bvae_jax import input_pipeline
 from bvae_jax import models
-from bvae_jax import objectives
+from bvae_jax import step as step_lib
 from bvae_jax import train
+from bvae_jax.objectives import gaussians
+from tiny_configs import tiny_config
 
 
 @pytest.fixture(scope='module')
 def data_dir(tmp_path_factory):
   return str(tmp_path_factory.mktemp('tfds'))
-
-
-def tiny_config(data_dir, **overrides):
-  config = experiment_config.base_config()
-  config.dataset = 'dsprites_procedural/tiny'
-  config.data_dir = data_dir
-  config.batch_size = 8
-  config.num_train_steps = 6
-  config.log_every_steps = 2
-  config.checkpoint_every_steps = 3
-  config.figure_every_steps = 1000
-  config.capacity_anneal_steps = 100
-  for key, value in overrides.items():
-    config[key] = value
-  return config
 
 
 def params_of(state):
@@ -58,9 +44,9 @@ def test_capacity_objective_pulls_kl_toward_c(data_dir, tmp_path):
                        capacity_start=4.0, capacity_max=4.0, learning_rate=2e-3)
   state = train.train_and_evaluate(config, str(tmp_path))
   images = input_pipeline.fixed_images(config, 64)
-  mean, log_var = train.create_model(config).apply(
+  mean, log_var = step_lib.create_model(config).apply(
       {'params': jax.device_get(state.params)}, images, method=models.VAE.encode)
-  kl = float(np.mean(np.sum(objectives.kl_per_latent(mean, log_var), axis=-1)))
+  kl = float(np.mean(np.sum(gaussians.kl_per_latent(mean, log_var), axis=-1)))
   assert abs(kl - 4.0) < 1.0, kl
 
 
@@ -88,6 +74,46 @@ def test_resume_is_bit_identical(data_dir, tmp_path, caplog):
   assert int(resumed.step) == 6
   for a, b in zip(params_of(uninterrupted), params_of(resumed)):
     np.testing.assert_array_equal(a, b)
+
+
+def _empty_metadata(checkpoint):
+  """Empties the state's _METADATA file, as a crash mid-write would leave it."""
+  path = checkpoint / 'state' / '_METADATA'
+  assert path.exists()
+  path.write_text('')
+
+
+def test_resume_skips_a_damaged_checkpoint_and_keeps_it(data_dir, tmp_path,
+                                                        caplog):
+  # Checkpoints at 3 and 6 of a 6-step run; the one at 6 is damaged. Training
+  # to 9 resumes from 3, keeps the damaged one aside, and equals a clean run.
+  clean = train.train_and_evaluate(tiny_config(data_dir, num_train_steps=9),
+                                   str(tmp_path / 'clean'))
+  workdir = tmp_path / 'damaged'
+  train.train_and_evaluate(tiny_config(data_dir), str(workdir))
+  _empty_metadata(workdir / 'checkpoints' / '6')
+  absl_logging.get_absl_logger().propagate = True
+  with caplog.at_level('INFO'):
+    resumed = train.train_and_evaluate(tiny_config(data_dir, num_train_steps=9),
+                                       str(workdir))
+  assert f'{workdir / "checkpoints" / "6"} does not restore' in caplog.text
+  assert 'Resuming from step 3' in caplog.text
+  kept = workdir / 'checkpoints_damaged' / '6' / 'state' / '_METADATA'
+  assert kept.exists() and kept.read_text() == ''
+  for a, b in zip(params_of(clean), params_of(resumed)):
+    np.testing.assert_array_equal(a, b)
+
+
+def test_no_restorable_checkpoint_names_each_one(data_dir, tmp_path):
+  train.train_and_evaluate(tiny_config(data_dir), str(tmp_path))
+  for step in (3, 6):
+    _empty_metadata(tmp_path / 'checkpoints' / str(step))
+  with pytest.raises(checkpointing.DamagedCheckpointsError) as error:
+    train.train_and_evaluate(tiny_config(data_dir), str(tmp_path))
+  message = str(error.value)
+  assert 'step 6' in message and 'step 3' in message
+  assert "'state/_METADATA'" in message
+  assert sorted(os.listdir(tmp_path / 'checkpoints')) == ['3', '6']  # Untouched.
 
 
 def test_same_seed_same_result_other_seed_differs(data_dir, tmp_path):

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from bvae_jax import experiment_config
-from bvae_jax import train
+from bvae_jax import loop
 from bvae_jax.datasets import registry
 
 
@@ -25,15 +25,15 @@ def offline(monkeypatch):
 def test_saved_config_holds_the_resolved_source(tmp_path):
   config = make_config(str(tmp_path))
   assert config.dataset_source == 'auto'
-  dataset, saved = train.open_training_data(config)
+  dataset, saved = loop.open_training_data(config)
   assert dataset.source == 'procedural'
   assert saved.dataset_source == 'procedural'
   assert config.dataset_source == 'auto'  # The caller's config is untouched.
 
 
 def test_dataset_json_describes_the_source(tmp_path):
-  dataset, _ = train.open_training_data(make_config(str(tmp_path)))
-  train._write_dataset_json(str(tmp_path), dataset)
+  dataset, _ = loop.open_training_data(make_config(str(tmp_path)))
+  loop.write_dataset_json(str(tmp_path), dataset)
   described = json.loads((tmp_path / 'dataset.json').read_text())
   assert described == {
       'name': 'dsprites/tiny', 'source': 'procedural',
@@ -47,15 +47,15 @@ def test_channel_mismatch_names_the_field(tmp_path):
   config = make_config(str(tmp_path), 'color_dsprites/tiny', num_channels=1)
   with pytest.raises(ValueError, match=r'config.num_channels=1 but data set '
                      r"'color_dsprites/tiny' has 3-channel images"):
-    train.open_training_data(config)
+    loop.open_training_data(config)
 
 
 def test_resuming_on_another_source_is_refused(tmp_path):
   config = make_config(str(tmp_path), dataset_source='procedural')
   with pytest.raises(ValueError, match='trained on real dsprites/tiny data, '
                      'but here the data set resolves to procedural'):
-    train.check_same_data_source({'dataset_source': 'real'}, config,
+    loop.check_same_data_source({'dataset_source': 'real'}, config,
                                   str(tmp_path))
   # Same source, or a checkpoint from before sources were recorded: fine.
-  train.check_same_data_source({'dataset_source': 'procedural'}, config, '')
-  train.check_same_data_source({}, config, '')
+  loop.check_same_data_source({'dataset_source': 'procedural'}, config, '')
+  loop.check_same_data_source({}, config, '')

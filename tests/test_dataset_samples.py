@@ -5,12 +5,12 @@ import logging
 import matplotlib.image
 import numpy as np
 
-from bvae_jax.datasets import sample_figure
+from bvae_jax import dataset_samples
 
 
 def test_rows_of_openable_sets_and_a_reason_for_the_others(tmp_path, caplog):
   with caplog.at_level(logging.WARNING):
-    rows = sample_figure.sample_rows(
+    rows = dataset_samples.sample_rows(
         ['dsprites/tiny', 'color_dsprites/tiny', 'chairs'], str(tmp_path),
         'procedural', num_images=4)
   assert [label for label, _ in rows] == [
@@ -24,7 +24,7 @@ def test_rows_of_openable_sets_and_a_reason_for_the_others(tmp_path, caplog):
              for r in caplog.records)
 
   path = tmp_path / 'figure.png'
-  sample_figure.save_figure(str(path), rows)
+  dataset_samples.save_figure(str(path), rows)
   image = matplotlib.image.imread(path)
   assert image.ndim == 3 and image.shape[0] > 2 * 64
   assert np.ptp(image) > 0

@@ -1,7 +1,7 @@
 r"""Draws sample images of each data set, one row per set (docs/datasets.md).
 
-  python -m bvae_jax.datasets.sample_figure --output=docs/images/datasets.png
-  python -m bvae_jax.datasets.sample_figure --datasets=chairs,shapes3d \
+  python -m bvae_jax.dataset_samples --output=docs/images/datasets.png
+  python -m bvae_jax.dataset_samples --datasets=chairs,shapes3d \
       --data_dir=~/tensorflow_datasets --output=/tmp/real_sets.png
 
 Each row shows the same records as the training figures of that data set

@@ -1,0 +1,69 @@
+"""The run's figures during training: reconstructions and latent traversals.
+
+`FigureWriter` encodes and decodes a fixed set of images with the current
+parameters and hands the arrays to `figures` (which only draws).
+"""
+
+import os
+from typing import Any
+
+import jax
+import ml_collections
+import numpy as np
+
+from bvae_jax import figures
+from bvae_jax import metric_logging
+from bvae_jax import models
+from bvae_jax.objectives import likelihoods
+
+
+class FigureWriter:
+  """Draws reconstructions and traversals for fixed images during training."""
+
+  def __init__(self, config: ml_collections.ConfigDict, model: models.VAE,
+               workdir: str, images: np.ndarray):
+    self._config = config
+    self._workdir = workdir
+    self._images = images
+    likelihood = config.likelihood
+    self._encode = jax.jit(lambda params, x: model.apply(
+        {'params': params}, x, method=models.VAE.encode))
+    self._decode_mean = jax.jit(lambda params, z: likelihoods.decoder_mean(model.apply(
+        {'params': params}, z, method=models.VAE.decode), likelihood))
+
+  def set_workdir(self, workdir: str) -> None:
+    """Writes later figures to workdir/figures (sweeps: one per member)."""
+    self._workdir = workdir
+
+  def write(self, step: int, params: Any, kl_per_latent: np.ndarray,
+            writer: metric_logging.MetricWriter) -> list[str]:
+    """Writes the step's PNGs into workdir/figures and TensorBoard; returns paths."""
+    config = self._config
+    params = jax.device_get(params)
+    images = self._images
+    means, _ = self._encode(params, images)
+    reconstructions = np.asarray(self._decode_mean(params, means))
+    num_columns = config.traversal_steps
+    order = figures.latent_order_by_kl(kl_per_latent)
+    values = np.linspace(-config.traversal_range, config.traversal_range,
+                         num_columns, dtype=np.float32)
+    codes = figures.traversal_codes(np.asarray(means[0]), order, values)
+    traversals = np.asarray(self._decode_mean(
+        params, codes.reshape(-1, codes.shape[-1]))).reshape(
+            codes.shape[:2] + images.shape[1:])
+    figure_dir = os.path.join(self._workdir, 'figures')
+    reconstruction_path = os.path.join(figure_dir,
+                                       f'reconstructions_{step:08d}.png')
+    traversal_path = os.path.join(figure_dir, f'traversal_{step:08d}.png')
+    num_recon = config.num_figure_images
+    figures.save_reconstruction_figure(reconstruction_path, images[:num_recon],
+                                       reconstructions[:num_recon], step)
+    header = np.resize(np.arange(len(images)), num_columns)
+    figures.save_traversal_figure(traversal_path, images[header],
+                                  reconstructions[header], traversals, order,
+                                  kl_per_latent, config.traversal_range, step)
+    writer.write_images(step, {
+        'traversal': figures.mosaic(np.concatenate(
+            [images[header][None], reconstructions[header][None], traversals])),
+    })
+    return [reconstruction_path, traversal_path]
