@@ -13,16 +13,13 @@ from the rest. Grey images are shown in grey, coloured ones in colour.
 from absl import app
 from absl import flags
 from absl import logging
-import matplotlib
+from matplotlib.figure import Figure
+import ml_collections
+import numpy as np
 
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-import ml_collections  # pylint: disable=g-import-not-at-top
-import numpy as np  # pylint: disable=g-import-not-at-top
-
-from bvae_jax import figures  # pylint: disable=g-import-not-at-top
-from bvae_jax import input_pipeline  # pylint: disable=g-import-not-at-top
-from bvae_jax.datasets import registry  # pylint: disable=g-import-not-at-top
+from bvae_jax import figures
+from bvae_jax import input_pipeline
+from bvae_jax.datasets import registry
 
 _DATASETS = flags.DEFINE_list(
     'datasets', ['dsprites', 'color_dsprites', 'gaussian_blobs'],
@@ -59,7 +56,7 @@ def save_figure(path, rows):
   canvas = figures.mosaic(np.stack([images for _, images in rows]))
   height, width, _ = canvas.shape
   scale = 2.0 / 100  # Two screen pixels per image pixel at dpi 100.
-  figure = plt.figure(figsize=(width * scale + 2.0, height * scale + 0.2),
+  figure = Figure(figsize=(width * scale + 2.0, height * scale + 0.2),
                       dpi=100)
   axes = figure.add_axes((2.0 / (width * scale + 2.0), 0.0,
                           width * scale / (width * scale + 2.0), 1.0))
@@ -71,7 +68,6 @@ def save_figure(path, rows):
   for spine in axes.spines.values():
     spine.set_visible(False)
   figure.savefig(path)
-  plt.close(figure)
 
 
 def main(argv):

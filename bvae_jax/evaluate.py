@@ -26,7 +26,6 @@ posterior mean (`config.eval.representation='mean'`) or one posterior sample
 """
 
 import dataclasses
-import json
 import os
 import time
 from typing import Any, Callable
@@ -34,29 +33,26 @@ from typing import Any, Callable
 from absl import logging
 import jax
 import jax.numpy as jnp
-import matplotlib
+import ml_collections
+import numpy as np
 
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
-import ml_collections  # pylint: disable=g-import-not-at-top
-import numpy as np  # pylint: disable=g-import-not-at-top
-
-from bvae_jax import checkpointing  # pylint: disable=g-import-not-at-top
-from bvae_jax import devices  # pylint: disable=g-import-not-at-top
-from bvae_jax import experiment_config  # pylint: disable=g-import-not-at-top
-from bvae_jax import figures  # pylint: disable=g-import-not-at-top
-from bvae_jax import metric_logging  # pylint: disable=g-import-not-at-top
-from bvae_jax import step as step_lib  # pylint: disable=g-import-not-at-top
-from bvae_jax.datasets import registry  # pylint: disable=g-import-not-at-top
-from bvae_jax.objectives import gaussians  # pylint: disable=g-import-not-at-top
-from bvae_jax.metrics import beta_vae  # pylint: disable=g-import-not-at-top
-from bvae_jax.metrics import dci  # pylint: disable=g-import-not-at-top
-from bvae_jax.metrics import factor_vae  # pylint: disable=g-import-not-at-top
-from bvae_jax.metrics import mig  # pylint: disable=g-import-not-at-top
-from bvae_jax.metrics import modularity_explicitness  # pylint: disable=g-import-not-at-top
-from bvae_jax.metrics import mutual_info  # pylint: disable=g-import-not-at-top
-from bvae_jax.metrics import sampling  # pylint: disable=g-import-not-at-top
-from bvae_jax.metrics import sap  # pylint: disable=g-import-not-at-top
+from bvae_jax import checkpointing
+from bvae_jax import devices
+from bvae_jax import experiment_config
+from bvae_jax import figures
+from bvae_jax import loop
+from bvae_jax import metric_logging
+from bvae_jax import step as step_lib
+from bvae_jax.datasets import registry
+from bvae_jax.objectives import gaussians
+from bvae_jax.metrics import beta_vae
+from bvae_jax.metrics import dci
+from bvae_jax.metrics import factor_vae
+from bvae_jax.metrics import mig
+from bvae_jax.metrics import modularity_explicitness
+from bvae_jax.metrics import mutual_info
+from bvae_jax.metrics import sampling
+from bvae_jax.metrics import sap
 
 # Points per draw of the code-based metrics (disentanglement_lib's batch_size
 # for MIG, modularity, DCI and SAP): it fixes the order of the random draws.
@@ -321,11 +317,7 @@ def prepare_evaluation(config: ml_collections.ConfigDict, workdir: str,
   stored_config = {}
   if params is None:
     params, step, stored_config = restore_params(config, workdir, step)
-  config = config.copy_and_resolve_references()
-  if (config.dataset_source == 'auto'
-      and stored_config.get('dataset_source') in ('real', 'procedural')):
-    # Evaluate on the records the model was trained on.
-    config.dataset_source = stored_config['dataset_source']
+  config = loop.data_source_as_trained(config, stored_config)
   c = config.eval
   model = step_lib.create_model(config).clone(conv_impl=c.conv_impl)
   return EvaluationSetup(
@@ -398,9 +390,7 @@ def _write_outputs(workdir, result, draws, kl, ground_truth, num_bins):
   eval_dir = os.path.join(workdir, 'eval')
   os.makedirs(eval_dir, exist_ok=True)
   path = os.path.join(eval_dir, f'metrics_{step}.json')
-  with open(path + '.tmp', 'w') as f:
-    json.dump(result, f, indent=2, sort_keys=True)
-  os.replace(path + '.tmp', path)  # Never a half-written result.
+  loop.write_json(path, result)  # Atomic: never a half-written result.
   writer = metric_logging.MetricWriter(workdir)
   writer.write_scalars(step, {
       f'eval/{name}/{key}': value
@@ -413,47 +403,14 @@ def _write_outputs(workdir, result, draws, kl, ground_truth, num_bins):
   order = figures.latent_order_by_kl(kl)
   discrete = mutual_info.histogram_discretize(codes, num_bins)
   mutual_information = mutual_info.discrete_mutual_info(discrete, factors)
-  save_mutual_information_figure(
+  figures.save_mutual_information_figure(
       os.path.join(eval_dir, f'mutual_information_{step}.png'),
       mutual_information[order], order, kl[order], ground_truth.factor_names,
       step)
   if 'mig' in result['metrics']:
-    save_mig_figure(
+    figures.save_mig_figure(
         os.path.join(eval_dir, f'mig_{step}.png'),
         mig.mig_per_factor(codes, factors, num_bins),
         ground_truth.factor_names, result['metrics']['mig']['discrete_mig'],
         step)
   logging.info('Wrote %s and figures in %s.', path, eval_dir)
-
-
-def save_mutual_information_figure(path, mutual_information, latent_order,
-                                   kl, factor_names, step):
-  """Heat map of MI (nats): one row per code (ordered by KL), one column per factor."""
-  rows, cols = mutual_information.shape
-  figure, axes = plt.subplots(figsize=(1.2 + 0.9 * cols, 0.8 + 0.4 * rows))
-  image = axes.imshow(mutual_information, cmap='viridis', aspect='auto')
-  axes.set_xticks(range(cols), factor_names, rotation=30, ha='right')
-  axes.set_yticks(range(rows), [f'z{i} (KL {k:.2f})'
-                                for i, k in zip(latent_order, kl)])
-  for r in range(rows):
-    for c in range(cols):
-      axes.text(c, r, f'{mutual_information[r, c]:.2f}', ha='center',
-                va='center', fontsize=7, color='w')
-  figure.colorbar(image, label='mutual information (nats)')
-  axes.set_title(f'Mutual information, step {step}')
-  figure.tight_layout()
-  figure.savefig(path, dpi=100)
-  plt.close(figure)
-
-
-def save_mig_figure(path, gaps, factor_names, score, step):
-  """Bar per factor: the normalised gap between its top two codes' MI."""
-  figure, axes = plt.subplots(figsize=(1.5 + 0.8 * len(gaps), 3))
-  axes.bar(range(len(gaps)), gaps)
-  axes.set_xticks(range(len(gaps)), factor_names, rotation=30, ha='right')
-  axes.set_ylim(0, 1)
-  axes.set_ylabel('MIG per factor')
-  axes.set_title(f'MIG {score:.3f}, step {step}')
-  figure.tight_layout()
-  figure.savefig(path, dpi=100)
-  plt.close(figure)

@@ -1,15 +1,16 @@
-"""Reconstruction grids and latent traversals (Burgess et al. 2018, Fig. 4 layout).
+"""The figures of bvae_jax: reconstructions, latent traversals (Burgess et al.
+2018, Fig. 4 layout), the mutual-information matrix and per-factor MIG bars.
 
 Functions here take plain arrays and write PNGs; the model calls that produce the
-arrays live in `training_figures.py`, so figures can be drawn from a notebook as well.
+arrays live in `training_figures.py` and `evaluate.py`, so figures can be drawn
+from a notebook as well. They draw on `matplotlib.figure.Figure` directly and
+never choose a backend, so importing bvae_jax leaves a notebook's inline
+plotting alone.
 """
 
 import os
 
-import matplotlib
-
-matplotlib.use('Agg')  # Files only; never needs a display.
-import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+from matplotlib.figure import Figure
 import numpy as np
 
 # Pixels of background between tiles of a mosaic.
@@ -59,7 +60,7 @@ def _save_mosaic(path: str, canvas: np.ndarray, row_labels: list[str],
   """Writes `canvas` with a label beside each row of tiles."""
   height, width, channels = canvas.shape
   scale = 2.0 / 100  # Two screen pixels per image pixel at dpi 100.
-  figure = plt.figure(figsize=(width * scale + 1.6, height * scale + 0.5), dpi=100)
+  figure = Figure(figsize=(width * scale + 1.6, height * scale + 0.5), dpi=100)
   axes = figure.add_axes((1.5 / (width * scale + 1.6), 0.1 / (height * scale + 0.5),
                           width * scale / (width * scale + 1.6),
                           height * scale / (height * scale + 0.5)))
@@ -73,7 +74,6 @@ def _save_mosaic(path: str, canvas: np.ndarray, row_labels: list[str],
   axes.set_title(title, fontsize=9)
   os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
   figure.savefig(path)
-  plt.close(figure)
 
 
 def save_reconstruction_figure(path: str, images: np.ndarray,
@@ -117,3 +117,36 @@ def save_traversal_figure(path: str, images: np.ndarray,
   _save_mosaic(path, canvas, labels, images.shape[1],
                f'Latent traversals over [-{traversal_range:g}, {traversal_range:g}]'
                f' at step {step}, rows ordered by KL')
+
+
+def save_mutual_information_figure(path, mutual_information, latent_order,
+                                   kl, factor_names, step):
+  """Heat map of MI (nats): one row per code (ordered by KL), one column per factor."""
+  rows, cols = mutual_information.shape
+  figure = Figure(figsize=(1.2 + 0.9 * cols, 0.8 + 0.4 * rows))
+  axes = figure.subplots()
+  image = axes.imshow(mutual_information, cmap='viridis', aspect='auto')
+  axes.set_xticks(range(cols), factor_names, rotation=30, ha='right')
+  axes.set_yticks(range(rows), [f'z{i} (KL {k:.2f})'
+                                for i, k in zip(latent_order, kl)])
+  for r in range(rows):
+    for c in range(cols):
+      axes.text(c, r, f'{mutual_information[r, c]:.2f}', ha='center',
+                va='center', fontsize=7, color='w')
+  figure.colorbar(image, label='mutual information (nats)')
+  axes.set_title(f'Mutual information, step {step}')
+  figure.tight_layout()
+  figure.savefig(path, dpi=100)
+
+
+def save_mig_figure(path, gaps, factor_names, score, step):
+  """Bar per factor: the normalised gap between its top two codes' MI."""
+  figure = Figure(figsize=(1.5 + 0.8 * len(gaps), 3))
+  axes = figure.subplots()
+  axes.bar(range(len(gaps)), gaps)
+  axes.set_xticks(range(len(gaps)), factor_names, rotation=30, ha='right')
+  axes.set_ylim(0, 1)
+  axes.set_ylabel('MIG per factor')
+  axes.set_title(f'MIG {score:.3f}, step {step}')
+  figure.tight_layout()
+  figure.savefig(path, dpi=100)

@@ -56,6 +56,28 @@ def check_same_data_source(stored_config: Mapping[str, Any],
         f'available (docs/datasets.md), or use a fresh --workdir.')
 
 
+def data_source_as_trained(config: ml_collections.ConfigDict,
+                           stored_config: Mapping[str, Any]
+                           ) -> ml_collections.ConfigDict:
+  """A copy of `config` that reads the records the checkpoint was trained on.
+
+  The one rule for evaluating or restoring a checkpoint: a config left at
+  `dataset_source='auto'` takes the source stored with the checkpoint; a
+  source the user set is kept, with a warning when it differs.
+  """
+  config = config.copy_and_resolve_references()
+  stored = stored_config.get('dataset_source')
+  if stored not in ('real', 'procedural'):
+    return config
+  if config.dataset_source == 'auto':
+    config.dataset_source = stored
+  elif config.dataset_source != stored:
+    logging.warning('The checkpoint was trained on %s %s data; reading %s '
+                    'data as config.dataset_source asks.', stored,
+                    config.dataset, config.dataset_source)
+  return config
+
+
 def write_json(path: str, value: Any) -> None:
   """Writes `value` as JSON to `path` atomically (a crash leaves old or new)."""
   temporary = f'{path}.tmp'

@@ -569,7 +569,6 @@ def restore_member(config: ml_collections.ConfigDict, workdir: str,
   manager = checkpointing.create_manager(workdir, config, read_only=True)
   state, stored_config = checkpointing.restore(manager, step,
                                                setup.abstract_state)
-  solo = member_config(config, chosen[0])
-  if stored_config.get('dataset_source') in ('real', 'procedural'):
-    solo.dataset_source = stored_config['dataset_source']
+  solo = loop.data_source_as_trained(member_config(config, chosen[0]),
+                                     stored_config)
   return solo, member_params(state, chosen[0].index), step

@@ -18,10 +18,7 @@ import json
 import os
 from typing import Any, Mapping, Sequence
 
-import matplotlib
-
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+from matplotlib.figure import Figure
 import numpy as np
 
 
@@ -114,7 +111,8 @@ def plot_metric(path: str, rows: Sequence[Mapping[str, Any]],
   if not swept or not any(metric in r for r in rows):
     return False
   x_field, other = swept[0], list(swept[1:])
-  figure, axes = plt.subplots(figsize=(5.5, 3.6))
+  figure = Figure(figsize=(5.5, 3.6))
+  axes = figure.subplots()
   lines: dict[tuple, list] = {}
   for row in rows:
     lines.setdefault(tuple(row[f] for f in other), []).append(row)
@@ -140,7 +138,6 @@ def plot_metric(path: str, rows: Sequence[Mapping[str, Any]],
     axes.legend(fontsize=8)
   figure.tight_layout()
   figure.savefig(path, dpi=110)
-  plt.close(figure)
   return True
 
 

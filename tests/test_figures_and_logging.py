@@ -1,11 +1,17 @@
 """Figure helpers, TensorBoard event files and the progress reporter."""
 
+import os
+import subprocess
+import sys
+
 import matplotlib.image
 import numpy as np
 
 from bvae_jax import figures
 from bvae_jax import metric_logging
 from event_files import read_events
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_latent_order_by_kl_high_to_low_ties_by_index():
@@ -78,3 +84,15 @@ def test_progress_reporter_rate_and_eta():
   assert second['steps_per_sec'] == 20.0 and second['eta_seconds'] == 40.0
   assert metric_logging.format_eta(3725) == '1:02:05'
   assert metric_logging.format_eta(float('inf')) == '?'
+
+
+def test_importing_bvae_jax_leaves_the_matplotlib_backend_alone():
+  # A notebook's inline backend must survive `import bvae_jax.evaluate`; these
+  # modules used to call matplotlib.use('Agg') on import.
+  code = ("import matplotlib; matplotlib.use('svg'); "
+          "import bvae_jax.figures, bvae_jax.evaluate, bvae_jax.sweep_report, "
+          "bvae_jax.dataset_samples; print(matplotlib.get_backend())")
+  result = subprocess.run([sys.executable, '-c', code], capture_output=True,
+                          text=True, timeout=120, cwd=REPO)
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert result.stdout.strip() == 'svg'

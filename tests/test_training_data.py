@@ -59,3 +59,19 @@ def test_resuming_on_another_source_is_refused(tmp_path):
   # Same source, or a checkpoint from before sources were recorded: fine.
   loop.check_same_data_source({'dataset_source': 'procedural'}, config, '')
   loop.check_same_data_source({}, config, '')
+
+
+@pytest.mark.parametrize('asked, stored, expected', [
+    ('auto', 'procedural', 'procedural'),  # Left to us: as trained.
+    ('auto', 'real', 'real'),
+    ('real', 'real', 'real'),
+    ('procedural', 'real', 'procedural'),  # Set by the user: kept (warned).
+    ('auto', None, 'auto'),  # Nothing stored (older checkpoints).
+])
+def test_evaluation_reads_the_source_as_trained_unless_told(asked, stored,
+                                                            expected):
+  config = make_config(None, dataset_source=asked)
+  resolved = loop.data_source_as_trained(
+      config, {} if stored is None else {'dataset_source': stored})
+  assert resolved.dataset_source == expected
+  assert config.dataset_source == asked  # The caller's config is untouched.
