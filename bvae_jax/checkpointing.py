@@ -197,8 +197,9 @@ def restore_latest(manager: ocp.CheckpointManager, workdir: str,
     for _, damaged_path, _, _ in failures:
       destination = os.path.join(damaged_dir(workdir),
                                  os.path.basename(damaged_path))
-      os.makedirs(damaged_dir(workdir), exist_ok=True)
-      shutil.move(damaged_path, destination)
+      if jax.process_index() == 0:  # The workdir is shared by all processes.
+        os.makedirs(damaged_dir(workdir), exist_ok=True)
+        shutil.move(damaged_path, destination)
       logging.warning('Moved the damaged checkpoint %s to %s (kept, not '
                       'deleted); resuming from step %d.', damaged_path,
                       destination, step)
