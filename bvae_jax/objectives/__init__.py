@@ -22,6 +22,7 @@ Adding an objective is adding a module here, a config and tests
 (docs/extending.md).
 """
 
+import functools
 import importlib
 import pkgutil
 from types import ModuleType
@@ -33,6 +34,7 @@ SHARED_STATIC_FIELDS = ('likelihood',)
 _BUILDING_BLOCKS = ('elbo', 'gaussians', 'likelihoods')
 
 
+@functools.cache  # The package's modules do not change while it runs.
 def names() -> tuple[str, ...]:
   """The objectives of this package, sorted."""
   return tuple(sorted(
