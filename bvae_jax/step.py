@@ -39,6 +39,24 @@ class TrainState(struct.PyTreeNode):
   opt_state: Any
 
 
+class AuxiliaryTrainState(TrainState):
+  """The train state of an objective with state of its own.
+
+  Objectives that define `init_auxiliary` (FactorVAE's discriminator and its
+  optimiser) train with this state; the others keep `TrainState`, whose
+  checkpoints are unchanged by this field.
+
+  Attributes:
+    auxiliary: the objective's state, updated by its `update_auxiliary`.
+  """
+  auxiliary: Any
+
+
+def has_auxiliary_state(objective_name: str) -> bool:
+  """Whether the objective carries state of its own in the train state."""
+  return hasattr(objectives.get(objective_name), 'init_auxiliary')
+
+
 def rng_streams(seed: int) -> tuple[jax.Array, jax.Array]:
   """Independent keys for parameter initialisation and reparameterisation noise."""
   root = jax.random.key(seed)
@@ -87,8 +105,15 @@ def create_train_state(config: ml_collections.ConfigDict, model: models.VAE,
   dummy = jnp.zeros((1,) + image_shape(config), jnp.float32)
   params_key, noise_key = jax.random.split(init_key)
   params = model.init(params_key, dummy, noise_key)['params']
-  return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                    opt_state=create_optimizer(config.learning_rate).init(params))
+  fields = dict(step=jnp.zeros((), jnp.int32), params=params,
+                opt_state=create_optimizer(config.learning_rate).init(params))
+  if not has_auxiliary_state(config.objective):
+    return TrainState(**fields)
+  # A stream of its own, so the VAE's initialisation is every objective's.
+  auxiliary_key = jax.random.fold_in(init_key, 1)
+  return AuxiliaryTrainState(
+      **fields, auxiliary=objectives.get(config.objective).init_auxiliary(
+          config.latent_dim, auxiliary_key))
 
 
 def train_step(state: TrainState, images: jax.Array, noise_key: jax.Array,
@@ -109,21 +134,35 @@ def train_step(state: TrainState, images: jax.Array, noise_key: jax.Array,
   Returns:
     The new state and the objective's terms (scalars, and `kl_per_latent` of
     shape (L,)), plus `grad_norm` for the non-finite check.
+
+  With an `AuxiliaryTrainState`, the objective's `loss` also reads
+  `state.auxiliary`, and its `update_auxiliary` then updates that from the
+  same forward pass's z (noise `fold_in(step's key, 1)`).
   """
   step_key = jax.random.fold_in(noise_key, state.step)
   objective = objectives.get(static['objective'])
+  auxiliary = ((state.auxiliary,) if isinstance(state, AuxiliaryTrainState)
+               else ())
 
   def loss_fn(params):
     outputs = model.apply({'params': params}, images, step_key)
-    return objective.loss(outputs, images, state.step, hparams, static)
+    loss, terms = objective.loss(outputs, images, state.step, hparams, static,
+                                 *auxiliary)
+    return loss, (terms, outputs.z if auxiliary else None)
 
-  (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  (_, (metrics, z)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+      state.params)
   optimizer = create_optimizer(hparams['learning_rate'])
   updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
   metrics['grad_norm'] = optax.tree.norm(grads)
-  return state.replace(step=state.step + 1, params=params,
-                       opt_state=opt_state), metrics
+  state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
+  if auxiliary:
+    new_auxiliary, auxiliary_terms = objective.update_auxiliary(
+        auxiliary[0], z, jax.random.fold_in(step_key, 1), hparams, static)
+    state = state.replace(auxiliary=new_auxiliary)
+    metrics.update(auxiliary_terms)
+  return state, metrics
 
 
 def make_train_step(config: ml_collections.ConfigDict, model: models.VAE,

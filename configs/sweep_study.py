@@ -10,10 +10,14 @@ steps); this config is that grid for `objective=`:
 | beta_vae | β ∈ {1, 2, 4, 6, 8, 16} | |
 | capacity (AnnealedVAE) | C_max ∈ {5, 10, 25, 50, 75, 100} | γ = 1000, C ramp 100,000 steps |
 | beta_tcvae | β ∈ {1, 2, 4, 6, 8, 10} | |
+| factor_vae | γ ∈ {10, 20, 30, 40, 50, 100} | discriminator Adam 1e-4, β₁ 0.5, β₂ 0.9 |
 | dip_vae, type=i | λ_od ∈ {1, 2, 5, 10, 20, 50} | λ_d = 10·λ_od |
 | dip_vae, type=ii | λ_od ∈ {1, 2, 5, 10, 20, 50} | λ_d = λ_od |
 
-The study used 50 seeds per setting; the default here is 3. All members train
+The study used 50 seeds per setting; the default here is 3. FactorVAE's
+step here is one update of the VAE and one of the discriminator; in
+disentanglement_lib both updates advance the global step, so its "300,000
+steps" are probably 150,000 such steps (read from its code, not run). All members train
 together in one process (bvae_jax/sweep.py):
 
   python -m bvae_jax.main --config=configs/sweep_study.py:objective=beta_tcvae --workdir=/tmp/study_beta_tcvae
@@ -33,6 +37,8 @@ STUDY_GRIDS = {
                  {'gamma': 1000.0, 'capacity_start': 0.0,
                   'capacity_anneal_steps': 100_000}),
     'beta_tcvae': ('beta', (1.0, 2.0, 4.0, 6.0, 8.0, 10.0), {}),
+    'factor_vae': ('factor_vae_gamma', (10.0, 20.0, 30.0, 40.0, 50.0, 100.0),
+                   {}),
     'dip_vae/i': ('dip_lambda_od', (1.0, 2.0, 5.0, 10.0, 20.0, 50.0),
                   {'dip_type': 'i', 'dip_lambda_d_factor': 10.0}),
     'dip_vae/ii': ('dip_lambda_od', (1.0, 2.0, 5.0, 10.0, 20.0, 50.0),

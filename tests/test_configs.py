@@ -73,6 +73,8 @@ def test_sweep_capacity_grid():
 
 def test_new_objective_configs():
   assert load_config('beta_tcvae.py').objective == 'beta_tcvae'
+  factor = load_config('factor_vae.py')
+  assert (factor.objective, factor.factor_vae_gamma) == ('factor_vae', 40.0)
   dip_i, dip_ii = load_config('dip_vae.py'), load_config('dip_vae.py', 'type=ii')
   assert (dip_i.dip_type, dip_i.dip_lambda_d_factor) == ('i', 10.0)
   assert (dip_ii.dip_type, dip_ii.dip_lambda_d_factor) == ('ii', 1.0)
@@ -85,6 +87,7 @@ def test_new_objective_configs():
     ('capacity', 'capacity_max', (5.0, 10.0, 25.0, 50.0, 75.0, 100.0)),
     ('beta_tcvae', 'beta', (1.0, 2.0, 4.0, 6.0, 8.0, 10.0)),
     ('dip_vae', 'dip_lambda_od', (1.0, 2.0, 5.0, 10.0, 20.0, 50.0)),
+    ('factor_vae', 'factor_vae_gamma', (10.0, 20.0, 30.0, 40.0, 50.0, 100.0)),
 ])
 def test_sweep_study_is_disentanglement_libs_grid(objective, field, values):
   # disentanglement_lib config/unsupervised_study_v1/sweep.py and shared.gin.
@@ -141,6 +144,8 @@ def test_parse_arg():
     ('dip_vae.py', 'dip_lambda_od', -1.0, 'config.dip_lambda_od must be ≥ 0'),
     ('dip_vae.py', 'dip_type', 'iii', 'config.dip_type must be one of'),
     ('beta_tcvae.py', 'beta', -1.0, 'config.beta must be ≥ 0'),
+    ('factor_vae.py', 'factor_vae_gamma', -1.0,
+     'config.factor_vae_gamma must be ≥ 0'),
     ('capacity.py', 'likelihood', 'laplace', 'config.likelihood must be one of'),
     ('capacity.py', 'num_channels', 2, 'config.num_channels must be 1 or 3'),
     ('capacity.py', 'batch_size', 0, 'config.batch_size must be > 0'),

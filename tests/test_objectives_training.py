@@ -19,6 +19,8 @@ from bvae_jax import sweep
 from bvae_jax import train
 from bvae_jax.datasets import registry
 from event_files import read_events
+from training_equivalence import assert_same_params
+from training_equivalence import assert_same_trajectory
 from tiny_configs import tiny_config as shared_tiny_config
 
 
@@ -124,6 +126,7 @@ def test_plugin_objectives_train_bit_identically_to_the_pre_plugin_step(
     ('beta_tcvae', dict(beta=6.0), 'total_correlation'),
     ('dip_vae', dict(dip_type='ii', dip_lambda_d_factor=1.0), 'dip_penalty'),
     ('dip_vae', dict(dip_type='i'), 'dip_penalty'),
+    ('factor_vae', dict(factor_vae_gamma=30.0), 'discriminator_loss'),
 ])
 def test_new_objectives_train_log_their_terms_and_evaluate(
     data_dir, tmp_path, objective, overrides, term):
@@ -159,3 +162,36 @@ def test_a_sweep_rejects_a_field_its_objective_does_not_read(data_dir):
                                                grid={'gamma': (1.0, 2.0)})
   with pytest.raises(ValueError, match="objective 'beta_tcvae'"):
     sweep.sweep_members(config)
+
+
+def test_factor_vae_sweep_members_match_solo_runs_with_the_discriminator(
+    data_dir, tmp_path):
+  # The discriminator and its Adam live in the train state, so they are
+  # vmapped with the VAE, checkpointed, and restored: member 0's solo run is
+  # interrupted after 2 steps and resumed, and must still equal the member.
+  config = tiny_config(data_dir, 'factor_vae', log_every_steps=1,
+                       checkpoint_every_steps=2)
+  config.sweep = experiment_config.sweep_block(
+      seeds=(0,), grid={'factor_vae_gamma': (10.0, 40.0)}, evaluate=False)
+  state = sweep.train_sweep(config, str(tmp_path / 'sweep'))
+  for member in sweep.sweep_members(config):
+    solo_config = sweep.member_config(config, member)
+    solo_dir = str(tmp_path / member.name)
+    if member.index == 0:
+      solo_config.num_train_steps = 2
+      train.train_and_evaluate(solo_config, solo_dir)
+      solo_config.num_train_steps = 4
+    solo = train.train_and_evaluate(solo_config, solo_dir)
+    assert isinstance(solo, step_lib.AuxiliaryTrainState)
+    assert_same_trajectory(str(tmp_path / 'sweep' / 'members' / member.name),
+                           solo_dir, 4)
+    assert_same_params(sweep.member_params(state, member.index), solo.params,
+                       learning_rate=solo_config.learning_rate, steps=4)
+    assert_same_params(
+        jax.tree.map(lambda leaf, i=member.index: sweep.host_array(leaf)[i],
+                     state.members.auxiliary.params),
+        solo.auxiliary.params, learning_rate=1e-4, steps=4)
+  with open(tmp_path / 'sweep' / 'sweep_results.json') as f:
+    members = json.load(f)['members']
+  assert all('discriminator_loss' in m and 'total_correlation' in m
+             for m in members)
