@@ -2,15 +2,18 @@ r"""Speed of the full training step (forward, loss, backward, Adam), fp32.
 
   python -m benchmarks.train_step --batch_size=64 --seconds=20
   python -m benchmarks.train_step --conv_impl=matmul,space_to_depth,lax   # side by side
+  python -m benchmarks.train_step --objective=capacity,beta_tcvae,dip_vae,factor_vae
 
 Times `step_lib.make_train_step` of configs/capacity.py (the model that training
 uses, data-parallel over the mesh that `--cpu_devices` sets up exactly as
 `bvae_jax.main` does) on a fixed device-resident batch of binary images, after
-compilation and warm-up. With several `--conv_impl` values, each is timed in
-the same process, interleaved in rounds, so their ratio is robust to the
-machine's load. The last line printed is a JSON object.
+compilation and warm-up. With several `--conv_impl` or `--objective` values
+(the objective's defaults from `experiment_config.set_objective`), each is
+timed in the same process, interleaved in rounds, so their ratio is robust to
+the machine's load. The last line printed is a JSON object.
 """
 
+import itertools
 import json
 import time
 
@@ -21,6 +24,7 @@ import numpy as np
 
 from bvae_jax import conv_layers
 from bvae_jax import devices
+from bvae_jax import experiment_config
 from bvae_jax import run_ahead
 from bvae_jax import step as step_lib
 import configs.capacity
@@ -29,14 +33,18 @@ _BATCH_SIZE = flags.DEFINE_integer('batch_size', 64, 'Global batch size.')
 _SECONDS = flags.DEFINE_float('seconds', 20.0, 'Timed seconds per implementation.')
 _CONV_IMPL = flags.DEFINE_list('conv_impl', [conv_layers.DEFAULT_CONV_IMPL],
                                'Strided-conv formulations to time.')
+_OBJECTIVE = flags.DEFINE_list('objective', ['capacity'],
+                               'Objectives (bvae_jax/objectives) to time.')
 _CPU_DEVICES = flags.DEFINE_integer(
     'cpu_devices', 0, 'As in bvae_jax.main: 0 = one per core dividing the batch.')
 _ROUNDS = 4  # Interleaved timing rounds per implementation.
 
 
-def build_step(conv_impl: str, batch_size: int):
+def build_step(conv_impl: str, batch_size: int, objective: str = 'capacity'):
   """Returns (run, state, images, noise_key) for one implementation."""
   config = configs.capacity.get_config()
+  if objective != config.objective:
+    experiment_config.set_objective(config, objective)
   config.batch_size = batch_size
   config.conv_impl = conv_impl
   mesh = devices.create_mesh()
@@ -66,21 +74,33 @@ def timed_steps(step_fn, state, images, noise_key, seconds):
   return state, steps, time.perf_counter() - start
 
 
+def _label(conv_impl: str, objective: str) -> str:
+  """The result's key: the conv formulation, the objective, or both."""
+  several_impls = len(_CONV_IMPL.value) > 1
+  several_objectives = len(_OBJECTIVE.value) > 1
+  if several_objectives and several_impls:
+    return f'{conv_impl}/{objective}'
+  return objective if several_objectives else conv_impl
+
+
 def main(argv):
   del argv
   batch_size = _BATCH_SIZE.value
   devices.configure_host_devices(_CPU_DEVICES.value, batch_size)
   devices.check_batch_divisible(batch_size, jax.device_count())
   runs = {}
-  for conv_impl in _CONV_IMPL.value:
-    step_fn, state, images, noise_key = build_step(conv_impl, batch_size)
+  for conv_impl, objective in itertools.product(_CONV_IMPL.value,
+                                                _OBJECTIVE.value):
+    step_fn, state, images, noise_key = build_step(conv_impl, batch_size,
+                                                   objective)
     start = time.perf_counter()
     state, metrics = step_fn(state, images, noise_key)
     jax.block_until_ready(metrics['loss'])
     compile_seconds = time.perf_counter() - start
     state, _, _ = timed_steps(step_fn, state, images, noise_key, 2.0)  # Warm-up.
-    runs[conv_impl] = dict(args=[step_fn, state, images, noise_key], steps=0,
-                           seconds=0.0, compile_seconds=compile_seconds)
+    runs[_label(conv_impl, objective)] = dict(
+        args=[step_fn, state, images, noise_key], steps=0, seconds=0.0,
+        compile_seconds=compile_seconds)
   for _ in range(_ROUNDS):
     for run in runs.values():
       state, steps, elapsed = timed_steps(*run['args'],
@@ -89,21 +109,25 @@ def main(argv):
       run['steps'] += steps
       run['seconds'] += elapsed
   results = {}
-  for conv_impl, run in runs.items():
+  for label, run in runs.items():
     steps_per_sec = run['steps'] / run['seconds']
-    results[conv_impl] = dict(steps_per_sec=round(steps_per_sec, 2),
-                              images_per_sec=round(steps_per_sec * batch_size, 1),
-                              compile_seconds=round(run['compile_seconds'], 1))
-    print(f'{conv_impl}: {results[conv_impl]}')
-  first = _CONV_IMPL.value[0]
-  summary = dict(results[first], batch_size=batch_size, conv_impl=first,
+    results[label] = dict(steps_per_sec=round(steps_per_sec, 2),
+                          images_per_sec=round(steps_per_sec * batch_size, 1),
+                          compile_seconds=round(run['compile_seconds'], 1))
+    print(f'{label}: {results[label]}')
+  first = next(iter(results))
+  summary = dict(results[first], batch_size=batch_size,
+                 conv_impl=_CONV_IMPL.value[0],
                  device_kind=jax.devices()[0].device_kind,
                  num_devices=jax.device_count(), backend=jax.default_backend())
+  if len(_OBJECTIVE.value) > 1 or _OBJECTIVE.value[0] != 'capacity':
+    summary['objective'] = _OBJECTIVE.value[0]
   if len(results) > 1:
-    summary['by_conv_impl'] = results
+    by = 'by_conv_impl' if len(_OBJECTIVE.value) == 1 else 'by_run'
+    summary[by] = results
     summary['ratios_to_first'] = {
-        impl: round(r['images_per_sec'] / results[first]['images_per_sec'], 3)
-        for impl, r in results.items()}
+        label: round(r['images_per_sec'] / results[first]['images_per_sec'], 3)
+        for label, r in results.items()}
   print(json.dumps(summary))
 
 

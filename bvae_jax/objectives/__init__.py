@@ -18,6 +18,17 @@ An objective module of this package defines
   name (`loss`, `reconstruction`, `kl_total`, `kl_per_latent`, and the
   objective's own), which reach the logs and sweep tables under those names.
 
+An objective with state of its own (FactorVAE's discriminator and its
+optimiser) also defines
+
+* `init_auxiliary(latent_dim, key)`: that state at step 0;
+* `update_auxiliary(auxiliary, z, key, hparams, static) -> (auxiliary,
+  terms)`: its update from the step's posterior samples z (no gradient to
+  the VAE);
+
+and its `loss` takes the state as a sixth argument. The step then carries
+the state in `step.AuxiliaryTrainState.auxiliary`.
+
 Adding an objective is adding a module here, a config and tests
 (docs/extending.md).
 """
