@@ -7,9 +7,9 @@ r"""Speed of the disentanglement metric suite.
 1. Fixed synthetic codes: 10,000 train / 5,000 test points, 10 codes, 5
    factors (dSprites' factor sizes; codes = a noisy mix of the factors), the
    seconds of each code-based metric (MIG, modularity/explicitness, DCI, SAP).
-2. With --workdir: the whole suite of `bvae_jax.evaluate` on that run's latest
-   checkpoint at disentanglement_lib's sample sizes, encoding and rendering
-   included, and the seconds of each part.
+2. With --workdir: the whole suite (`bvae_jax.metrics.suite`) on that run's
+   latest checkpoint at disentanglement_lib's sample sizes, encoding and
+   rendering included, and the seconds of each part.
 The last line printed is one JSON object with all of it.
 """
 
@@ -49,11 +49,16 @@ def main(argv):
   from bvae_jax import devices  # pylint: disable=g-import-not-at-top
   devices.configure_host_devices(_CPU_DEVICES.value, 64)
   from bvae_jax import evaluate  # pylint: disable=g-import-not-at-top
+  from bvae_jax import experiment_config  # pylint: disable=g-import-not-at-top
+  from bvae_jax.metrics import sampling  # pylint: disable=g-import-not-at-top
+  from bvae_jax.metrics import suite  # pylint: disable=g-import-not-at-top
   random_state = np.random.RandomState(0)
   codes_train, factors_train = synthetic_codes(NUM_TRAIN, random_state)
   codes_test, factors_test = synthetic_codes(NUM_TEST, random_state)
-  metrics, seconds = evaluate.code_metrics(codes_train, factors_train,
-                                           codes_test, factors_test)
+  metrics, seconds = suite.run(
+      suite.shared_code_metrics(), sampling.MetricInputs(
+          None, None, codes_train, factors_train, codes_test, factors_test),
+      experiment_config.base_config().eval)
   results = {'cpu_count': os.cpu_count(), 'synthetic': {
       name: {'seconds': round(seconds[name], 2), **metrics[name]}
       for name in metrics}}
@@ -64,7 +69,7 @@ def main(argv):
     setup = evaluate.prepare_evaluation(flags.FLAGS.config, _WORKDIR.value)
     dataset, step = setup.dataset, setup.step
     start = time.perf_counter()
-    metrics, seconds, _ = evaluate.compute_suite(
+    metrics, seconds, _ = suite.compute_suite(
         dataset.ground_truth(), setup.representation_fn, setup.config.eval)
     total = time.perf_counter() - start
     results['trained_model'] = {

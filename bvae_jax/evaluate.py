@@ -2,9 +2,10 @@ r"""Evaluation of trained models: the disentanglement metric suite from Orbax.
 
   python -m bvae_jax.main --config=configs/capacity.py --workdir=DIR --mode=evaluate [--step=N]
 
-restores the checkpoint of DIR (the latest, or step N), encodes the data set's
-ground truth and computes every metric of `bvae_jax.metrics` with the sample
-sizes of disentanglement_lib's evaluation (Locatello et al. 2019):
+restores the checkpoint of DIR (the latest, or step N), builds the encoder's
+representation function, runs the metric suite of `bvae_jax.metrics.suite`
+on the data set's ground truth and writes the results. The suite uses the
+sample sizes of disentanglement_lib's evaluation (Locatello et al. 2019):
 
   MIG, modularity/explicitness, DCI, SAP   10,000 train + 5,000 test points,
                                            drawn in batches of 16
@@ -23,6 +24,9 @@ and two figures: the mutual-information matrix (codes × factors, codes
 ordered by KL) and the per-factor MIG gaps. The representation is the
 posterior mean (`config.eval.representation='mean'`) or one posterior sample
 (`'sampled'`), as disentanglement_lib's `mean`/`sampled` representations.
+
+Training's periodic evaluation and a sweep's final one pass the data set they
+already hold, so its ground truth is built once, not at every evaluation.
 """
 
 import dataclasses
@@ -44,19 +48,10 @@ from bvae_jax import loop
 from bvae_jax import metric_logging
 from bvae_jax import step as step_lib
 from bvae_jax.datasets import registry
-from bvae_jax.objectives import gaussians
-from bvae_jax.metrics import beta_vae
-from bvae_jax.metrics import dci
-from bvae_jax.metrics import factor_vae
 from bvae_jax.metrics import mig
-from bvae_jax.metrics import modularity_explicitness
 from bvae_jax.metrics import mutual_info
-from bvae_jax.metrics import sampling
-from bvae_jax.metrics import sap
-
-# Points per draw of the code-based metrics (disentanglement_lib's batch_size
-# for MIG, modularity, DCI and SAP): it fixes the order of the random draws.
-_DRAW_BATCH = 16
+from bvae_jax.metrics import suite
+from bvae_jax.objectives import gaussians
 
 
 class NoCheckpointError(FileNotFoundError):
@@ -171,129 +166,6 @@ def restore_params(config: ml_collections.ConfigDict, workdir: str,
   return state.params, step, stored_config
 
 
-# Every metric of the suite, in the order computed (config.eval.metrics).
-METRIC_NAMES = experiment_config.EVAL_METRICS
-
-
-def code_metrics(codes_train, factors_train, codes_test, factors_test,
-                 num_bins=20, names=METRIC_NAMES
-                 ) -> dict[str, dict[str, float]]:
-  """MIG, modularity/explicitness, DCI and SAP (those in `names`) on drawn codes."""
-  results = {}
-  timings = {}
-  for name, compute in (
-      ('mig', lambda: mig.mig(codes_train, factors_train, num_bins=num_bins)),
-      ('modularity_explicitness', lambda: (
-          modularity_explicitness.modularity_explicitness(
-              codes_train, factors_train, codes_test, factors_test,
-              num_bins=num_bins))),
-      ('dci', lambda: dci.dci(codes_train, factors_train, codes_test,
-                              factors_test)),
-      ('sap', lambda: sap.sap(codes_train, factors_train, codes_test,
-                              factors_test)),
-  ):
-    if name not in names:
-      continue
-    start = time.perf_counter()
-    results[name] = {k: float(v) for k, v in compute().items()}
-    timings[name] = time.perf_counter() - start
-    logging.info('Metric %s: %s (%.1f s).', name, results[name], timings[name])
-  return results, timings
-
-
-def compute_suite(ground_truth, representation_fn, eval_config
-                  ) -> tuple[dict[str, dict[str, float]], dict[str, float],
-                             dict[str, np.ndarray]]:
-  """Computes every metric.
-
-  Args:
-    ground_truth: a GroundTruthData.
-    representation_fn: observations -> codes.
-    eval_config: ConfigDict with seed, num_train, num_test, batch_size,
-      num_variance_estimate, num_bins and metrics (the names to compute).
-
-  Returns:
-    (metrics by name, seconds by name, {'codes_train', 'factors_train'}).
-  """
-  c = eval_config
-  timings = {}
-  representation_fn = _reporting_progress(
-      representation_fn, total_images=suite_image_count(c))
-  logging.info('Drawing and encoding %d + %d points for MIG, modularity, DCI '
-               'and SAP.', c.num_train, c.num_test)
-  start = time.perf_counter()
-  random_state = np.random.RandomState(c.seed)
-  codes_train, factors_train = sampling.generate_batch_factor_code(
-      ground_truth, representation_fn, c.num_train, random_state, _DRAW_BATCH)
-  codes_test, factors_test = sampling.generate_batch_factor_code(
-      ground_truth, representation_fn, c.num_test, random_state, _DRAW_BATCH)
-  timings['draw_and_encode_codes'] = time.perf_counter() - start
-  names = tuple(c.metrics)
-  metrics, code_timings = code_metrics(codes_train, factors_train, codes_test,
-                                       factors_test, c.num_bins, names)
-  timings.update(code_timings)
-  draws = {'codes_train': codes_train, 'factors_train': factors_train}
-  if 'beta_vae' not in names and 'factor_vae' not in names:
-    return metrics, timings, draws
-
-  if 'beta_vae' in names:
-    logging.info('β-VAE score: encoding %d images.',
-                 2 * c.batch_size * (c.num_train + c.num_test))
-    start = time.perf_counter()
-    metrics['beta_vae'] = {k: float(v) for k, v in beta_vae.beta_vae_score(
-        ground_truth, representation_fn, np.random.RandomState(c.seed),
-        batch_size=c.batch_size, num_train=c.num_train,
-        num_eval=c.num_test).items()}
-    timings['beta_vae'] = time.perf_counter() - start
-    logging.info('Metric beta_vae: %s (%.1f s).', metrics['beta_vae'],
-                 timings['beta_vae'])
-  if 'factor_vae' not in names:
-    return metrics, timings, draws
-  logging.info('FactorVAE score: encoding %d images.',
-               c.num_variance_estimate + c.batch_size * (c.num_train +
-                                                         c.num_test))
-  start = time.perf_counter()
-  metrics['factor_vae'] = {k: float(v) for k, v in factor_vae.factor_vae_score(
-      ground_truth, representation_fn, np.random.RandomState(c.seed),
-      batch_size=c.batch_size, num_train=c.num_train, num_eval=c.num_test,
-      num_variance_estimate=c.num_variance_estimate).items()}
-  timings['factor_vae'] = time.perf_counter() - start
-  logging.info('Metric factor_vae: %s (%.1f s).', metrics['factor_vae'],
-               timings['factor_vae'])
-  return metrics, timings, draws
-
-
-def suite_image_count(eval_config) -> int:
-  """Observations the suite encodes (for progress and benchmarks)."""
-  c = eval_config
-  points = c.num_train + c.num_test
-  names = tuple(c.get('metrics', METRIC_NAMES))
-  return (points  # MIG, modularity, DCI, SAP (shared).
-          + ('beta_vae' in names) * 2 * c.batch_size * points  # β-VAE: pairs.
-          + ('factor_vae' in names) * (c.num_variance_estimate +
-                                       c.batch_size * points))  # FactorVAE.
-
-
-def _reporting_progress(representation_fn, total_images, every_seconds=30.0):
-  """Wraps `representation_fn` to log images encoded, images/s and the ETA."""
-  progress = metric_logging.ProgressReporter(total_images, 0)
-  done = [0]
-  last_log = [time.monotonic()]
-
-  def reporting_fn(observations):
-    codes = representation_fn(observations)
-    done[0] += len(observations)
-    if time.monotonic() - last_log[0] >= every_seconds:
-      timing = progress.report(done[0])
-      logging.info('Encoded %d/%d images, %.0f images/s, ETA %s.', done[0],
-                   total_images, timing['steps_per_sec'],
-                   metric_logging.format_eta(timing['eta_seconds']))
-      last_log[0] = time.monotonic()
-    return codes
-
-  return reporting_fn
-
-
 @dataclasses.dataclass
 class EvaluationSetup:
   """What evaluating one set of parameters needs (see prepare_evaluation)."""
@@ -306,9 +178,20 @@ class EvaluationSetup:
 
 
 def prepare_evaluation(config: ml_collections.ConfigDict, workdir: str,
-                       step: int | None = None,
-                       params=None) -> EvaluationSetup:
+                       step: int | None = None, params=None,
+                       dataset: registry.Dataset | None = None
+                       ) -> EvaluationSetup:
   """Restores (unless `params` are given) and opens the data and encoder.
+
+  Args:
+    config: the run's config.
+    workdir: the run's workdir.
+    step: checkpoint step; None: the latest. With `params`, the step to label
+      the results with.
+    params: use these parameters instead of restoring.
+    dataset: the data set of `config`, already open (training's); None: open
+      it here. An open data set keeps its ground truth, so passing it skips
+      rebuilding the ground truth.
 
   Raises:
     As restore_params, and ValueError on a bad config value.
@@ -321,16 +204,20 @@ def prepare_evaluation(config: ml_collections.ConfigDict, workdir: str,
   c = config.eval
   model = step_lib.create_model(config).clone(conv_impl=c.conv_impl)
   return EvaluationSetup(
-      config=config, dataset=registry.open_dataset(config), model=model,
-      params=params, step=step,
+      config=config, dataset=dataset or registry.open_dataset(config),
+      model=model, params=params, step=step,
       representation_fn=make_representation_fn(
           model, params, encode_batch_size=c.encode_batch_size,
           sampled=c.representation == 'sampled', seed=c.seed))
 
 
 def evaluate(config: ml_collections.ConfigDict, workdir: str,
-             step: int | None = None, params=None) -> dict[str, Any]:
+             step: int | None = None, params=None,
+             dataset: registry.Dataset | None = None) -> dict[str, Any]:
   """Evaluates a checkpoint of `workdir` (or `params`) and writes the results.
+
+  Restores the parameters, builds the representation function, runs the
+  metric suite (`metrics.suite.compute_suite`) and writes the outputs.
 
   Args:
     config: the run's config.
@@ -338,7 +225,10 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str,
     step: checkpoint step; None: the latest. With `params`, the step to label
       the results with.
     params: evaluate these parameters instead of restoring (used by training's
-      periodic evaluation).
+      periodic evaluation and by sweeps).
+    dataset: the data set of `config`, already open; None: open it here.
+      Training and sweeps pass theirs, so that its ground truth is built
+      once, not at every evaluation.
 
   Returns:
     The dict written to workdir/eval/metrics_<step>.json.
@@ -348,14 +238,14 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str,
       restore_params.
     ground_truth.NoGroundTruthError: the data set has no known factors.
   """
-  setup = prepare_evaluation(config, workdir, step, params)
+  setup = prepare_evaluation(config, workdir, step, params, dataset)
   dataset, eval_model, params, step = (setup.dataset, setup.model,
                                        setup.params, setup.step)
   ground_truth = dataset.ground_truth()
   c = setup.config.eval
-  representation_fn = setup.representation_fn
   start = time.perf_counter()
-  metrics, timings, draws = compute_suite(ground_truth, representation_fn, c)
+  metrics, timings, draws = suite.compute_suite(
+      ground_truth, setup.representation_fn, c)
   total = time.perf_counter() - start
   kl = _mean_kl_per_latent(eval_model, params, ground_truth, c.seed)
   result = {

@@ -10,13 +10,13 @@ from typing import Any
 import ml_collections
 
 from bvae_jax import conv_layers
+from bvae_jax import metrics
 from bvae_jax import objectives
 from bvae_jax.datasets import registry
 from bvae_jax.objectives import likelihoods
 
-# The metric suite's names (bvae_jax/evaluate.py computes them in this order).
-EVAL_METRICS = ('mig', 'modularity_explicitness', 'dci', 'sap', 'beta_vae',
-                'factor_vae')
+# Every metric of bvae_jax/metrics, in the order the suite computes them.
+EVAL_METRICS = metrics.names()
 
 # What each data set changes in a config (the names of datasets/registry.py
 # without '/tiny'). Burgess et al. (2018) use a Bernoulli decoder on every data
@@ -101,7 +101,7 @@ def base_config() -> ml_collections.ConfigDict:
   # images/s for 'matmul', batch 2048, 2 cores); parameters are the same.
   config.eval.conv_impl = 'lax'
   config.eval.encode_batch_size = 2048  # Images per encoder call.
-  # The metrics to compute (evaluate.METRIC_NAMES): all by default.
+  # The metrics to compute (names of bvae_jax/metrics): all by default.
   config.eval.metrics = EVAL_METRICS
   return config
 

@@ -535,8 +535,10 @@ def _finish_members(config, workdir, setup, state, dataset, final,
         logging.warning('No evaluation: %s has no ground truth.',
                         config.dataset)
       else:
-        evaluations[member.name] = evaluate.evaluate(solo, member_dir, step,
-                                                     params=params)
+        # Every member reads the sweep's data set: its ground truth is
+        # built for the first member only.
+        evaluations[member.name] = evaluate.evaluate(
+            solo, member_dir, step, params=params, dataset=dataset)
   return evaluations
 
 

@@ -56,7 +56,7 @@ def run_periodic_evaluation(config: ml_collections.ConfigDict, workdir: str,
     logging.warning('Periodic evaluation runs in single-process jobs only; '
                     'evaluate step %d with --mode=evaluate.', step)
     return
-  evaluate.evaluate(config, workdir, step, params=params)
+  evaluate.evaluate(config, workdir, step, params=params, dataset=dataset)
 
 
 def train_and_evaluate(config: ml_collections.ConfigDict,

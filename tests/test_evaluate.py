@@ -1,5 +1,6 @@
 """Evaluation restored from Orbax checkpoints: exactness, outputs, errors."""
 
+import dataclasses
 import json
 import os
 
@@ -13,6 +14,8 @@ from bvae_jax import input_pipeline
 from bvae_jax import models
 from bvae_jax import step as step_lib
 from bvae_jax import train
+from bvae_jax.datasets import ground_truth
+from bvae_jax.datasets import registry
 from tiny_configs import tiny_config as shared_tiny_config
 
 
@@ -34,6 +37,17 @@ def trained(data_dir, tmp_path_factory):
   config = tiny_config(data_dir)
   state = train.train_and_evaluate(config, workdir)
   return config, workdir, state
+
+
+def counting_ground_truth_builds(dataset, counts):
+  """`dataset`, counting the ground truths it builds in counts['built']."""
+  make = dataset.make_ground_truth
+
+  def make_ground_truth():
+    counts['built'] += 1
+    return make()
+
+  return dataclasses.replace(dataset, make_ground_truth=make_ground_truth)
 
 
 def reconstructions(config, params, images):
@@ -130,8 +144,6 @@ def test_other_architecture_is_named(trained):
 def test_data_set_without_ground_truth_is_refused_before_encoding(
     trained, monkeypatch):
   config, workdir, _ = trained
-  from bvae_jax.datasets import ground_truth  # pylint: disable=g-import-not-at-top
-  from bvae_jax.datasets import registry  # pylint: disable=g-import-not-at-top
   opened = registry.open_dataset(config)
   monkeypatch.setattr(registry, 'open_dataset', lambda c: registry.Dataset(
       name='celeb_a', source='tfds_catalog', builder=opened.builder,
@@ -141,9 +153,41 @@ def test_data_set_without_ground_truth_is_refused_before_encoding(
     evaluate.evaluate(config, workdir)
 
 
-def test_training_evaluates_every_eval_every_steps(data_dir, tmp_path):
+def test_evaluate_reuses_an_open_data_set_and_its_ground_truth(
+    trained, tmp_path, monkeypatch):
+  config, workdir, _ = trained
+  config = config.copy_and_resolve_references()
+  config.eval.metrics = ('mig',)
+  params, step, _ = evaluate.restore_params(config, workdir)
+  counts = {'built': 0}
+  dataset = counting_ground_truth_builds(registry.open_dataset(config), counts)
+
+  def no_reopening(config):
+    raise AssertionError(f'{config.dataset} opened again')
+
+  dataset.ground_truth()  # Built before, as by an earlier evaluation.
+  monkeypatch.setattr(registry, 'open_dataset', no_reopening)
+  result = evaluate.evaluate(config, str(tmp_path), step, params=params,
+                             dataset=dataset)
+  assert counts['built'] == 1
+  assert set(result['metrics']) == {'mig'}
+  assert result['dataset'] == dataset.describe()
+
+
+def test_training_evaluates_every_eval_every_steps(data_dir, tmp_path,
+                                                   monkeypatch):
+  counts = {'opened': 0, 'built': 0}
+  open_dataset = registry.open_dataset
+
+  def counting_open_dataset(config):
+    counts['opened'] += 1
+    return counting_ground_truth_builds(open_dataset(config), counts)
+
+  monkeypatch.setattr(registry, 'open_dataset', counting_open_dataset)
   config = tiny_config(data_dir, eval_every_steps=3, num_train_steps=4)
   train.train_and_evaluate(config, str(tmp_path))
   # Step 3 by the period, step 4 as the last step.
   assert sorted(p for p in os.listdir(tmp_path / 'eval')
                 if p.endswith('.json')) == ['metrics_3.json', 'metrics_4.json']
+  # Both evaluations read the data set training opened.
+  assert counts == {'opened': 1, 'built': 1}

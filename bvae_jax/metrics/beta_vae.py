@@ -149,3 +149,27 @@ def fit_classifier(points, labels, random_state):
       linear_model.LogisticRegression(random_state=seed, **LOGISTIC_PARAMS)
       .fit(points, labels == positive) for positive in positives]
   return OneVsRestLogistic(classes, models)
+
+
+# The suite's entry point (the protocol is in bvae_jax/metrics/__init__.py).
+SUITE_POSITION = 50
+USES_SHARED_CODES = False
+
+
+def image_count(eval_config) -> int:
+  """Images `compute` encodes: two batches of `batch_size` per point."""
+  c = eval_config
+  return 2 * c.batch_size * (c.num_train + c.num_test)
+
+
+def compute(inputs: sampling.MetricInputs, eval_config) -> dict[str, float]:
+  """`beta_vae_score` with its own `RandomState(eval_config.seed)`.
+
+  disentanglement_lib seeds every metric alike, so this draws the same
+  random numbers whatever else the suite computes.
+  """
+  c = eval_config
+  return beta_vae_score(
+      inputs.ground_truth, inputs.representation_fn,
+      np.random.RandomState(c.seed), batch_size=c.batch_size,
+      num_train=c.num_train, num_eval=c.num_test)

@@ -36,6 +36,8 @@ import numpy as np
 import scipy.stats
 from sklearn import ensemble
 
+from bvae_jax.metrics import sampling
+
 # GradientBoostingClassifier() as disentanglement_lib builds it (sklearn's
 # defaults; 'log_loss' is what sklearn < 1.1 called 'deviance'), plus a fixed
 # random_state (see the module docstring). The old default
@@ -170,3 +172,21 @@ def completeness(importance):
     importance = np.ones_like(importance)
   factor_importance = importance.sum(axis=0) / importance.sum()
   return np.sum(per_factor * factor_importance)
+
+
+# The suite's entry point (the protocol is in bvae_jax/metrics/__init__.py).
+SUITE_POSITION = 30
+USES_SHARED_CODES = True
+
+
+def image_count(eval_config) -> int:
+  """Images `compute` encodes itself: none, it reads the shared codes."""
+  del eval_config
+  return 0
+
+
+def compute(inputs: sampling.MetricInputs, eval_config) -> dict[str, float]:
+  """`dci` of the shared codes."""
+  del eval_config  # No setting of config.eval changes it.
+  return dci(inputs.codes_train, inputs.factors_train, inputs.codes_test,
+             inputs.factors_test)

@@ -140,3 +140,28 @@ def _votes(ground_truth, representation_fn, batch_size, num_points,
   votes = np.zeros((len(global_variances), ground_truth.num_factors), np.int64)
   np.add.at(votes, (argmins, labels), 1)
   return votes
+
+
+# The suite's entry point (the protocol is in bvae_jax/metrics/__init__.py).
+SUITE_POSITION = 60
+USES_SHARED_CODES = False
+
+
+def image_count(eval_config) -> int:
+  """Images `compute` encodes: the variance points, then a batch per point."""
+  c = eval_config
+  return c.num_variance_estimate + c.batch_size * (c.num_train + c.num_test)
+
+
+def compute(inputs: sampling.MetricInputs, eval_config) -> dict[str, float]:
+  """`factor_vae_score` with its own `RandomState(eval_config.seed)`.
+
+  disentanglement_lib seeds every metric alike, so this draws the same
+  random numbers whatever else the suite computes.
+  """
+  c = eval_config
+  return factor_vae_score(
+      inputs.ground_truth, inputs.representation_fn,
+      np.random.RandomState(c.seed), batch_size=c.batch_size,
+      num_train=c.num_train, num_eval=c.num_test,
+      num_variance_estimate=c.num_variance_estimate)

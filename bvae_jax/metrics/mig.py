@@ -24,6 +24,7 @@ Choices followed from disentanglement_lib:
 import numpy as np
 
 from bvae_jax.metrics import mutual_info
+from bvae_jax.metrics import sampling
 
 
 def mig_per_factor(codes: np.ndarray, factors: np.ndarray,
@@ -64,3 +65,20 @@ def mig(codes: np.ndarray, factors: np.ndarray,
   """
   return {'discrete_mig': float(np.mean(mig_per_factor(codes, factors,
                                                        num_bins)))}
+
+
+# The suite's entry point (the protocol is in bvae_jax/metrics/__init__.py).
+SUITE_POSITION = 10
+USES_SHARED_CODES = True
+
+
+def image_count(eval_config) -> int:
+  """Images `compute` encodes itself: none, it reads the shared codes."""
+  del eval_config
+  return 0
+
+
+def compute(inputs: sampling.MetricInputs, eval_config) -> dict[str, float]:
+  """`mig` of the shared training codes, `eval_config.num_bins` bins."""
+  return mig(inputs.codes_train, inputs.factors_train,
+             num_bins=eval_config.num_bins)

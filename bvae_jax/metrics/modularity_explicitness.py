@@ -43,6 +43,7 @@ from sklearn import metrics
 from sklearn import multiclass
 
 from bvae_jax.metrics import mutual_info
+from bvae_jax.metrics import sampling
 
 
 def modularity(mutual_information: np.ndarray) -> float:
@@ -147,3 +148,21 @@ def modularity_explicitness(codes_train: np.ndarray, factors_train: np.ndarray,
   return {'modularity_score': modularity(mi),
           'explicitness_score_train': float(np.mean(roc[:, 0])),
           'explicitness_score_test': float(np.mean(roc[:, 1]))}
+
+
+# The suite's entry point (the protocol is in bvae_jax/metrics/__init__.py).
+SUITE_POSITION = 20
+USES_SHARED_CODES = True
+
+
+def image_count(eval_config) -> int:
+  """Images `compute` encodes itself: none, it reads the shared codes."""
+  del eval_config
+  return 0
+
+
+def compute(inputs: sampling.MetricInputs, eval_config) -> dict[str, float]:
+  """`modularity_explicitness` of the shared codes."""
+  return modularity_explicitness(
+      inputs.codes_train, inputs.factors_train, inputs.codes_test,
+      inputs.factors_test, num_bins=eval_config.num_bins)

@@ -1,5 +1,8 @@
 """Draws ground-truth points and encodes them, in disentanglement_lib's order.
 
+`MetricInputs` is what every metric's `compute` receives; `draw_shared_codes`
+draws the codes that MIG, modularity, DCI and SAP share.
+
 `generate_batch_factor_code` is disentanglement_lib's
 `evaluation/metrics/utils.py:generate_batch_factor_code` (Locatello et al.
 2019) with our layout: it returns codes (num_points, num_codes) and factors
@@ -21,7 +24,64 @@ render and encode many points in one call, which is what makes 10,000 points
   as disentanglement_lib does, and only encoding is batched.
 """
 
+import dataclasses
+from typing import Any, Callable
+
 import numpy as np
+
+# Points per draw of the shared codes (disentanglement_lib's batch_size for
+# MIG, modularity, DCI and SAP): it fixes the order of the random draws.
+SHARED_DRAW_BATCH = 16
+
+
+@dataclasses.dataclass(frozen=True)
+class MetricInputs:
+  """What a metric computes from (see `bvae_jax.metrics`).
+
+  Attributes:
+    ground_truth: a `GroundTruthData`, for metrics that draw their own points;
+      None where only shared codes are given (benchmarks, tests).
+    representation_fn: float32 (n, H, W, C) observations -> (n, num_codes).
+    codes_train: (num_train, num_codes) shared codes of `draw_shared_codes`.
+    factors_train: (num_train, num_factors) their factors.
+    codes_test: (num_test, num_codes) shared test codes.
+    factors_test: (num_test, num_factors) their factors.
+  """
+  ground_truth: Any
+  representation_fn: Callable[[np.ndarray], np.ndarray] | None
+  codes_train: np.ndarray
+  factors_train: np.ndarray
+  codes_test: np.ndarray
+  factors_test: np.ndarray
+
+
+def draw_shared_codes(ground_truth, representation_fn, num_train, num_test,
+                      seed) -> MetricInputs:
+  """Draws and encodes the points that MIG, modularity, DCI and SAP share.
+
+  disentanglement_lib runs each of these metrics with its own
+  `RandomState(seed)`, which draws `num_train` then `num_test` points in
+  batches of 16; all four therefore see the same points, drawn once here.
+
+  Args:
+    ground_truth: a `GroundTruthData`.
+    representation_fn: float32 (n, H, W, C) observations -> (n, num_codes).
+    num_train: training points.
+    num_test: test points.
+    seed: seeds the `np.random.RandomState` of the draws.
+
+  Returns:
+    MetricInputs holding `ground_truth`, `representation_fn` and the codes.
+  """
+  random_state = np.random.RandomState(seed)
+  codes_train, factors_train = generate_batch_factor_code(
+      ground_truth, representation_fn, num_train, random_state,
+      SHARED_DRAW_BATCH)
+  codes_test, factors_test = generate_batch_factor_code(
+      ground_truth, representation_fn, num_test, random_state,
+      SHARED_DRAW_BATCH)
+  return MetricInputs(ground_truth, representation_fn, codes_train,
+                      factors_train, codes_test, factors_test)
 
 
 def encode(representation_fn, observations):

@@ -35,6 +35,8 @@ import joblib
 import numpy as np
 from sklearn import svm
 
+from bvae_jax.metrics import sampling
+
 
 def _svm_accuracy(code_train: np.ndarray, factor_train: np.ndarray,
                   code_test: np.ndarray, factor_test: np.ndarray) -> float:
@@ -123,3 +125,21 @@ def sap(codes_train: np.ndarray, factors_train: np.ndarray,
   matrix = score_matrix(codes_train, factors_train, codes_test, factors_test,
                         continuous_factors, n_jobs)
   return {'SAP_score': avg_diff_top_two(matrix)}
+
+
+# The suite's entry point (the protocol is in bvae_jax/metrics/__init__.py).
+SUITE_POSITION = 40
+USES_SHARED_CODES = True
+
+
+def image_count(eval_config) -> int:
+  """Images `compute` encodes itself: none, it reads the shared codes."""
+  del eval_config
+  return 0
+
+
+def compute(inputs: sampling.MetricInputs, eval_config) -> dict[str, float]:
+  """`sap` of the shared codes, discrete factors."""
+  del eval_config  # No setting of config.eval changes it.
+  return sap(inputs.codes_train, inputs.factors_train, inputs.codes_test,
+             inputs.factors_test)
