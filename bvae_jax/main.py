@@ -27,6 +27,7 @@ from bvae_jax import evaluate
 from bvae_jax import multihost
 from bvae_jax import sweep
 from bvae_jax import train
+from bvae_jax.datasets import registry
 
 FLAGS = flags.FLAGS
 
@@ -62,12 +63,14 @@ flags.mark_flags_as_required(['config', 'workdir'])
 def _evaluate_sweep(config, workdir, step, member):
   members = ([member] if member is not None else
              [m.name for m in sweep.validate_sweep_config(config)])
+  dataset = None  # Members share the data: open it, and its ground truth, once.
   for name in members:
     solo, params, restored_step = sweep.restore_member(config, workdir, name,
                                                        step)
+    dataset = dataset or registry.open_dataset(solo)
     logging.info('Evaluating sweep member %s at step %d.', name, restored_step)
     evaluate.evaluate(solo, os.path.join(workdir, sweep.MEMBERS_DIR, name),
-                      restored_step, params=params)
+                      restored_step, params=params, dataset=dataset)
 
 
 def main(argv):

@@ -11,8 +11,10 @@ import pytest
 
 from bvae_jax import evaluate
 from bvae_jax import experiment_config
+from bvae_jax import main
 from bvae_jax import sweep
 from bvae_jax import train
+from bvae_jax.datasets import registry
 from training_equivalence import assert_same_params
 from training_equivalence import assert_same_trajectory
 
@@ -214,6 +216,25 @@ def test_restore_member_alone_and_evaluate_it(data_dir, runs):
   assert set(result['metrics']) == {'mig'}
   assert os.path.exists(os.path.join(member_dir, 'eval',
                                      f'metrics_{STEPS}.json'))
+
+
+def test_evaluate_mode_opens_the_data_once_for_all_members(data_dir, runs,
+                                                          monkeypatch):
+  # `--mode=evaluate` on a sweep workdir: every member, one open data set.
+  config = tiny_sweep(data_dir, seeds=(0,),
+                      grid={'learning_rate': (5e-4, 1e-3, 2e-3)})
+  _, workdir = runs.sweep('shared3', config)
+  config.eval.metrics = ('mig',)
+  config.eval.num_train = config.eval.num_test = 200
+  opened = []
+  open_dataset = registry.open_dataset
+  monkeypatch.setattr(registry, 'open_dataset',
+                      lambda c: opened.append(c) or open_dataset(c))
+  main._evaluate_sweep(config, workdir, None, None)
+  assert len(opened) == 1
+  for member in sweep.sweep_members(config):
+    assert os.path.exists(os.path.join(workdir, 'members', member.name, 'eval',
+                                       f'metrics_{STEPS}.json'))
 
 
 def test_resumed_sweep_is_bit_identical(data_dir, runs, tmp_path):
