@@ -35,11 +35,13 @@ def sample_rows(names, data_dir, dataset_source, num_images):
   """Returns [(label, float32 (num_images, 64, 64, 3) images)] per openable set."""
   rows = []
   for name in names:
-    # The source choice is dSprites'; every other set has one source.
-    source = dataset_source if 'dsprites' in name else 'auto'
     config = ml_collections.ConfigDict({
-        'dataset': name, 'dataset_source': source, 'data_dir': data_dir})
+        'dataset': name, 'dataset_source': 'auto', 'data_dir': data_dir})
     try:
+      # The source choice is for sets with both kinds of source (dsprites,
+      # color_dsprites); every other set opens its only one.
+      if len(registry.get_spec(name).source_kinds) > 1:
+        config.dataset_source = dataset_source
       dataset = registry.open_dataset(config)
     except (registry.DatasetUnavailableError, ValueError) as error:
       logging.warning('Left out %s: %s', name, error)

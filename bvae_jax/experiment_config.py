@@ -18,30 +18,13 @@ from bvae_jax.objectives import likelihoods
 # Every metric of bvae_jax/metrics, in the order the suite computes them.
 EVAL_METRICS = metrics.names()
 
-# What each data set changes in a config (the names of datasets/registry.py
-# without '/tiny'). Burgess et al. (2018) use a Bernoulli decoder on every data
-# set, reading grey levels and colours in [0, 1] as Bernoulli means, as
-# disentanglement_lib does for all its data sets; we keep it.
-#   dsprites: Burgess et al. Sec. 5, C 0 -> 25 nats, 10 latents.
-#   color_dsprites: Burgess Fig. 4a; dSprites' schedule and latents (colour
-#     adds three 6-level factors, log 216 = 5.4 nats, well inside 25).
-#   gaussian_blobs: 2 factors on a 32x32 grid carry log 1024 = 6.9 nats; C to
-#     7 nats lets the model encode them and nothing else.
-#   chairs: no published capacity schedule; 10 latents as Kim & Mnih (2018)
-#     on 3D Chairs, and CelebA's 50 nats (Burgess), since chairs are RGB
-#     renders with far more detail than sprites.
-#   shapes3d: 6 factors, log 480,000 = 13 nats; dSprites' 25 nats and latents.
-#   celeb_a: Burgess et al. Fig. 5: 32 latents, C to 50 nats.
-DATASET_SETTINGS = {
-    'dsprites': dict(num_channels=1, latent_dim=10, capacity_max=25.0),
-    'dsprites_procedural': dict(num_channels=1, latent_dim=10,
-                                capacity_max=25.0),
-    'color_dsprites': dict(num_channels=3, latent_dim=10, capacity_max=25.0),
-    'gaussian_blobs': dict(num_channels=1, latent_dim=10, capacity_max=7.0),
-    'chairs': dict(num_channels=3, latent_dim=10, capacity_max=50.0),
-    'shapes3d': dict(num_channels=3, latent_dim=10, capacity_max=25.0),
-    'celeb_a': dict(num_channels=3, latent_dim=32, capacity_max=50.0),
-}
+# What each data set changes in a config, by family name (a view of the specs
+# in datasets/registry.py; each spec's module says where its values come
+# from). Burgess et al. (2018) use a Bernoulli decoder on every data set,
+# reading grey levels and colours in [0, 1] as Bernoulli means, as
+# disentanglement_lib does for all its data sets; we keep it, so no data set
+# sets `likelihood`.
+DATASET_SETTINGS = {spec.name: spec.config_updates() for spec in registry.SPECS}
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -169,17 +152,16 @@ def sweep_block(*, seeds, grid, plot_metric='kl_total',
 def set_dataset(config: ml_collections.ConfigDict, name: str) -> None:
   """Points `config` at data set `name` with that set's settings.
 
-  Sets `dataset`, `num_channels`, `latent_dim` and `capacity_max` from
-  DATASET_SETTINGS (for 'name/tiny', those of 'name').
+  Sets `dataset` and the fields of the data set's spec
+  (`registry.get_spec(name).config_updates()`: `num_channels`, `latent_dim`,
+  `capacity_max`; for 'name/tiny', those of 'name').
 
   Raises:
     ValueError: for an unknown name, listing the known ones.
   """
-  if name not in registry.DATASET_NAMES:
-    raise ValueError(f'unknown dataset {name!r}; known: '
-                     f'{", ".join(registry.DATASET_NAMES)}')
+  settings = registry.get_spec(name).config_updates()
   config.dataset = name
-  config.update(DATASET_SETTINGS[name.partition('/')[0]])
+  config.update(settings)
 
 
 def parse_arg(arg: str | None, **defaults: Any) -> ml_collections.ConfigDict:
@@ -274,3 +256,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
            f'must be one of {registry.DATASET_NAMES}', config.dataset)
   _require(config.dataset_source in registry.DATASET_SOURCES, 'dataset_source',
            f'must be one of {registry.DATASET_SOURCES}', config.dataset_source)
+  kinds = registry.get_spec(config.dataset).source_kinds
+  _require(config.dataset_source in ('auto',) + kinds, 'dataset_source',
+           f"must be 'auto' or {' or '.join(map(repr, kinds))} for data set "
+           f'{config.dataset!r}', config.dataset_source)

@@ -57,9 +57,11 @@ def _render_name(chair, azimuth_index, elevation_index):
           f'image_{number:03d}_p{elevation:03d}_t{azimuth:03d}_r096.png')
 
 
-@pytest.fixture(scope='module')
-def chair_members():
-  """(name, bytes) of a complete tiny archive, views in reverse order."""
+def tiny_archive_members():
+  """(name, bytes) of a complete tiny archive, views in reverse order.
+
+  Also used by tests/test_dataset_specs.py; write it with `write_tar`.
+  """
   members = [('rendered_chairs/all_chair_names.mat', b'MATLAB 5.0 MAT-file')]
   for chair in CHAIRS:
     chair_index = sorted(CHAIRS).index(chair)
@@ -71,7 +73,12 @@ def chair_members():
   return members
 
 
-def _write_tar(path, members):
+@pytest.fixture(scope='module')
+def chair_members():
+  return tiny_archive_members()
+
+
+def write_tar(path, members):
   """Writes a plain tar of (name, bytes) members, creating its folder."""
   path.parent.mkdir(parents=True, exist_ok=True)
   with tarfile.open(path, 'w') as tar:
@@ -167,7 +174,7 @@ def test_preprocess_render_puts_transparency_on_white():
 
 def test_prepare_reads_back_every_view_in_record_order(data_dir,
                                                         chair_members):
-  _write_tar(chairs_tfds.manual_archive_path(data_dir), chair_members)
+  write_tar(chairs_tfds.manual_archive_path(data_dir), chair_members)
 
   builder = _prepare(data_dir)
   source = builder.as_data_source()['train']
@@ -210,7 +217,7 @@ class _Chairs3dGeneric(chairs_tfds.Chairs3d):
 
 def test_prepare_writes_the_records_of_tfds_generic_writer(data_dir,
                                                             chair_members):
-  _write_tar(chairs_tfds.manual_archive_path(data_dir), chair_members)
+  write_tar(chairs_tfds.manual_archive_path(data_dir), chair_members)
 
   ours = _prepare(data_dir).as_data_source()['train']
   generic_builder = _Chairs3dGeneric(data_dir=data_dir)
@@ -250,7 +257,7 @@ def test_missing_archive_names_expected_path(data_dir, manual_dir_exists):
 @pytest.mark.parametrize('cut', ['half', 'before_last_chair'])
 def test_truncated_archive_names_file(data_dir, chair_members, cut):
   archive = chairs_tfds.manual_archive_path(data_dir)
-  _write_tar(archive, chair_members)
+  write_tar(archive, chair_members)
   data = archive.read_bytes()
   if cut == 'half':
     length = len(data) // 2
@@ -274,7 +281,7 @@ def test_file_that_is_not_a_tar_names_file(data_dir):
 
 
 def test_unrelated_archive_is_rejected(data_dir):
-  _write_tar(chairs_tfds.manual_archive_path(data_dir), [
+  write_tar(chairs_tfds.manual_archive_path(data_dir), [
       ('holiday/photos/beach.png', _png(_render((0, 0, 255)))),
       ('holiday/notes.txt', b'sunny'),
   ])
@@ -292,7 +299,7 @@ def test_unsafe_member_is_rejected(data_dir, chair_members, name):
   outside = data_dir.parent / 'outside' / 'evil.png'
   if name == 'ABSOLUTE':
     name = str(outside)
-  _write_tar(chairs_tfds.manual_archive_path(data_dir),
+  write_tar(chairs_tfds.manual_archive_path(data_dir),
              chair_members + [(name, _png(_render((1, 2, 3))))])
 
   _assert_prepare_fails(data_dir, repr(name))
@@ -302,7 +309,7 @@ def test_unsafe_member_is_rejected(data_dir, chair_members, name):
 
 def test_chair_with_a_missing_view_is_rejected(data_dir, chair_members):
   missing = _render_name(CHAIRS[1], azimuth_index=1, elevation_index=1)
-  _write_tar(chairs_tfds.manual_archive_path(data_dir),
+  write_tar(chairs_tfds.manual_archive_path(data_dir),
              [m for m in chair_members if m[0] != missing])
 
   _assert_prepare_fails(data_dir, f'chair {CHAIRS[1]} lacks 1 of its 62 views',
@@ -317,7 +324,7 @@ def test_chair_with_a_missing_view_is_rejected(data_dir, chair_members):
 ])
 def test_chair_with_a_wrong_view_is_rejected(data_dir, chair_members,
                                              extra_name, message):
-  _write_tar(chairs_tfds.manual_archive_path(data_dir),
+  write_tar(chairs_tfds.manual_archive_path(data_dir),
              chair_members + [(extra_name, _png(_render((1, 2, 3))))])
 
   _assert_prepare_fails(data_dir, extra_name, message)
@@ -326,7 +333,7 @@ def test_chair_with_a_wrong_view_is_rejected(data_dir, chair_members,
 def test_render_that_does_not_decode_is_rejected(data_dir, chair_members):
   # Detected while records are being generated, after the name checks pass.
   broken = _render_name(CHAIRS[2], azimuth_index=30, elevation_index=0)
-  _write_tar(chairs_tfds.manual_archive_path(data_dir), [
+  write_tar(chairs_tfds.manual_archive_path(data_dir), [
       (name, data[:len(data) // 2] if name == broken else data)
       for name, data in chair_members])
 
@@ -344,7 +351,7 @@ def test_builder_has_no_configs(data_dir):
 
 
 def test_chairs_data_set_and_ground_truth(data_dir, chair_members):
-  _write_tar(chairs_tfds.manual_archive_path(data_dir), chair_members)
+  write_tar(chairs_tfds.manual_archive_path(data_dir), chair_members)
   config = experiment_config.base_config()
   experiment_config.set_dataset(config, 'chairs')
   config.data_dir = str(data_dir)

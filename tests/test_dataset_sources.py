@@ -1,7 +1,7 @@
 """Tests of where data sets come from: source selection, the official dSprites
 file, and the TFDS catalog sets (dsprites, shapes3d, celeb_a) on mock data.
 
-Nothing here touches the network: `registry._unreachable_reason` and TFDS's
+Nothing here touches the network: `dsprites_tfds._unreachable_reason` and TFDS's
 download manager are replaced, and catalog sets are read through
 `tfds.testing.mock_data`, which generates examples with the catalog builders'
 own feature names and dtypes.
@@ -17,10 +17,12 @@ import tensorflow_datasets as tfds
 from tensorflow_datasets.core import file_adapters
 
 from bvae_jax import experiment_config
+from bvae_jax.datasets import dataset_spec
 from bvae_jax.datasets import dsprites
 from bvae_jax.datasets import dsprites_tfds
 from bvae_jax.datasets import ground_truth
 from bvae_jax.datasets import registry
+from bvae_jax.datasets import tfds_catalog
 
 TINY_INDICES = np.arange(0, dsprites.NUM_IMAGES, 257)
 
@@ -67,7 +69,7 @@ def official_npz(tmp_path_factory):
 
 @pytest.fixture
 def offline(monkeypatch):
-  monkeypatch.setattr(registry, '_unreachable_reason',
+  monkeypatch.setattr(dsprites_tfds, '_unreachable_reason',
                       lambda url: 'no network (test)')
 
 
@@ -77,7 +79,7 @@ def online_with(monkeypatch):
   downloads = []
 
   def serve(path):
-    monkeypatch.setattr(registry, '_unreachable_reason', lambda url: None)
+    monkeypatch.setattr(dsprites_tfds, '_unreachable_reason', lambda url: None)
 
     def download(self, url):
       downloads.append(url)
@@ -115,7 +117,7 @@ def test_real_source_offline_is_an_error_naming_the_way_out(tmp_path, offline):
 def test_procedural_source_never_probes_the_network(tmp_path, monkeypatch):
   def fail(url):
     raise AssertionError('probed the network')
-  monkeypatch.setattr(registry, '_unreachable_reason', fail)
+  monkeypatch.setattr(dsprites_tfds, '_unreachable_reason', fail)
   dataset = registry.open_dataset(make_config(str(tmp_path), source='procedural'))
   assert dataset.source == 'procedural'
 
@@ -140,7 +142,7 @@ def test_auto_downloads_the_official_file_when_it_can(
       truth.sample_observations_from_factors(factors, None)[..., 0],
       fake_official_images(TINY_INDICES[[3, 99]]))
   # Once prepared, it is used without the network.
-  monkeypatch.setattr(registry, '_unreachable_reason', None)  # Not callable.
+  monkeypatch.setattr(dsprites_tfds, '_unreachable_reason', None)  # Not callable.
   again = registry.open_dataset(make_config(str(tmp_path), source='real'))
   assert again.source == 'official'
 
@@ -241,7 +243,7 @@ def test_shapes3d_from_the_catalog(tmp_path, mock_catalog):
   assert truth.factors_num_values == [10, 10, 10, 8, 4, 15]
   # Mock records hold random (here distinct) labels: each record is found by
   # its own labels, through the table, not a search.
-  labels = dataset.images.read_labels(registry._SHAPES3D_LABELS)
+  labels = dataset.images.read_labels(tfds_catalog.SHAPES3D_LABELS)
   assert len({tuple(row) for row in labels.tolist()}) == 12
   np.testing.assert_array_equal(
       truth.sample_observations_from_factors(labels[[3, 7]], None),
@@ -260,9 +262,9 @@ def test_celeb_a_is_cropped_to_64_and_has_no_ground_truth(tmp_path, mock_catalog
 
 def test_celeba_crop_takes_the_central_square_then_resizes():
   image = np.zeros((218, 178, 3), np.uint8)
-  top, left, size = registry.CELEBA_CROP
+  top, left, size = tfds_catalog.CELEBA_CROP
   image[top:top + size, left:left + size] = 200  # The crop, and only it.
-  out = registry.celeba_crop_and_resize(image)
+  out = tfds_catalog.celeba_crop_and_resize(image)
   assert out.shape == (64, 64, 3)
   assert (out == 200).all()
 
@@ -283,15 +285,16 @@ def test_catalog_dsprites_is_used_when_prepared(tmp_path, mock_catalog,
 
 
 def test_catalog_dsprites_as_tfrecord_is_skipped_with_a_reason(
-    tmp_path, mock_catalog, monkeypatch, offline, caplog):
+    tmp_path, mock_catalog, monkeypatch):
   monkeypatch.setattr(tfds.core.DatasetBuilder, 'is_prepared',
                       lambda self: self.name == 'dsprites')
-  # The mock cannot prepare the procedural fallback; record why it was chosen.
-  monkeypatch.setattr(registry, '_procedural_dsprites',
-                      lambda subset, data_dir, why: why)
-  why = registry._open_dsprites('full', 'auto', str(tmp_path))
-  assert "TFDS catalog 'dsprites'" in why
-  assert 'is stored as tfrecord; random access needs array_record' in why
+  # The reason the data-source rule falls back with (the mock cannot prepare
+  # the procedural fallback itself).
+  with pytest.raises(dataset_spec.SourceUnavailableError) as error:
+    dsprites_tfds.CATALOG_SOURCE.open_fn('full', str(tmp_path))
+  assert "TFDS catalog 'dsprites'" in str(error.value)
+  assert ('is stored as tfrecord; random access needs array_record'
+          in str(error.value))
 
 
 @pytest.mark.parametrize('name', ['shapes3d', 'celeb_a'])

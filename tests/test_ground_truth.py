@@ -198,6 +198,6 @@ def test_colored_images_reader_validates_colour_indices():
 def test_readers_share_one_interface(data_dir):
   grey = open_dataset(data_dir, 'dsprites/tiny').images
   assert isinstance(grey, records.ArrayRecordImages)
-  coloured = records.ColoredImages(grey)
+  coloured = color_dsprites.ColoredImages(grey)
   assert coloured.num_records == grey.num_records == 2_869
   assert coloured.read_images([4]).shape == (1, 64, 64, 3)

@@ -6,7 +6,7 @@ import pytest
 
 from bvae_jax import experiment_config
 from bvae_jax import loop
-from bvae_jax.datasets import registry
+from bvae_jax.datasets import dsprites_tfds
 
 
 def make_config(data_dir, dataset='dsprites/tiny', **overrides):
@@ -19,7 +19,8 @@ def make_config(data_dir, dataset='dsprites/tiny', **overrides):
 
 @pytest.fixture(autouse=True)
 def offline(monkeypatch):
-  monkeypatch.setattr(registry, '_unreachable_reason', lambda url: 'offline')
+  monkeypatch.setattr(dsprites_tfds, '_unreachable_reason',
+                      lambda url: 'offline')
 
 
 def test_saved_config_holds_the_resolved_source(tmp_path):

@@ -54,7 +54,8 @@ complete chairs, and `num_chairs(builder.info)` (= records // 62) gives it.
 
 Nothing needs TensorFlow: the features have no TF encoder, the files are
 array_record (read with `builder.as_data_source()`), and the split is written
-without TFDS's shuffler, which needs TensorFlow once it holds over 1 GB.
+without TFDS's shuffler, which needs TensorFlow once it holds over 1 GB
+(array_record_builder.py).
 
 Preparing reads the archive once without extracting it: first its headers
 (fast for a plain tar; every name and view is checked before any decoding),
@@ -64,6 +65,9 @@ archive should take a few minutes on a few cores. The finished records are
 held in memory (~4 KB each for a synthetic render, ~0.35 GB in all) and
 written as one shard. Any problem with the archive raises ChairsArchiveError
 naming it; TFDS then removes its half-written output.
+
+`SPEC` is the data set `chairs` of the registry: factors (chair, azimuth,
+elevation), the number of chairs read from the prepared records.
 
 Usage (after placing the archive):
 
@@ -90,10 +94,11 @@ import numpy as np
 from PIL import Image
 import tensorflow_datasets as tfds
 from tensorflow_datasets.core import constants
-from tensorflow_datasets.core import example_serializer
-from tensorflow_datasets.core import file_adapters
 
 from bvae_jax.datasets import array_record_builder
+from bvae_jax.datasets import dataset_spec
+from bvae_jax.datasets import ground_truth
+from bvae_jax.datasets import records
 
 ARCHIVE_NAME = 'rendered_chairs.tar'
 ARCHIVE_URL = ('https://www.di.ens.fr/willow/research/seeing3Dchairs/data/'
@@ -104,6 +109,9 @@ AZIMUTHS = tuple(k * 360 // 31 for k in range(31))
 ELEVATIONS = (20, 30)
 VIEWS_PER_CHAIR = len(AZIMUTHS) * len(ELEVATIONS)
 IMAGE_SIZE = 64
+FACTOR_NAMES = ('chair', 'azimuth', 'elevation')
+# The record feature holding each factor.
+_FACTOR_LABELS = tuple(f'label_{name}' for name in FACTOR_NAMES)
 
 # Top-level folder and the sub-folder of each chair that hold the renders.
 _ROOT_FOLDER = 'rendered_chairs'
@@ -202,30 +210,6 @@ class Chairs3d(array_record_builder.ArrayRecordBuilder):
   def _generate_examples(self, archive_path):
     """Yields (record index, record) in archive order; TFDS sorts by key."""
     yield from _read_examples(archive_path)
-
-  def _generate_splits(self, dl_manager, download_config):
-    """Writes the 'train' split as one shard, in record order.
-
-    Overrides GeneratorBasedBuilder._generate_splits, whose writer buffers
-    records in TFDS's shuffler and spills them to disk with TensorFlow past
-    1 GB. Here the serialised records are placed by index and written once.
-    """
-    del download_config  # No beam options.
-    features = self.info.features
-    serializer = example_serializer.ExampleSerializer(
-        features.get_serialized_info())
-    records = {}
-    for index, example in _read_examples(_archive_path(dl_manager)):
-      records[index] = serializer.serialize_example(
-          features.encode_example(example))
-    template = self._get_filename_template(split_name='train')
-    adapter = file_adapters.ADAPTER_FOR_FORMAT[self.info.file_format]
-    adapter.write_examples(
-        template.sharded_filepath(shard_index=0, num_shards=1),
-        ((index, records[index]) for index in range(len(records))))
-    return [tfds.core.SplitInfo(
-        name='train', shard_lengths=[len(records)],
-        num_bytes=sum(map(len, records.values())), filename_template=template)]
 
 
 def builder(config=None, data_dir=None):
@@ -402,3 +386,37 @@ def _rgb_on_white(image):
     white = Image.new('RGBA', rgba.size, (255, 255, 255, 255))
     return Image.alpha_composite(white, rgba).convert('RGB')
   return image.convert('RGB')
+
+
+def _open(subset, data_dir):
+  del subset  # One variant.
+  builder = Chairs3d(data_dir=data_dir)
+  # A missing, truncated or wrong archive raises ChairsArchiveError, naming
+  # the file and the expected place.
+  dataset_spec.prepare(
+      builder, f'reading the manually downloaded {ARCHIVE_NAME}')
+  images = records.ArrayRecordImages(builder, max_pixel_value=255)
+  sizes = (num_chairs(builder.info),) + SPEC.factor_sizes[1:]
+  return dataset_spec.Opened(
+      builder=builder, images=images,
+      make_ground_truth=lambda: ground_truth.RecordGroundTruth.from_labels(
+          FACTOR_NAMES, sizes, SPEC.image_shape, images,
+          images.read_labels(_FACTOR_LABELS),
+          source_name=builder.info.full_name))
+
+
+SPEC = dataset_spec.DatasetSpec(
+    name='chairs',
+    variants=('chairs',),
+    sources=(dataset_spec.Source(
+        'real', 'real', _open,
+        'the 3D Chairs archive ({tfds_name} in {data_dir})'),),
+    factor_names=FACTOR_NAMES,
+    # The number of chairs is the archive's (1,393 in the real one).
+    factor_sizes=(None, len(AZIMUTHS), len(ELEVATIONS)),
+    image_shape=(IMAGE_SIZE, IMAGE_SIZE, 3),
+    # No published capacity schedule; 10 latents as Kim & Mnih (2018) on 3D
+    # Chairs, and CelebA's 50 nats (Burgess et al. 2018), since chairs are RGB
+    # renders with far more detail than sprites.
+    config_settings=dict(latent_dim=10, capacity_max=50.0),
+)

@@ -1,4 +1,4 @@
-r"""TFDS builders of dSprites that need no TensorFlow.
+r"""dSprites' records: the TFDS builders that need no TensorFlow, and the specs.
 
 Two builders write the same records from different image sources:
 
@@ -22,16 +22,25 @@ array_record, read with `builder.as_data_source()`. The .npz is read as a
 stream, a chunk of images at a time, so preparing holds ~40 MB, not the 3 GB
 of the decompressed images.
 
+The registry's data sets `dsprites` (DSPRITES) and `dsprites_procedural`
+(DSPRITES_PROCEDURAL) are these records. DSPRITES has three sources, tried in
+order by the registry's data-source rule: the TFDS catalog `dsprites` if
+prepared as array_record (full set only), `dsprites_official` (prepared, or
+downloading the file now), and the procedural renderer.
+
 Configs (both builders):
   full  All 737,280 images, record i = image i of the original file. Default.
   tiny  Every 257th image (2,869 images). 257 is prime to every factor size, so
         the subset holds every value of every factor; for tests and smoke runs.
 
-Preparing writes one array_record shard (~200 MB for `full`, in about 20 s on
-2 CPU cores). TFDS's generic writer encodes each example feature by feature
-in Python (~125 µs an example, 95 s for `full`), so `_generate_splits` writes
-the same records from pre-serialised pieces instead; `_generate_examples` is
-kept as the reference the tests compare those records with.
+Preparing writes one array_record shard (~270 MiB for `full`, in about 20 s
+on 2 idle CPU cores). TFDS's generic path encodes each example feature by
+feature in Python (~125 µs an example, 95 s for `full`), and even its
+ExampleSerializer alone, given examples already encoded, is 4-5x slower than
+needed (218 s against 44-55 s, back to back on a loaded 2-core machine). So
+`_serialized_splits` joins each record from pieces, most of them made once by
+the ExampleSerializer (`_PieceSerializer`); `_generate_examples` is kept as
+the reference the tests compare those records with.
 
 Usage (the input pipeline prepares on first use):
 
@@ -43,23 +52,33 @@ Usage (the input pipeline prepares on first use):
 
 import abc
 import dataclasses
+import urllib.error
+import urllib.request
 import zipfile
 import zlib
 
 import numpy as np
 import tensorflow_datasets as tfds
-from tensorflow_datasets.core import file_adapters
+from tensorflow_datasets.core import example_serializer
+from tensorflow_datasets.proto import tf_example_pb2
 from tensorflow_datasets.proto import tf_feature_pb2
 
 from bvae_jax.datasets import array_record_builder
+from bvae_jax.datasets import dataset_spec
 from bvae_jax.datasets import dsprites
+from bvae_jax.datasets import ground_truth
+from bvae_jax.datasets import records
+from bvae_jax.datasets import tfds_catalog
 
 # Images rendered at a time while generating: big enough that rendering costs
 # nothing next to serialising, small enough to stay a few MB.
 _RENDER_CHUNK = 8192
 # Catalog feature-name suffix of each factor, in dsprites.FACTOR_NAMES order.
 CATALOG_SUFFIXES = ('shape', 'scale', 'orientation', 'x_position',
-                     'y_position')
+                    'y_position')
+# The label feature of each factor, in the catalog and in our builders.
+CATALOG_LABELS = tuple(f'label_{suffix}' for suffix in CATALOG_SUFFIXES)
+IMAGE_SHAPE = (dsprites.IMAGE_SIZE, dsprites.IMAGE_SIZE, 1)
 # zlib level of the stored images. Level 1 is twice as fast as the default 6
 # both ways (7 vs 16 µs to compress, 7 vs 13 µs to decompress) for 95 instead
 # of 64 bytes an image; reading speed matters more than 20 MB of disk.
@@ -72,6 +91,8 @@ OFFICIAL_NPZ_URL = ('https://github.com/deepmind/dsprites-dataset/raw/master/'
 # constant `color` column.
 _NPZ_IMAGES = 'imgs.npy'
 _NPZ_CLASSES = 'latents_classes.npy'
+# Seconds to wait for the official dSprites file's server before falling back.
+_PROBE_TIMEOUT_S = 10
 
 
 class DspritesFileError(ValueError):
@@ -144,32 +165,12 @@ class _DspritesBuilder(array_record_builder.ArrayRecordBuilder, abc.ABC):
       for index, image, row in zip(indices.tolist(), images, factors.tolist()):
         yield index, example_dict(image, row)
 
-  def _generate_splits(self, dl_manager, download_config):
-    """Writes the 'train' split as one shard; returns its SplitInfo.
-
-    Overrides GeneratorBasedBuilder._generate_splits, which would send every
-    record of `_generate_examples` through the generic encoder.
-    """
-    del download_config  # No beam options.
-    template = self._get_filename_template(split_name='train')
-    path = template.sharded_filepath(shard_index=0, num_shards=1)
-    serializer = _FastSerializer()
-    num_records = 0
-    num_bytes = 0
-
-    def serialized_records():
-      nonlocal num_records, num_bytes
-      for _, factors, images in self._image_chunks(dl_manager):
-        for record in serializer.serialize_chunk(factors, images):
-          num_records += 1
-          num_bytes += len(record)
-          yield num_records, record
-
-    adapter = file_adapters.ADAPTER_FOR_FORMAT[self.info.file_format]
-    adapter.write_examples(path, serialized_records())
-    return [tfds.core.SplitInfo(
-        name='train', shard_lengths=[num_records], num_bytes=num_bytes,
-        filename_template=template)]
+  def _serialized_splits(self, dl_manager):
+    """The 'train' records, streamed a chunk of images at a time."""
+    serializer = _PieceSerializer(self.info.features)
+    return {'train': (
+        record for _, factors, images in self._image_chunks(dl_manager)
+        for record in serializer.serialize_chunk(factors, images))}
 
 
 class DspritesProcedural(_DspritesBuilder):
@@ -298,59 +299,156 @@ def official_builder(config='full', data_dir=None):
   return DspritesOfficial(config=config, data_dir=data_dir)
 
 
-class _FastSerializer:
-  """Serialises records as tf.train.Example bytes from cached pieces.
+class _PieceSerializer:
+  """Serialises records by joining serialised Examples of their features.
 
-  A serialised message is the concatenation of its serialised fields, and
-  repeated map entries concatenate too, so the `Features` payload of a record
-  is its per-feature payloads joined. The label/value payloads depend only on
-  one factor value each, so they are serialised once; per image only the zlib
-  image and one small message are made. The result parses to the same
-  `Example` as TFDS's serializer gives (tests check it).
+  Protocol buffers parse concatenated serialised messages as one message, the
+  merge of them all, and an Example's feature map merges entry by entry; so a
+  record can be the concatenation of small serialised Examples, one per group
+  of features. TensorFlow's Example parser does the same (its ParseExample
+  loops over "multiple serialized Example protos merged together as
+  strings"). The label_* and value_* pair of a factor depends only on the
+  factor's value, so TFDS's ExampleSerializer makes its piece once per value
+  (113 pieces); per record only the zlib image and its piece are made, with
+  the protobuf classes that ExampleSerializer itself fills (made through it,
+  the image piece took preparing `full` from 44-55 s to 92 s). The record
+  parses to the Example TFDS's serializer gives for the whole record (tests
+  check it).
   """
 
-  def __init__(self):
-    # _label_pieces[column][factor] = serialised Features payload of the
-    # label_* and value_* entries for that factor value.
+  def __init__(self, features):
+    """Serialises the label pieces.
+
+    Args:
+      features: the builder's FeaturesDict.
+    """
+    specs = features.get_serialized_info()
+    # _label_pieces[column][factor] = serialised Example holding the label_*
+    # and value_* features of that factor value.
     self._label_pieces = []
     for column, suffix in enumerate(CATALOG_SUFFIXES):
-      pieces = []
-      for factor, value in enumerate(dsprites.FACTOR_VALUES[column]):
-        features = tf_feature_pb2.Features(feature={
-            f'label_{suffix}': tf_feature_pb2.Feature(
-                int64_list=tf_feature_pb2.Int64List(value=[factor])),
-            f'value_{suffix}': tf_feature_pb2.Feature(
-                float_list=tf_feature_pb2.FloatList(value=[np.float32(value)])),
-        })
-        pieces.append(features.SerializeToString())
-      self._label_pieces.append(pieces)
+      label, value = f'label_{suffix}', f'value_{suffix}'
+      pair = example_serializer.ExampleSerializer(
+          {label: specs[label], value: specs[value]})
+      self._label_pieces.append([
+          pair.serialize_example({label: factor, value: np.float32(x)})
+          for factor, x in enumerate(dsprites.FACTOR_VALUES[column])])
 
   def serialize_chunk(self, factors, images):
     """Yields the serialised Example of each (factor row, image)."""
     for row, image in zip(factors.tolist(), images):
-      compressed = zlib.compress(image.tobytes(), _ZLIB_LEVEL)
-      image_piece = tf_feature_pb2.Features(feature={
-          'image': tf_feature_pb2.Feature(
-              bytes_list=tf_feature_pb2.BytesList(value=[compressed]))
-      }).SerializeToString()
-      payload = b''.join(
-          [image_piece] + [pieces[factor] for pieces, factor
-                           in zip(self._label_pieces, row)])
-      yield _EXAMPLE_FEATURES_TAG + _varint(len(payload)) + payload
+      image_piece = tf_example_pb2.Example(
+          features=tf_feature_pb2.Features(feature={
+              'image': tf_feature_pb2.Feature(
+                  bytes_list=tf_feature_pb2.BytesList(
+                      value=[zlib.compress(image.tobytes(), _ZLIB_LEVEL)]))
+          })).SerializeToString()
+      yield b''.join([image_piece] + [
+          pieces[factor] for pieces, factor in zip(self._label_pieces, row)])
 
 
-# Wire-format tag of Example.features: field 1, length-delimited.
-_EXAMPLE_FEATURES_TAG = bytes([(1 << 3) | 2])
+# ------------------------------------------------------- the data sets
 
 
-def _varint(value):
-  """Protocol-buffer base-128 varint encoding of a non-negative int."""
-  out = bytearray()
-  while True:
-    low_bits = value & 0x7F
-    value >>= 7
-    if value:
-      out.append(low_bits | 0x80)
-    else:
-      out.append(low_bits)
-      return bytes(out)
+def _unreachable_reason(url):
+  """None if `url`'s server answers within the timeout, else why not."""
+  try:
+    request = urllib.request.Request(url, method='HEAD')
+    with urllib.request.urlopen(request, timeout=_PROBE_TIMEOUT_S):
+      return None
+  except (urllib.error.URLError, OSError, ValueError) as error:
+    return f'{type(error).__name__}: {getattr(error, "reason", error)}'
+
+
+def _open_catalog(subset, data_dir):
+  """The TFDS catalog `dsprites`, if prepared as array_record (full only)."""
+  del subset  # The source holds 'full' only (its Source says so).
+  builder = tfds_catalog.prepared_builder('dsprites', data_dir)
+  images = records.DataSourceImages(builder, max_pixel_value=1)
+  # The catalog shuffles: factors find their record through a table built
+  # from every record's labels.
+  return dataset_spec.Opened(
+      builder=builder, images=images,
+      make_ground_truth=lambda: ground_truth.RecordGroundTruth.from_labels(
+          dsprites.FACTOR_NAMES, dsprites.FACTOR_SIZES, IMAGE_SHAPE, images,
+          images.read_labels(CATALOG_LABELS),
+          source_name=builder.info.full_name))
+
+
+def _open_official(subset, data_dir):
+  """`dsprites_official`, downloading the official file if not prepared."""
+  builder = official_builder(subset, data_dir)
+  if not builder.is_prepared():
+    unreachable = _unreachable_reason(OFFICIAL_NPZ_URL)
+    if unreachable:
+      raise dataset_spec.SourceUnavailableError(
+          f'the official file cannot be downloaded ({unreachable})')
+    try:
+      dataset_spec.prepare(builder, f'downloading {OFFICIAL_NPZ_URL}')
+    except DspritesFileError:
+      raise  # A wrong or corrupt real file is an error, not a fallback.
+    except Exception as error:  # pylint: disable=broad-except
+      raise dataset_spec.SourceUnavailableError(
+          f'downloading the official file failed ({error})') from error
+  images = records.ArrayRecordImages(builder, max_pixel_value=1)
+
+  def make_ground_truth():
+    if subset == 'full':
+      # Record i is image i of the official file, whose order is the
+      # mixed-radix index of its factors: the table is the identity.
+      return ground_truth.RecordGroundTruth(
+          dsprites.FACTOR_NAMES, dsprites.FACTOR_SIZES, IMAGE_SHAPE, images,
+          source_name=builder.info.full_name)
+    return ground_truth.RecordGroundTruth.from_labels(
+        dsprites.FACTOR_NAMES, dsprites.FACTOR_SIZES, IMAGE_SHAPE, images,
+        images.read_labels(CATALOG_LABELS), source_name=builder.info.full_name)
+
+  return dataset_spec.Opened(builder=builder, images=images,
+                             make_ground_truth=make_ground_truth)
+
+
+def _open_procedural(subset, data_dir):
+  """`dsprites_procedural`: every image drawn here, no network."""
+  builder = dataset_spec.prepare(
+      DspritesProcedural(config=subset, data_dir=data_dir))
+  return dataset_spec.Opened(
+      builder=builder,
+      images=records.ArrayRecordImages(builder, max_pixel_value=1),
+      make_ground_truth=lambda: ground_truth.RenderedGroundTruth(
+          dsprites.FACTOR_NAMES, dsprites.FACTOR_SIZES, IMAGE_SHAPE,
+          dsprites.render, max_pixel_value=1))
+
+
+CATALOG_SOURCE = dataset_spec.Source(
+    'tfds_catalog', 'real', _open_catalog,
+    'TFDS catalog {tfds_name} in {data_dir}', subsets=('full',))
+OFFICIAL_SOURCE = dataset_spec.Source(
+    'official', 'real', _open_official,
+    'official file ({tfds_name} in {data_dir})')
+PROCEDURAL_SOURCE = dataset_spec.Source(
+    'procedural', 'procedural', _open_procedural,
+    'procedural renderer ({tfds_name} in {data_dir}; {why})')
+
+DSPRITES = dataset_spec.DatasetSpec(
+    name='dsprites',
+    variants=('dsprites', 'dsprites/tiny'),
+    sources=(CATALOG_SOURCE, OFFICIAL_SOURCE, PROCEDURAL_SOURCE),
+    factor_names=dsprites.FACTOR_NAMES,
+    factor_sizes=dsprites.FACTOR_SIZES,
+    image_shape=IMAGE_SHAPE,
+    # Burgess et al. (2018) Sec. 5: C 0 -> 25 nats, 10 latents.
+    config_settings=dict(latent_dim=10, capacity_max=25.0),
+    no_real_data_help=(
+        'Prepare it where the network reaches GitHub (python -c "from '
+        'bvae_jax.datasets import dsprites_tfds; '
+        "dsprites_tfds.official_builder('{subset}', "
+        'DATA_DIR).download_and_prepare()") and copy DATA_DIR here, or set '
+        "config.dataset_source='procedural'."),
+)
+
+# The renderer only, never the network; subset 'full' is also named.
+DSPRITES_PROCEDURAL = dataclasses.replace(
+    DSPRITES, name='dsprites_procedural',
+    variants=('dsprites_procedural', 'dsprites_procedural/full',
+              'dsprites_procedural/tiny'),
+    sources=(PROCEDURAL_SOURCE,), no_real_data_help='')

@@ -22,14 +22,12 @@ Implementations:
   RenderedGroundTruth  factors -> a renderer (procedural dSprites, blobs).
   RecordGroundTruth    factors -> record index -> a reader (real dSprites,
                        3D Chairs, Shapes3D).
-  ColoredGroundTruth   dSprites factors + (r, g, b) -> coloured image.
+A data set may build its own on these (color_dsprites.ColoredGroundTruth).
 """
 
 import abc
 
 import numpy as np
-
-from bvae_jax.datasets import color_dsprites
 
 
 class NoGroundTruthError(ValueError):
@@ -190,23 +188,3 @@ class RecordGroundTruth(GroundTruthData):
             f'{self._source_name}: no record has the factors '
             f'{dict(zip(self.factor_names, missing.tolist()))}')
     return self._images.read_images(records)
-
-
-class ColoredGroundTruth(GroundTruthData):
-  """Coloured dSprites: a dSprites ground truth plus (red, green, blue)."""
-
-  def __init__(self, grey):
-    """Args: grey: the dSprites GroundTruthData whose images are coloured."""
-    shape = tuple(grey.observation_shape[:-1]) + (3,)
-    super().__init__(
-        tuple(grey.factor_names) + color_dsprites.COLOR_FACTOR_NAMES,
-        list(grey.factors_num_values) + list(color_dsprites.FACTOR_SIZES[-3:]),
-        shape)
-    self._grey = grey
-
-  def sample_observations_from_factors(self, factors, random_state):
-    factors = self.validated_factors(factors)
-    grey_columns = self._grey.num_factors
-    images = self._grey.sample_observations_from_factors(
-        factors[:, :grey_columns], random_state)
-    return color_dsprites.colorize(images, factors[:, grey_columns:])

@@ -11,8 +11,8 @@ Two readers with one interface (`num_records`, `read_images(indices)`,
                      shapes3d, celeb_a). Decodes whole examples (PNG/JPEG with
                      PIL); slower, but works for every feature type.
 
-and a wrapper, `ColoredImages`, that colours the images of another reader
-(coloured dSprites). Images come out as float32 NHWC in [0, 1].
+Images come out as float32 NHWC in [0, 1]. A data set may wrap a reader in
+one of its own with the same interface (color_dsprites.ColoredImages).
 """
 
 import os
@@ -22,8 +22,6 @@ from array_record.python import array_record_module
 import numpy as np
 from tensorflow_datasets.core import file_adapters
 from tensorflow_datasets.proto import tf_example_pb2
-
-from bvae_jax.datasets import color_dsprites
 
 # Records of the image feature are looked up under this name.
 IMAGE_FEATURE = 'image'
@@ -105,28 +103,6 @@ class DataSourceImages:
       example = self._source[index]
       labels[index] = [example[name] for name in names]
     return labels
-
-
-class ColoredImages:
-  """Another reader's grey images, record i coloured with its fixed colour."""
-
-  def __init__(self, grey_images):
-    self._grey = grey_images
-    self.num_records = grey_images.num_records
-    self.colors = color_dsprites.record_colors(self.num_records)
-
-  def read_images(self, record_indices):
-    record_indices = np.asarray(record_indices)
-    return color_dsprites.colorize(self._grey.read_images(record_indices),
-                                   self.colors[record_indices])
-
-  def read_labels(self, names):
-    """Labels of the grey records, then the colour columns red/green/blue."""
-    grey_names = [n for n in names if n not in color_dsprites.COLOR_FACTOR_NAMES]
-    grey = dict(zip(grey_names, self._grey.read_labels(grey_names).T))
-    for column, name in enumerate(color_dsprites.COLOR_FACTOR_NAMES):
-      grey[name] = self.colors[:, column]
-    return np.stack([grey[name] for name in names], axis=1)
 
 
 class ArrayRecordSplit:
