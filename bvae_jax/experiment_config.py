@@ -11,6 +11,7 @@ import ml_collections
 
 from bvae_jax import conv_layers
 from bvae_jax import metrics
+from bvae_jax import models
 from bvae_jax import objectives
 from bvae_jax.datasets import registry
 from bvae_jax.objectives import likelihoods
@@ -102,6 +103,29 @@ def set_objective(config: ml_collections.ConfigDict, name: str) -> None:
   for field, default in objective.CONFIG_DEFAULTS.items():
     if field not in config:
       config[field] = default
+
+
+def objective_config(arg: str | None, objective: str,
+                     **fields: Any) -> ml_collections.ConfigDict:
+  """A single-run config of `objective`: the shape of most files in configs/.
+
+  Args:
+    arg: the config argument, e.g. 'quick', 'dataset=chairs' or both.
+    objective: a module of bvae_jax/objectives.
+    **fields: the experiment's values, e.g. beta=4.0.
+
+  Returns:
+    base_config() on the argument's data set (default dSprites) with the
+    objective and `fields` set, and the `:quick` budget if asked for.
+  """
+  args = parse_arg(arg, quick=False, dataset='dsprites')
+  config = base_config()
+  set_dataset(config, args.dataset)
+  set_objective(config, objective)
+  config.update(fields)
+  if args.quick:
+    set_quick_budget(config)
+  return config
 
 
 def set_quick_budget(config: ml_collections.ConfigDict) -> None:
@@ -256,7 +280,14 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
            f'must be one of {registry.DATASET_NAMES}', config.dataset)
   _require(config.dataset_source in registry.DATASET_SOURCES, 'dataset_source',
            f'must be one of {registry.DATASET_SOURCES}', config.dataset_source)
-  kinds = registry.get_spec(config.dataset).source_kinds
+  spec = registry.get_spec(config.dataset)
+  kinds = spec.source_kinds
   _require(config.dataset_source in ('auto',) + kinds, 'dataset_source',
            f"must be 'auto' or {' or '.join(map(repr, kinds))} for data set "
            f'{config.dataset!r}', config.dataset_source)
+  # The model reads what the data set holds: (64, 64, num_channels).
+  _require(spec.image_shape == (models.IMAGE_SIZE, models.IMAGE_SIZE,
+                                config.num_channels), 'num_channels',
+           f'must be {spec.image_shape[-1]} for data set {config.dataset!r} '
+           f'(images {spec.image_shape}; the model takes '
+           f'{models.IMAGE_SIZE}x{models.IMAGE_SIZE})', config.num_channels)

@@ -96,7 +96,9 @@ def static_fields(config: ml_collections.ConfigDict) -> dict[str, str]:
 
 
 def image_shape(config: ml_collections.ConfigDict) -> tuple[int, int, int]:
-  return (64, 64, config.num_channels)
+  """(H, W, C) of the images the model takes (validate_config checks that
+  the data set's images have it)."""
+  return (models.IMAGE_SIZE, models.IMAGE_SIZE, config.num_channels)
 
 
 def create_train_state(config: ml_collections.ConfigDict, model: models.VAE,

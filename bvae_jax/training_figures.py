@@ -26,10 +26,11 @@ class FigureWriter:
     self._workdir = workdir
     self._images = images
     likelihood = config.likelihood
+    # The model's own methods, so any model with encode/decode is drawn.
     self._encode = jax.jit(lambda params, x: model.apply(
-        {'params': params}, x, method=models.VAE.encode))
-    self._decode_mean = jax.jit(lambda params, z: likelihoods.decoder_mean(model.apply(
-        {'params': params}, z, method=models.VAE.decode), likelihood))
+        {'params': params}, x, method=model.encode))
+    self._decode_mean = jax.jit(lambda params, z: likelihoods.decoder_mean(
+        model.apply({'params': params}, z, method=model.decode), likelihood))
 
   def set_workdir(self, workdir: str) -> None:
     """Writes later figures to workdir/figures (sweeps: one per member)."""

@@ -18,11 +18,4 @@ from bvae_jax import experiment_config
 
 def get_config(arg=None):
   """Returns the config; `arg` is e.g. 'quick', 'dataset=chairs' or both."""
-  args = experiment_config.parse_arg(arg, quick=False, dataset='dsprites')
-  config = experiment_config.base_config()
-  experiment_config.set_dataset(config, args.dataset)
-  experiment_config.set_objective(config, 'beta_tcvae')
-  config.beta = 6.0
-  if args.quick:
-    experiment_config.set_quick_budget(config)
-  return config
+  return experiment_config.objective_config(arg, 'beta_tcvae', beta=6.0)

@@ -17,12 +17,4 @@ from bvae_jax import experiment_config
 
 def get_config(arg=None):
   """Returns the config; `arg` is e.g. 'quick', 'dataset=chairs' or both."""
-  args = experiment_config.parse_arg(arg, quick=False, dataset='dsprites')
-  config = experiment_config.base_config()
-  experiment_config.set_dataset(config, args.dataset)
-  experiment_config.set_objective(config, 'beta_vae')
-  config.beta = 4.0
-  config.num_train_steps = 300_000
-  if args.quick:
-    experiment_config.set_quick_budget(config)
-  return config
+  return experiment_config.objective_config(arg, 'beta_vae', beta=4.0)

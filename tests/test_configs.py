@@ -221,3 +221,14 @@ def test_bad_dataset_fields_are_named(field, value):
   config[field] = value
   with pytest.raises(ValueError, match=f'config.{field} must be one of'):
     experiment_config.validate_config(config)
+
+
+def test_channels_that_the_data_set_lacks_are_named():
+  # Grey dSprites read as RGB (or the reverse) would fail deep in the step.
+  config = load_config('capacity.py')
+  config.num_channels = 3
+  with pytest.raises(ValueError, match="config.num_channels must be 1 for data "
+                     "set 'dsprites'"):
+    experiment_config.validate_config(config)
+  experiment_config.validate_config(load_config('capacity.py',
+                                                'dataset=color_dsprites'))
