@@ -66,13 +66,9 @@ def colorize(images, color_indices):
   if color_indices.shape != (len(images), 3):
     raise ValueError(f'color_indices must have shape ({len(images)}, 3), got '
                      f'{color_indices.shape}')
-  for column, name in enumerate(COLOR_FACTOR_NAMES):
-    values = color_indices[:, column]
-    bad = (values < 0) | (values >= len(COLOR_LEVELS))
-    if bad.any():
-      raise ValueError(
-          f'factor {name!r} (column {len(dsprites.FACTOR_NAMES) + column}) has '
-          f'value {values[bad][0]}, valid range is [0, {len(COLOR_LEVELS) - 1}]')
+  color_indices = ground_truth.validated_factors(
+      color_indices, COLOR_FACTOR_NAMES, (len(COLOR_LEVELS),) * 3,
+      first_column=len(dsprites.FACTOR_NAMES))
   colors = COLOR_LEVELS[color_indices]
   return np.asarray(images, np.float32) * colors[:, None, None, :]
 

@@ -46,6 +46,8 @@ import functools
 
 import numpy as np
 
+from bvae_jax.datasets import ground_truth
+
 FACTOR_NAMES = ('shape', 'scale', 'orientation', 'pos_x', 'pos_y')
 FACTOR_SIZES = (3, 6, 40, 32, 32)
 # Float values per factor, as in the original file's `latents_values`.
@@ -58,7 +60,6 @@ FACTOR_VALUES = (
 )
 NUM_IMAGES = int(np.prod(FACTOR_SIZES))  # 737,280
 IMAGE_SIZE = 64
-SHAPE_NAMES = ('square', 'ellipse', 'heart')
 
 # Pixel areas at scale 1, measured on the real images.
 _SQUARE_AREA = 368.0
@@ -160,22 +161,7 @@ def sprite_masks():
 
 def _validated_factors(factors):
   """Returns `factors` as int64 after checking shape, dtype and ranges."""
-  factors = np.asarray(factors)
-  if factors.ndim == 0 or factors.shape[-1] != len(FACTOR_NAMES):
-    raise ValueError(
-        f'factors must have a last axis of size {len(FACTOR_NAMES)} '
-        f'{FACTOR_NAMES}, got shape {factors.shape}')
-  if factors.size and not np.issubdtype(factors.dtype, np.integer):
-    raise ValueError(f'factors must be integers, got dtype {factors.dtype}')
-  factors = factors.astype(np.int64)
-  for column, (name, size) in enumerate(zip(FACTOR_NAMES, FACTOR_SIZES)):
-    values = factors[..., column]
-    bad = (values < 0) | (values >= size)
-    if bad.any():
-      raise ValueError(
-          f'factor {name!r} (column {column}) has value {values[bad].flat[0]}, '
-          f'valid range is [0, {size - 1}]')
-  return factors
+  return ground_truth.validated_factors(factors, FACTOR_NAMES, FACTOR_SIZES)
 
 
 @functools.lru_cache(maxsize=1)

@@ -62,20 +62,7 @@ def validated_factors(factors):
   Raises:
     ValueError: naming the factor, the bad value and the valid range.
   """
-  factors = np.asarray(factors)
-  if factors.ndim == 0 or factors.shape[-1] != len(FACTOR_NAMES):
-    raise ValueError(f'factors must have a last axis of size 2 {FACTOR_NAMES}, '
-                     f'got shape {factors.shape}')
-  if factors.size and not np.issubdtype(factors.dtype, np.integer):
-    raise ValueError(f'factors must be integers, got dtype {factors.dtype}')
-  factors = factors.astype(np.int64)
-  for column, (name, size) in enumerate(zip(FACTOR_NAMES, FACTOR_SIZES)):
-    bad = (factors[..., column] < 0) | (factors[..., column] >= size)
-    if bad.any():
-      raise ValueError(
-          f'factor {name!r} (column {column}) has value '
-          f'{factors[..., column][bad].flat[0]}, valid range is [0, {size - 1}]')
-  return factors
+  return ground_truth.validated_factors(factors, FACTOR_NAMES, FACTOR_SIZES)
 
 
 def render(factors):

@@ -30,6 +30,40 @@ import abc
 import numpy as np
 
 
+def validated_factors(factors, names, sizes, first_column: int = 0):
+  """Returns `factors` (..., len(names)) as int64 after checking them.
+
+  The one check of factor indices that every data set's renderer and ground
+  truth uses.
+
+  Args:
+    factors: int array whose last axis holds factors `names`.
+    names: the factors' names.
+    sizes: each factor's number of values.
+    first_column: the column of names[0] in the caller's factor rows, for
+      the message (coloured dSprites' colours follow dSprites' five).
+
+  Raises:
+    ValueError: naming the factor, its column, the bad value and the valid
+      range; or on a wrong last axis or a non-integer dtype.
+  """
+  factors = np.asarray(factors)
+  if factors.ndim == 0 or factors.shape[-1] != len(names):
+    raise ValueError(f'factors must have a last axis of size {len(names)} '
+                     f'{tuple(names)}, got shape {factors.shape}')
+  if factors.size and not np.issubdtype(factors.dtype, np.integer):
+    raise ValueError(f'factors must be integers, got dtype {factors.dtype}')
+  factors = factors.astype(np.int64)
+  for column, (name, size) in enumerate(zip(names, sizes)):
+    values = factors[..., column]
+    bad = (values < 0) | (values >= size)
+    if bad.any():
+      raise ValueError(
+          f'factor {name!r} (column {first_column + column}) has value '
+          f'{values[bad].flat[0]}, valid range is [0, {size - 1}]')
+  return factors
+
+
 class NoGroundTruthError(ValueError):
   """A data set without known generative factors was used for metrics."""
 
@@ -97,17 +131,8 @@ class GroundTruthData(abc.ABC):
       raise ValueError(
           f'factors must have shape (num, {self.num_factors}) '
           f'{self.factor_names}, got {factors.shape}')
-    if factors.size and not np.issubdtype(factors.dtype, np.integer):
-      raise ValueError(f'factors must be integers, got dtype {factors.dtype}')
-    factors = factors.astype(np.int64)
-    for column, (name, size) in enumerate(
-        zip(self.factor_names, self.factors_num_values)):
-      bad = (factors[:, column] < 0) | (factors[:, column] >= size)
-      if bad.any():
-        raise ValueError(
-            f'factor {name!r} (column {column}) has value '
-            f'{factors[bad, column][0]}, valid range is [0, {size - 1}]')
-    return factors
+    return validated_factors(factors, self.factor_names,
+                             self.factors_num_values)
 
   def factors_to_index(self, factors):
     """Mixed-radix index of factor rows, last factor fastest: int64 (n,)."""
