@@ -10,31 +10,38 @@ factors once, as 64x64 binary images:
   pos_y       32 values  linspace(0, 1, 32)
 
 This module draws them instead of downloading them, so the data set is there on
-a machine with no network. What it reproduces of the real images:
+a machine with no network. The drawing is a model of how the originals were
+made (with the LÖVE 2D engine on a canvas of size 1, binary, no
+anti-aliasing), fitted to real frames of the data set
+(tests/data/dsprites_reference_frames.npz): every one of those 160 frames has
+an image here with intersection-over-union ≥ 0.989, and 151 of them match
+pixel for pixel (tests/test_dsprites_fidelity.py; docs/datasets.md shows them
+side by side). The model, in canvas units (1 = 64 px):
 
-* Image order. Image i has the factors of row i of the original file: i is the
-  mixed-radix number over (shape, scale, orientation, pos_x, pos_y), pos_y
-  fastest. The original's constant `color` column is dropped.
-* Position. The sprite's centre (its area centroid) sits on pixel
-  (row, column) = (16 + pos_y index, 16 + pos_x index), so over positions
-  0 -> 1 it moves across the central half of the canvas, pixels 16 -> 47, one
-  pixel per step. pos_x moves it along columns (right), pos_y along rows
-  (down, as in the original, where y grows downward in the image).
-  The original places sprites at sub-pixel positions (steps of 32/31 px); we
-  use whole pixels so that every image is a cached mask pasted at an integer
-  offset, which is what makes rendering fast. The difference is below one
-  pixel.
-* Size. At scale 1 the mean pixel counts over orientations are those measured
-  on the real images: square ~368, ellipse ~288 (axes 2:1, long axis
-  horizontal at orientation 0), heart ~225 (upright: lobes up, point down).
-  Areas scale as scale².
-* Rotation. Orientation θ rotates the sprite counter-clockwise as seen on the
-  screen, about its centroid, as in the original.
-* Borders. No pixel of any sprite is ever cut off by the canvas edge.
+* Sampling. Pixel (row r, column c) is on iff the point (c + 0.5, r + 0.5) px
+  lies inside the shape's outline (a polygon; crossing-number rule, half-open
+  rows): what a GPU rasteriser does without anti-aliasing.
+* Position. The sprite's reference point is at 0.25 + 0.5 · value along x
+  (columns, to the right) and y (rows, down): 16 + 32·k/31 px for position
+  index k, so sprites move in sub-pixel steps of 32/31 px and a square's or
+  ellipse's centroid goes from pixel 15.5 to 47.5.
+* Scale multiplies the outline about the reference point; orientation θ
+  rotates it about that point, counter-clockwise on screen.
+* Square: side 0.3 (19.2 px; 10 … 20 pixels a side at orientation 0 over the
+  six scales, ~368 px rotated at scale 1).
+* Ellipse: semi-axes 12.78 × 7.22 px (long axis horizontal at orientation
+  0), drawn as a 64-gon as LÖVE draws ellipses (any count ≥ 32 fits the
+  frames equally well; 0.2 × 0.1125 canvas units fits worse).
+* Heart: the classic parametric heart x = 16 sin³t, y = 13 cos t − 5 cos 2t
+  − 2 cos 3t − cos 4t (y up), as a 128-gon, 0.3 wide (x · 0.3/32) and
+  0.3/29 canvas units per unit of y. Its reference point lies 2.175 units of
+  y below the curve's origin, so the heart turns about a point 1.44 px below
+  that origin and its centroid, ~1.9 px above the reference point at scale 1,
+  circles it as it rotates, as in the real frames.
 
-The heart is the classic construction: a square standing on one corner with a
-half-disc on each of its two upper edges. Pixels are point-sampled on a
-supersampled grid and kept where at least half the samples fall inside.
+Image order: image i has the factors of row i of the original file; i is the
+mixed-radix number over (shape, scale, orientation, pos_x, pos_y), pos_y
+fastest. The original's constant `color` column is dropped.
 
 Usage:
 
@@ -60,20 +67,26 @@ FACTOR_VALUES = (
 )
 NUM_IMAGES = int(np.prod(FACTOR_SIZES))  # 737,280
 IMAGE_SIZE = 64
+SQUARE, ELLIPSE, HEART = 0, 1, 2
 
-# Pixel areas at scale 1, measured on the real images.
-_SQUARE_AREA = 368.0
-_ELLIPSE_AREA = 288.0
-_HEART_AREA = 225.0
-# The sprite centre for position index 0; index i puts it on pixel 16 + i.
-_FIRST_CENTRE_PIXEL = 16
-# Masks are drawn on a square patch with the sprite centre on pixel
-# (_MASK_CENTRE, _MASK_CENTRE). 32 is the smallest power of two holding the
-# largest sprite (radius < 14 px) with the patch edge left empty.
-_MASK_SIZE = 32
-_MASK_CENTRE = 16
-# Samples per pixel side for the point-sampled coverage test.
-_SUPERSAMPLING = 8
+# The geometry, fitted to the real frames (module docstring), in canvas units.
+POSITION_OFFSET = 0.25  # Reference point = POSITION_OFFSET + POSITION_RANGE · value.
+POSITION_RANGE = 0.5
+SQUARE_SIDE = 0.3
+ELLIPSE_SEMI_AXES = (12.78 / 64, 7.22 / 64)  # (horizontal, vertical).
+ELLIPSE_SEGMENTS = 64
+HEART_WIDTH = 0.3  # x = HEART_WIDTH / 2 · sin³t.
+HEART_Y_UNIT = 0.3 / 29  # Canvas units per unit of the curve's y.
+HEART_REFERENCE_Y = 2.175  # Curve units of y below the curve's origin.
+HEART_SEGMENTS = 128
+
+# Rows drawn around the reference point: the largest sprite (a square at 45°,
+# half-diagonal 13.6 px) spans fewer than 32 rows.
+_ROWS = 32
+# Outline crossings kept per row: 2 for convex shapes, 4 for the heart.
+_CROSSINGS = 6
+# Images per vectorised block (bounds the temporary arrays to ~50 MB).
+_BLOCK = 8_192
 
 # Mixed-radix place values: index = sum(factor * place), pos_y fastest.
 _PLACE_VALUES = np.array(
@@ -142,118 +155,148 @@ def render(factor_indices):
   if factors.ndim != 2:
     raise ValueError(
         f'factor_indices must have shape (N, 5), got {factors.shape}')
-  windows = _all_placements()
-  sprite = (factors[:, 0] * FACTOR_SIZES[1] + factors[:, 1]) * FACTOR_SIZES[2]
-  sprite += factors[:, 2]
-  images = windows[sprite, factors[:, 4], factors[:, 3]]
-  return images[..., None]
+  images = np.empty((len(factors), IMAGE_SIZE, IMAGE_SIZE, 1), np.uint8)
+  for start in range(0, len(factors), _BLOCK):
+    block = factors[start:start + _BLOCK]
+    images[start:start + _BLOCK, ..., 0] = _unpack_rows(_render_rows(block))
+  return images
 
 
-def sprite_masks():
-  """All 720 sprite masks, centred on pixel (16, 16) of a 32x32 patch.
+def render_rows(factor_indices):
+  """Renders dSprites images as bits: (N, 64) uint64, bit c of word r being
+  pixel (r, c). 8× smaller than `render`'s pixels, and what the fidelity
+  search (bvae_jax/dataset_fidelity.py) compares with popcounts.
+
+  Raises:
+    ValueError: as `render`.
+  """
+  factors = _validated_factors(factor_indices)
+  if factors.ndim != 2:
+    raise ValueError(
+        f'factor_indices must have shape (N, 5), got {factors.shape}')
+  words = np.empty((len(factors), IMAGE_SIZE), np.uint64)
+  for start in range(0, len(factors), _BLOCK):
+    words[start:start + _BLOCK] = _render_rows(factors[start:start + _BLOCK])
+  return words
+
+
+def reference_point(position_index):
+  """Pixel coordinate (continuous; pixel i spans [i, i + 1]) of a position."""
+  value = FACTOR_VALUES[3][position_index]
+  return IMAGE_SIZE * (POSITION_OFFSET + POSITION_RANGE * value)
+
+
+def outline(shape: int, scale_index: int = 5,
+            orientation_index: int = 0) -> np.ndarray:
+  """The sprite's outline polygon in pixels, relative to its reference point.
+
+  Args:
+    shape: 0 square, 1 ellipse, 2 heart.
+    scale_index: index into FACTOR_VALUES[1].
+    orientation_index: index into FACTOR_VALUES[2].
 
   Returns:
-    Read-only bool array of shape (3, 6, 40, 32, 32), indexed by
-    (shape, scale, orientation, row, column).
+    (M, 2) vertices (x to the right, y down), scaled and rotated.
   """
-  return _sprite_masks()
+  return _outlines(shape)[scale_index, orientation_index]
+
+
+def _unit_outline(shape: int) -> np.ndarray:
+  """(M, 2) vertices in pixels at scale 1, orientation 0 (x right, y down)."""
+  if shape == SQUARE:
+    half = SQUARE_SIDE * IMAGE_SIZE / 2
+    return np.array([[-half, -half], [half, -half], [half, half],
+                     [-half, half]])
+  if shape == ELLIPSE:
+    t = 2 * np.pi * np.arange(ELLIPSE_SEGMENTS) / ELLIPSE_SEGMENTS
+    return IMAGE_SIZE * np.stack([ELLIPSE_SEMI_AXES[0] * np.cos(t),
+                                  ELLIPSE_SEMI_AXES[1] * np.sin(t)], axis=1)
+  t = 2 * np.pi * np.arange(HEART_SEGMENTS) / HEART_SEGMENTS
+  x = HEART_WIDTH / 2 * np.sin(t)**3
+  y_up = 13 * np.cos(t) - 5 * np.cos(2 * t) - 2 * np.cos(3 * t) - np.cos(4 * t)
+  y = HEART_Y_UNIT * (-y_up - HEART_REFERENCE_Y)
+  return IMAGE_SIZE * np.stack([x, y], axis=1)
+
+
+@functools.cache
+def _outlines(shape: int) -> np.ndarray:
+  """(6, 40, M, 2): the outline at every scale and orientation."""
+  unit = _unit_outline(shape)
+  scale = FACTOR_VALUES[1][:, None, None]
+  cos = np.cos(FACTOR_VALUES[2])[None, :, None]
+  sin = np.sin(FACTOR_VALUES[2])[None, :, None]
+  x, y = unit[None, None, :, 0] * scale, unit[None, None, :, 1] * scale
+  # Counter-clockwise on screen, where y points down.
+  return np.stack([cos * x + sin * y, -sin * x + cos * y], axis=-1)
+
+
+def _first_row(position_index):
+  """The first of the _ROWS rows drawn for vertical position index k."""
+  return np.floor(reference_point(position_index)).astype(np.int64) - _ROWS // 2
+
+
+@functools.cache
+def _crossing_table() -> np.ndarray:
+  """Where each row's pixel centres cross each sprite's outline.
+
+  A sprite's crossings do not depend on its horizontal position (that only
+  shifts them), so one table serves all 737,280 images: (3, 6, 40, 32 pos_y,
+  _ROWS, _CROSSINGS) float64, x relative to the reference point, +inf where
+  a row has fewer crossings. 35 MB, built in about a second.
+  """
+  table = np.full(FACTOR_SIZES[:3] + (FACTOR_SIZES[4], _ROWS, _CROSSINGS),
+                  np.inf)
+  # y of each drawn row's pixel centres relative to the reference point.
+  rows = _first_row(np.arange(FACTOR_SIZES[4]))[:, None] + np.arange(_ROWS)
+  row_y = rows + 0.5 - reference_point(np.arange(FACTOR_SIZES[4]))[:, None]
+  level = row_y[:, :, None]  # (32 pos_y, _ROWS, 1) against (40, 1, 1, M).
+  for shape in range(FACTOR_SIZES[0]):
+    for scale_index, vertices in enumerate(_outlines(shape)):  # (40, M, 2)
+      following = np.roll(vertices, -1, axis=-2)
+      x0, y0 = vertices[:, None, None, :, 0], vertices[:, None, None, :, 1]
+      x1, y1 = following[:, None, None, :, 0], following[:, None, None, :, 1]
+      crosses = (y0 > level) != (y1 > level)  # Half-open: each edge once.
+      with np.errstate(divide='ignore', invalid='ignore'):
+        x = np.where(crosses, x0 + (level - y0) * (x1 - x0) / (y1 - y0),
+                     np.inf)
+      kept = min(_CROSSINGS, x.shape[-1])
+      table[shape, scale_index, ..., :kept] = np.sort(x, axis=-1)[..., :kept]
+  table.flags.writeable = False
+  return table
+
+
+@functools.cache
+def _bits_from() -> np.ndarray:
+  """(65,) uint64: entry a has the bits of columns a … 63 set."""
+  return np.array([((1 << 64) - 1) ^ ((1 << a) - 1) for a in range(65)],
+                  dtype=np.uint64)
+
+
+def _render_rows(factors: np.ndarray) -> np.ndarray:
+  """(N, 64) uint64: bit c of word r is pixel (r, c) of each image."""
+  crossings = _crossing_table()[factors[:, 0], factors[:, 1], factors[:, 2],
+                                factors[:, 4]]  # (N, _ROWS, _CROSSINGS)
+  centre_x = reference_point(factors[:, 3])[:, None, None]
+  # Pixel c is inside iff an odd number of crossings lie at or left of its
+  # centre c + 0.5: the parity of "column ≥ ceil(crossing − 0.5)" masks.
+  with np.errstate(invalid='ignore'):
+    first_column = np.ceil(crossings + centre_x - 0.5)
+  first_column = np.clip(np.nan_to_num(first_column, posinf=IMAGE_SIZE), 0,
+                         IMAGE_SIZE).astype(np.int64)
+  row_bits = np.bitwise_xor.reduce(_bits_from()[first_column], axis=-1)
+  words = np.zeros((len(factors), IMAGE_SIZE), np.uint64)
+  rows = _first_row(factors[:, 4])[:, None] + np.arange(_ROWS)
+  words[np.arange(len(factors))[:, None], rows] = row_bits
+  return words
+
+
+def _unpack_rows(words: np.ndarray) -> np.ndarray:
+  """(N, 64) uint64 row words -> (N, 64, 64) uint8 pixels."""
+  as_bytes = np.ascontiguousarray(words, dtype='<u8').view(np.uint8)
+  return np.unpackbits(as_bytes.reshape(len(words), IMAGE_SIZE, 8), axis=-1,
+                       bitorder='little')
 
 
 def _validated_factors(factors):
   """Returns `factors` as int64 after checking shape, dtype and ranges."""
   return ground_truth.validated_factors(factors, FACTOR_NAMES, FACTOR_SIZES)
-
-
-@functools.lru_cache(maxsize=1)
-def _all_placements():
-  """Every image of the data set as a strided view, nothing copied.
-
-  Each mask is padded so that the 64x64 window starting at (31 - r, 31 - c)
-  holds the sprite centred on pixel (16 + r, 16 + c). Flipping the padded
-  patch lets the window index be the position index itself.
-
-  Returns:
-    Read-only uint8 view of shape (720, 32, 32, 64, 64) indexed by
-    (sprite, pos_y, pos_x, row, column).
-  """
-  masks = _sprite_masks().reshape(-1, _MASK_SIZE, _MASK_SIZE)
-  num_positions = FACTOR_SIZES[3]
-  offset = _FIRST_CENTRE_PIXEL - _MASK_CENTRE  # Row/column of the patch at index 0.
-  padded_size = IMAGE_SIZE + num_positions - 1
-  padded = np.zeros((masks.shape[0], padded_size, padded_size), np.uint8)
-  start = num_positions - 1 + offset
-  padded[:, start:start + _MASK_SIZE, start:start + _MASK_SIZE] = masks
-  # Window w starts at row w; flipping makes window i start at row 31 - i.
-  windows = np.lib.stride_tricks.sliding_window_view(
-      padded, (IMAGE_SIZE, IMAGE_SIZE), axis=(1, 2))[:, ::-1, ::-1]
-  return windows
-
-
-@functools.lru_cache(maxsize=1)
-def _sprite_masks():
-  """Point-samples every (shape, scale, orientation) sprite; see sprite_masks."""
-  # Sample offsets from the patch centre, in pixels, x to the right and y up
-  # (so that positive angles turn counter-clockwise on screen).
-  fine = (np.arange(_MASK_SIZE * _SUPERSAMPLING) + 0.5) / _SUPERSAMPLING - 0.5
-  fine = fine - _MASK_CENTRE
-  x = fine[None, :]
-  y = -fine[:, None]
-  masks = np.zeros(FACTOR_SIZES[:3] + (_MASK_SIZE, _MASK_SIZE), bool)
-  for shape in range(FACTOR_SIZES[0]):
-    for scale_index, scale in enumerate(FACTOR_VALUES[1]):
-      for orientation_index, angle in enumerate(FACTOR_VALUES[2]):
-        # Rotating the sprite by +angle is testing samples rotated by -angle.
-        cos, sin = np.cos(angle), np.sin(angle)
-        u = (cos * x + sin * y) / scale
-        v = (-sin * x + cos * y) / scale
-        inside = _INSIDE_TESTS[shape](u, v)
-        coverage = inside.reshape(
-            _MASK_SIZE, _SUPERSAMPLING, _MASK_SIZE, _SUPERSAMPLING).mean((1, 3))
-        masks[shape, scale_index, orientation_index] = coverage >= 0.5
-  masks.flags.writeable = False
-  return masks
-
-
-def _inside_square(u, v):
-  """Axis-aligned square of area _SQUARE_AREA centred on the origin."""
-  half_side = np.sqrt(_SQUARE_AREA) / 2
-  return (np.abs(u) <= half_side) & (np.abs(v) <= half_side)
-
-
-def _inside_ellipse(u, v):
-  """Ellipse of area _ELLIPSE_AREA, horizontal semi-axis twice the vertical."""
-  minor = np.sqrt(_ELLIPSE_AREA / (2 * np.pi))
-  major = 2 * minor
-  return (u / major) ** 2 + (v / minor) ** 2 <= 1.0
-
-
-def _heart_geometry():
-  """Returns (half_diagonal, lobe_radius, centroid_height) of the heart.
-
-  The heart is a square of side L standing on a corner (half-diagonal
-  d = L/√2) plus the outer halves of two discs of radius L/2 centred on the
-  midpoints of its two upper edges. Area = L²(1 + π/4). The outer half-discs'
-  centroids lie 4r/(3π) beyond the edge midpoints (at height d/2), along the
-  edges' outward normals, which point up at 45°.
-  """
-  side = np.sqrt(_HEART_AREA / (1 + np.pi / 4))
-  half_diagonal = side / np.sqrt(2)
-  lobe_radius = side / 2
-  half_disc_area = np.pi * lobe_radius**2 / 2
-  half_disc_height = (half_diagonal / 2
-                      + 4 * lobe_radius / (3 * np.pi) / np.sqrt(2))
-  centroid_height = 2 * half_disc_area * half_disc_height / _HEART_AREA
-  return half_diagonal, lobe_radius, centroid_height
-
-
-def _inside_heart(u, v):
-  """Upright heart of area _HEART_AREA with its centroid on the origin."""
-  half_diagonal, lobe_radius, centroid_height = _heart_geometry()
-  v = v + centroid_height  # To coordinates where the square's centre is 0.
-  in_square = np.abs(u) + np.abs(v) <= half_diagonal
-  lobe_centre = half_diagonal / 2
-  in_lobes = (np.abs(u) - lobe_centre) ** 2 + (v - lobe_centre) ** 2
-  return in_square | (in_lobes <= lobe_radius**2)
-
-
-_INSIDE_TESTS = (_inside_square, _inside_ellipse, _inside_heart)
