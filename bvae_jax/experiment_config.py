@@ -290,4 +290,6 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
                                 config.num_channels), 'num_channels',
            f'must be {spec.image_shape[-1]} for data set {config.dataset!r} '
            f'(images {spec.image_shape}; the model takes '
-           f'{models.IMAGE_SIZE}x{models.IMAGE_SIZE})', config.num_channels)
+           f'{models.IMAGE_SIZE}x{models.IMAGE_SIZE}); use '
+           f'--config=configs/<file>.py:dataset={config.dataset}, which sets '
+           f'it', config.num_channels)

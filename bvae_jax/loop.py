@@ -26,17 +26,10 @@ def open_training_data(config: ml_collections.ConfigDict
   The saved config has `dataset_source` resolved ('real' or 'procedural'), so
   evaluating or resuming the run reads the same records.
 
-  Raises:
-    ValueError: if config.num_channels does not match the data set's images.
+  The config's channels are checked against the data set's images by
+  `experiment_config.validate_config`, before anything is opened.
   """
   dataset = registry.open_dataset(config)
-  channels = dataset.observation_shape[-1]
-  if config.num_channels != channels:
-    raise ValueError(
-        f'config.num_channels={config.num_channels} but data set '
-        f'{config.dataset!r} has {channels}-channel images; use '
-        f'--config=configs/<file>.py:dataset={config.dataset}, which sets it, '
-        f'or --config.num_channels={channels}')
   resolved = config.copy_and_resolve_references()
   resolved.dataset_source = (
       'procedural' if dataset.source == 'procedural' else 'real')

@@ -97,7 +97,7 @@ def test_auto_falls_back_to_procedural_offline_and_says_why(
   with caplog.at_level(logging.INFO):
     dataset = registry.open_dataset(make_config(str(tmp_path)))
   assert dataset.source == 'procedural'
-  assert dataset.builder.info.full_name == 'dsprites_procedural/tiny/1.0.0'
+  assert dataset.builder.info.full_name == 'dsprites_procedural/tiny/2.0.0'
   lines = [r.message for r in caplog.records if 'source =' in r.message]
   assert len(lines) == 1
   assert 'procedural renderer' in lines[0]

@@ -155,7 +155,7 @@ def test_prepares_on_first_use_and_says_so(tmp_path, caplog):
     input_pipeline.fixed_images(config, 1)
   prepared = [r for r in caplog.records if 'Prepared dsprites_procedural' in r.message]
   assert len(prepared) == 1
-  assert 'dsprites_procedural/tiny/1.0.0' in prepared[0].message
+  assert 'dsprites_procedural/tiny/2.0.0' in prepared[0].message
   caplog.clear()
   with caplog.at_level(logging.INFO):
     input_pipeline.fixed_images(config, 1)

@@ -38,17 +38,19 @@ def test_dataset_json_describes_the_source(tmp_path):
   described = json.loads((tmp_path / 'dataset.json').read_text())
   assert described == {
       'name': 'dsprites/tiny', 'source': 'procedural',
-      'tfds_name': 'dsprites_procedural/tiny/1.0.0',
-      'data_dir': str(tmp_path / 'dsprites_procedural' / 'tiny' / '1.0.0'),
+      'tfds_name': 'dsprites_procedural/tiny/2.0.0',
+      'data_dir': str(tmp_path / 'dsprites_procedural' / 'tiny' / '2.0.0'),
       'num_records': 2_869, 'observation_shape': [64, 64, 1],
       'has_ground_truth': True}
 
 
 def test_channel_mismatch_names_the_field(tmp_path):
   config = make_config(str(tmp_path), 'color_dsprites/tiny', num_channels=1)
-  with pytest.raises(ValueError, match=r'config.num_channels=1 but data set '
-                     r"'color_dsprites/tiny' has 3-channel images"):
-    loop.open_training_data(config)
+  # Refused by validation, before the data set is opened or prepared.
+  with pytest.raises(ValueError, match=r'config.num_channels must be 3 for '
+                     r"data set 'color_dsprites/tiny'.*:dataset=color_dsprites/"
+                     r'tiny, which sets it, got 1'):
+    experiment_config.validate_config(config)
 
 
 def test_resuming_on_another_source_is_refused(tmp_path):
