@@ -40,6 +40,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from bvae_jax import capacity_diagnostics
 from bvae_jax import checkpointing
 from bvae_jax import devices
 from bvae_jax import experiment_config
@@ -255,6 +256,9 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str,
                        'batch_size': c.batch_size,
                        'num_variance_estimate': c.num_variance_estimate},
       'metrics': metrics, 'kl_per_latent': kl.tolist(),
+      'active_latents': np.flatnonzero(
+          ~capacity_diagnostics.inactive_latents(kl)).tolist(),
+      'active_kl_threshold_nats': capacity_diagnostics.ACTIVE_KL_NATS,
       'seconds': {**{k: round(v, 2) for k, v in timings.items()},
                   'total': round(total, 2)},
   }
@@ -296,7 +300,7 @@ def _write_outputs(workdir, result, draws, kl, ground_truth, num_bins):
   figures.save_mutual_information_figure(
       os.path.join(eval_dir, f'mutual_information_{step}.png'),
       mutual_information[order], order, kl[order], ground_truth.factor_names,
-      step)
+      step, inactive=capacity_diagnostics.inactive_latents(kl[order]))
   if 'mig' in result['metrics']:
     figures.save_mig_figure(
         os.path.join(eval_dir, f'mig_{step}.png'),

@@ -11,6 +11,7 @@ plotting alone.
 import os
 
 from matplotlib.figure import Figure
+from matplotlib.patches import Rectangle
 import numpy as np
 
 # Pixels of background between tiles of a mosaic.
@@ -120,21 +121,56 @@ def save_traversal_figure(path: str, images: np.ndarray,
 
 
 def save_mutual_information_figure(path, mutual_information, latent_order,
-                                   kl, factor_names, step):
-  """Heat map of MI (nats): one row per code (ordered by KL), one column per factor."""
+                                   kl, factor_names, step, inactive=None):
+  """Heat map of MI (nats): one row per code (ordered by KL), one column per factor.
+
+  Rows of `inactive` codes (bool per row) are hatched and labelled: their
+  histogram MI can look large although they carry no information.
+  """
   rows, cols = mutual_information.shape
+  inactive = np.zeros(rows, bool) if inactive is None else np.asarray(inactive)
   figure = Figure(figsize=(1.2 + 0.9 * cols, 0.8 + 0.4 * rows))
   axes = figure.subplots()
   image = axes.imshow(mutual_information, cmap='viridis', aspect='auto')
   axes.set_xticks(range(cols), factor_names, rotation=30, ha='right')
-  axes.set_yticks(range(rows), [f'z{i} (KL {k:.2f})'
-                                for i, k in zip(latent_order, kl)])
+  axes.set_yticks(range(rows), [
+      f'z{i} (KL {k:.2f})' + (', inactive' if off else '')
+      for i, k, off in zip(latent_order, kl, inactive)])
   for r in range(rows):
+    if inactive[r]:
+      axes.add_patch(Rectangle((-0.5, r - 0.5), cols, 1, fill=False,
+                               hatch='///', edgecolor='0.85', linewidth=0))
     for c in range(cols):
       axes.text(c, r, f'{mutual_information[r, c]:.2f}', ha='center',
-                va='center', fontsize=7, color='w')
+                va='center', fontsize=7, color='0.6' if inactive[r] else 'w')
   figure.colorbar(image, label='mutual information (nats)')
   axes.set_title(f'Mutual information, step {step}')
+  figure.tight_layout()
+  figure.savefig(path, dpi=100)
+
+
+def save_kl_history_figure(path, steps, kl_per_latent, capacity=None):
+  """Each latent's KL over training (and C, dashed), as Burgess Fig. 3.
+
+  Args:
+    path: the PNG to write.
+    steps: (T,) logged steps.
+    kl_per_latent: (T, L) batch-mean KL of each latent at those steps.
+    capacity: (T,) the target C, or None for objectives without one.
+  """
+  kl_per_latent = np.asarray(kl_per_latent)
+  figure = Figure(figsize=(6, 3.5))
+  axes = figure.subplots()
+  order = np.argsort(-kl_per_latent[-1])
+  for latent in order:
+    axes.plot(steps, kl_per_latent[:, latent], label=f'z{latent}')
+  if capacity is not None:
+    axes.plot(steps, capacity, 'k--', label='C')
+    axes.plot(steps, kl_per_latent.sum(1), 'k:', label='total KL')
+  axes.set_xlabel('step')
+  axes.set_ylabel('KL (nats)')
+  axes.legend(fontsize=6, ncol=2, loc='upper left')
+  axes.set_title('KL per latent')
   figure.tight_layout()
   figure.savefig(path, dpi=100)
 

@@ -8,12 +8,16 @@ shape (`write_scalars(step, dict)`, `write_images`) and adds clu's
 ReportProgress behaviour (steps/s and ETA in the log).
 """
 
+import glob
+import os
+import struct
 import time
 from typing import Mapping
 
 from absl import logging
 import numpy as np
 import tensorboardX
+from tensorboardX.proto import event_pb2
 
 
 def flatten_metrics(metrics: Mapping[str, np.ndarray]) -> dict[str, float]:
@@ -74,6 +78,29 @@ class MetricWriter:
   def close(self) -> None:
     if self._summary_writer is not None:
       self._summary_writer.close()
+
+
+def read_scalars(logdir: str, prefix: str = '') -> dict[str, dict[int, float]]:
+  """{tag: {step: value}} of the scalars in `logdir`'s event files.
+
+  Reads every `events.out.tfevents.*` file (a resumed run has several; a
+  later value of a step wins), keeping tags that start with `prefix`. The
+  files are TFRecord-framed Event protos (length, crc, data, crc), parsed
+  with tensorboardX's proto, so neither TensorFlow nor tensorboard is needed.
+  """
+  scalars: dict[str, dict[int, float]] = {}
+  for path in sorted(glob.glob(os.path.join(logdir, 'events.out.tfevents.*'))):
+    with open(path, 'rb') as f:
+      data = f.read()
+    offset = 0
+    while offset + 12 <= len(data):
+      (length,) = struct.unpack('<Q', data[offset:offset + 8])
+      event = event_pb2.Event.FromString(data[offset + 12:offset + 12 + length])
+      offset += 12 + length + 4
+      for value in event.summary.value:
+        if value.tag.startswith(prefix) and value.HasField('simple_value'):
+          scalars.setdefault(value.tag, {})[event.step] = value.simple_value
+  return scalars
 
 
 class ProgressReporter:

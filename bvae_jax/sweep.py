@@ -48,6 +48,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from bvae_jax import capacity_diagnostics
 from bvae_jax import checkpointing
 from bvae_jax import devices
 from bvae_jax import evaluate
@@ -412,6 +413,9 @@ def train_sweep(config: ml_collections.ConfigDict, workdir: str) -> SweepState:
   in_flight = run_ahead.RunAhead()
   pending: list[dict[str, jax.Array]] = []
   reported: set[int] = set()
+  gap_monitors = [capacity_diagnostics.CapacityGapMonitor(
+      member_config(config, member).get('gamma', 0), member.name)
+                  for member in members]
   final: dict[str, np.ndarray] = {}
   try:
     for step in range(start_step + 1, config.num_train_steps + 1):
@@ -431,6 +435,10 @@ def train_sweep(config: ml_collections.ConfigDict, workdir: str) -> SweepState:
               f'{manager.latest_step()} are kept.')
         means, has_data = _log_members(step, history, members, failed_at,
                                        writers)
+        for member, monitor in zip(members, gap_monitors):
+          if has_data[member.index]:
+            monitor.update(step, {name: value[member.index]
+                                  for name, value in means.items()})
         for name, value in means.items():  # A failed member keeps its last.
           final[name] = (value if name not in final else np.where(
               has_data.reshape((-1,) + (1,) * (value.ndim - 1)), value,

@@ -15,6 +15,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from bvae_jax import capacity_diagnostics
 from bvae_jax import checkpointing
 from bvae_jax import devices
 from bvae_jax import evaluate
@@ -114,6 +115,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
           config, max(config.num_figure_images, config.traversal_steps),
           dataset=dataset))
   progress = metric_logging.ProgressReporter(config.num_train_steps, start_step)
+  gap_monitor = capacity_diagnostics.CapacityGapMonitor(config.get('gamma', 0))
 
   # Metrics stay on the device until a log, checkpoint or figure step needs
   # them: fetching every step would stall the dispatch of the next one. But
@@ -155,6 +157,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
         fetch_pending(step)
         last_interval = mean_metrics(fetched)
         fetched.clear()
+        gap_monitor.update(step, last_interval)
         scalars = metric_logging.flatten_metrics(last_interval)
         timing = progress.report(step)
         scalars['steps_per_sec'] = timing['steps_per_sec']

@@ -63,8 +63,30 @@ class FigureWriter:
     figures.save_traversal_figure(traversal_path, images[header],
                                   reconstructions[header], traversals, order,
                                   kl_per_latent, config.traversal_range, step)
+    kl_history_path = self._write_kl_history(writer)
     writer.write_images(step, {
         'traversal': figures.mosaic(np.concatenate(
             [images[header][None], reconstructions[header][None], traversals])),
     })
-    return [reconstruction_path, traversal_path]
+    return [reconstruction_path, traversal_path] + (
+        [kl_history_path] if kl_history_path else [])
+
+  def _write_kl_history(self, writer: metric_logging.MetricWriter
+                        ) -> str | None:
+    """figures/kl_per_latent.png: each latent's KL so far (and C), from the
+    run's event files, so a resumed run draws its whole history."""
+    writer.flush()
+    history = metric_logging.read_scalars(self._workdir)
+    latents = sorted((tag for tag in history
+                      if tag.startswith('kl_per_latent/z')),
+                     key=lambda tag: int(tag.rpartition('z')[2]))
+    if not latents:  # Process > 0 of a multi-host job writes no events.
+      return None
+    steps = sorted(history[latents[0]])
+    kl = np.array([[history[tag].get(s, np.nan) for tag in latents]
+                   for s in steps])
+    capacity = ([history['capacity'].get(s, np.nan) for s in steps]
+                if 'capacity' in history else None)
+    path = os.path.join(self._workdir, 'figures', 'kl_per_latent.png')
+    figures.save_kl_history_figure(path, steps, kl, capacity)
+    return path

@@ -5,6 +5,8 @@ import struct
 
 from tensorboardX.proto import event_pb2
 
+from bvae_jax import metric_logging
+
 
 def read_events(logdir):
   """Parses TFRecord-framed Event protos (length, crc, data, crc) by hand."""
@@ -25,9 +27,5 @@ def read_events(logdir):
 
 def read_scalars(logdir, tags):
   """{tag: {step: value}} of the scalar summaries named in `tags`."""
-  scalars = {tag: {} for tag in tags}
-  for event in read_events(logdir):
-    for value in event.summary.value:
-      if value.tag in scalars:
-        scalars[value.tag][event.step] = value.simple_value
-  return scalars
+  found = metric_logging.read_scalars(logdir)
+  return {tag: found.get(tag, {}) for tag in tags}

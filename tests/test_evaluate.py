@@ -108,6 +108,9 @@ def test_evaluate_writes_json_tensorboard_and_figures(trained):
   for values in result['metrics'].values():
     assert all(np.isfinite(v) for v in values.values())
   assert len(result['kl_per_latent']) == config.latent_dim
+  # Active: KL ≥ 0.1 nats (capacity_diagnostics.ACTIVE_KL_NATS).
+  assert result['active_latents'] == [
+      i for i, kl in enumerate(result['kl_per_latent']) if kl >= 0.1]
   assert result['dataset']['source'] == 'procedural'
   names = sorted(os.listdir(os.path.join(workdir, 'eval')))
   assert names == ['metrics_2.json', 'mig_2.png', 'mutual_information_2.png']

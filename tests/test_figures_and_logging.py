@@ -3,10 +3,13 @@
 import os
 import subprocess
 import sys
+import time
 
 import matplotlib.image
 import numpy as np
+import pytest
 
+from bvae_jax import capacity_diagnostics
 from bvae_jax import figures
 from bvae_jax import metric_logging
 from event_files import read_events
@@ -96,3 +99,56 @@ def test_importing_bvae_jax_leaves_the_matplotlib_backend_alone():
                           text=True, timeout=120, cwd=REPO)
   assert result.returncode == 0, result.stderr[-2000:]
   assert result.stdout.strip() == 'svg'
+
+
+def test_read_scalars_joins_the_event_files_of_a_resumed_run(tmp_path):
+  first = metric_logging.MetricWriter(str(tmp_path))
+  first.write_scalars(1, {'loss': 3.0, 'kl_per_latent/z0': 0.5})
+  first.write_scalars(2, {'loss': 2.0})
+  first.close()
+  time.sleep(1.1)  # Event files are named by the second they were opened in.
+  resumed = metric_logging.MetricWriter(str(tmp_path))  # A second file.
+  resumed.write_scalars(2, {'loss': 2.5})  # Step 2 again, after a resume.
+  resumed.write_scalars(3, {'loss': 1.0, 'kl_per_latent/z0': 0.7})
+  resumed.close()
+  assert len(list(tmp_path.glob('events.out.tfevents.*'))) == 2
+  assert metric_logging.read_scalars(str(tmp_path)) == {
+      'loss': {1: 3.0, 2: 2.5, 3: 1.0},
+      'kl_per_latent/z0': {1: 0.5, 3: pytest.approx(0.7)}}
+  assert list(metric_logging.read_scalars(str(tmp_path), 'kl_')) == [
+      'kl_per_latent/z0']
+
+
+def test_kl_history_and_marked_mutual_information_figures(tmp_path):
+  steps = np.arange(1, 11) * 100
+  kl = np.stack([np.linspace(0, 5, 10), np.linspace(0, 1, 10),
+                 np.zeros(10)], axis=1)
+  path = str(tmp_path / 'kl.png')
+  figures.save_kl_history_figure(path, steps, kl, capacity=kl.sum(1))
+  assert matplotlib.image.imread(path).shape[-1] in (3, 4)
+  path = str(tmp_path / 'mi.png')
+  figures.save_mutual_information_figure(
+      path, np.random.RandomState(0).uniform(size=(3, 2)), [0, 1, 2],
+      [5.0, 1.0, 0.01], ['x', 'y'], 100, inactive=[False, False, True])
+  assert matplotlib.image.imread(path).shape[-1] in (3, 4)
+
+
+def test_capacity_gap_monitor_warns_once_per_episode():
+  monitor = capacity_diagnostics.CapacityGapMonitor(gamma=100.0)
+  means = lambda gap: {'kl_capacity_gap': np.float32(gap),
+                       'kl_total': np.float32(10.0),
+                       'capacity': np.float32(10.0 + gap)}
+  warnings = [monitor.update(step, means(gap)) for step, gap in enumerate(
+      [0.5, 1.5, 1.5, 0.2, 1.5, 1.5, 1.5, 1.5, 3.0])]
+  # Three intervals in a row above 1 nat: steps 4-6; steps 1-2 were two.
+  assert [step for step, w in enumerate(warnings) if w] == [6]
+  assert 'γ = 100 is too small' in warnings[6]
+  assert 'now 1.50 nats' in warnings[6] and 'raise config.gamma' in warnings[6]
+  # Objectives without a capacity are ignored.
+  assert monitor.update(9, {'kl_total': np.float32(1.0)}) is None
+
+
+def test_inactive_latents_are_those_below_a_tenth_of_a_nat():
+  np.testing.assert_array_equal(
+      capacity_diagnostics.inactive_latents([2.0, 0.1, 0.099, 0.0]),
+      [False, False, True, True])

@@ -130,7 +130,8 @@ def test_two_processes_match_one_process_with_as_many_devices(data_dir,
   assert len(list(multi.glob('events.out.tfevents.*'))) == 1
   assert len(read_events(multi)) > STEPS
   assert sorted(os.listdir(multi / 'figures')) == [
-      f'reconstructions_{STEPS:08d}.png', f'traversal_{STEPS:08d}.png']
+      'kl_per_latent.png', f'reconstructions_{STEPS:08d}.png',
+      f'traversal_{STEPS:08d}.png']
   assert checkpointing.all_steps(str(multi)) == [3, 6]
 
 

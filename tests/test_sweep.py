@@ -191,7 +191,8 @@ def test_report_table_and_plot(data_dir, runs):
   for member in sweep.sweep_members(config):
     member_dir = os.path.join(workdir, 'members', member.name)
     assert sorted(os.listdir(os.path.join(member_dir, 'figures'))) == [
-        f'reconstructions_{STEPS:08d}.png', f'traversal_{STEPS:08d}.png']
+        'kl_per_latent.png', f'reconstructions_{STEPS:08d}.png',
+        f'traversal_{STEPS:08d}.png']
 
 
 def test_restore_member_alone_and_evaluate_it(data_dir, runs):

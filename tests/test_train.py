@@ -57,7 +57,8 @@ def test_workdir_outputs_and_figures(data_dir, tmp_path):
   assert json.load(open(tmp_path / 'config.json'))['batch_size'] == 8
   assert list((tmp_path).glob('events.out.tfevents.*'))
   names = sorted(os.listdir(tmp_path / 'figures'))
-  assert names == ['reconstructions_00000004.png', 'traversal_00000004.png']
+  assert names == ['kl_per_latent.png', 'reconstructions_00000004.png',
+                   'traversal_00000004.png']
   manager = checkpointing.create_manager(str(tmp_path), config, read_only=True)
   assert manager.all_steps() == [3, 4]
 
@@ -151,3 +152,19 @@ def test_batch_not_divisible_by_devices(data_dir, tmp_path):
   with pytest.raises(ValueError, match='config.batch_size=7 is not divisible'):
     train.train_and_evaluate(tiny_config(data_dir, batch_size=7), str(tmp_path))
   assert not os.path.exists(tmp_path / 'checkpoints')
+
+
+def test_a_kl_that_does_not_follow_c_is_warned_about(data_dir, tmp_path,
+                                                     caplog):
+  # C held at 4 nats with a γ far too small to pull the KL (≈0 at the start)
+  # there: |KL − C| ≈ 4 nats at every log.
+  config = tiny_config(data_dir, num_train_steps=4, log_every_steps=1,
+                       checkpoint_every_steps=4, capacity_start=4.0,
+                       capacity_max=4.0, gamma=1e-3)
+  absl_logging.get_absl_logger().propagate = True
+  with caplog.at_level('WARNING'):
+    train.train_and_evaluate(config, str(tmp_path))
+  warnings = [r.getMessage() for r in caplog.records
+              if '|KL − C| has stayed above 1 nat' in r.getMessage()]
+  assert len(warnings) == 1 and warnings[0].startswith('step 3:')
+  assert 'γ = 0.001 is too small' in warnings[0]
