@@ -268,8 +268,12 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
                 'num_bins', 'encode_batch_size'):
     _require(config.eval[field] > 0, f'eval.{field}', 'must be > 0',
              config.eval[field])
+  # `--config.eval.metrics=mig,sap` parses as the 1-tuple ('mig,sap',).
+  hint = ('; on the command line write --config.eval.metrics="(\'mig\', '
+          '\'sap\')"' if any(',' in str(name) for name in config.eval.metrics)
+          else '')
   _require(bool(config.eval.metrics) and set(config.eval.metrics) <= set(
-      EVAL_METRICS), 'eval.metrics', f'must name some of {EVAL_METRICS}',
+      EVAL_METRICS), 'eval.metrics', f'must name some of {EVAL_METRICS}{hint}',
            config.eval.metrics)
   _require(config.eval.representation in ('mean', 'sampled'),
            'eval.representation', "must be 'mean' or 'sampled'",

@@ -241,3 +241,12 @@ def test_channels_that_the_data_set_lacks_are_named():
     experiment_config.validate_config(config)
   experiment_config.validate_config(load_config('capacity.py',
                                                 'dataset=color_dsprites'))
+
+
+def test_comma_separated_metrics_get_the_tuple_syntax_as_a_hint():
+  # ml_collections parses --config.eval.metrics=mig,sap as ('mig,sap',).
+  config = load_config('capacity.py')
+  config.eval.metrics = ('mig,sap',)
+  with pytest.raises(ValueError, match=r'--config.eval.metrics="\(\'mig\', '
+                     r"'sap'\)\", got \('mig,sap',\)"):
+    experiment_config.validate_config(config)
