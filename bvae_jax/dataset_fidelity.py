@@ -132,28 +132,26 @@ def figure_rows(iou: np.ndarray, shapes: np.ndarray, per_shape: int = 3
   return np.array(rows)
 
 
-_OUT_DIR = flags.DEFINE_string('out_dir', 'docs/images',
-                               'Where the PNG and JSON go.')
-_REFERENCE = flags.DEFINE_string('reference', REFERENCE_FRAMES,
-                                 'The real frames (.npz).')
-
-
 def main(argv):
   del argv
-  frames, shapes = load_reference_frames(_REFERENCE.value)
+  out_dir = flags.FLAGS.out_dir
+  frames, shapes = load_reference_frames(flags.FLAGS.reference)
   iou, factors = best_matches(frames, shapes)
-  os.makedirs(_OUT_DIR.value, exist_ok=True)
+  os.makedirs(out_dir, exist_ok=True)
   result = {'summary': summary(iou, shapes),
             'frames': [{'frame': i, 'shape': SHAPE_NAMES[s], 'iou': float(v),
                         'best_match_factors': f.tolist()}
                        for i, (s, v, f) in enumerate(zip(shapes, iou,
                                                          factors))]}
-  with open(os.path.join(_OUT_DIR.value, 'dsprites_fidelity.json'), 'w') as f:
+  with open(os.path.join(out_dir, 'dsprites_fidelity.json'), 'w') as f:
     json.dump(result, f, indent=1)
-  save_comparison_figure(os.path.join(_OUT_DIR.value, 'dsprites_fidelity.png'),
+  save_comparison_figure(os.path.join(out_dir, 'dsprites_fidelity.png'),
                          frames, iou, factors, figure_rows(iou, shapes))
   print(json.dumps(result['summary'], indent=1))
 
 
 if __name__ == '__main__':
+  # Flags only when run as a command: the module is also a library.
+  flags.DEFINE_string('out_dir', 'docs/images', 'Where the PNG and JSON go.')
+  flags.DEFINE_string('reference', REFERENCE_FRAMES, 'The real frames (.npz).')
   app.run(main)

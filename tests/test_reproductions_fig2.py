@@ -2,10 +2,13 @@
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
+import cli_processes
 import configs.burgess_fig2
 from bvae_jax.reproductions import burgess_fig2
 
@@ -65,3 +68,12 @@ def test_the_command_trains_both_models_and_writes_figure_and_summary(
     assert json.load(f) == json.loads(json.dumps(summary))
   for model in summary.values():
     assert len(model['kl_per_latent']) == 10 and model['step'] == 4
+
+
+def test_the_command_modules_import_beside_main():
+  # Both define --workdir-like flags only when run as commands; importing them
+  # with bvae_jax.main (as notebooks and the test run do) must not clash.
+  code = ('import bvae_jax.main, bvae_jax.reproductions.burgess_fig2, '
+          'bvae_jax.dataset_fidelity, bvae_jax.dataset_samples')
+  subprocess.run([sys.executable, '-c', code], check=True, cwd=cli_processes.REPO,
+                 env=cli_processes.child_environment())

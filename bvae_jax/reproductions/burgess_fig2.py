@@ -135,19 +135,20 @@ def summarise(config, workdir: str) -> dict[str, Any]:
   return summary
 
 
-_CONFIG = config_flags.DEFINE_config_file(
-    'config', None, 'configs/burgess_fig2.py[:quick]', lock_config=True)
-_WORKDIR = flags.DEFINE_string('workdir', None, 'Where the runs and figures go.')
-
-
 def main(argv):
   del argv
-  config = _CONFIG.value
+  config = flags.FLAGS.config
   devices.configure_host_devices(0, config.batch_size)
-  sweep.train_sweep(config, _WORKDIR.value)
-  print(json.dumps(summarise(config, _WORKDIR.value), indent=1))
+  sweep.train_sweep(config, flags.FLAGS.workdir)
+  print(json.dumps(summarise(config, flags.FLAGS.workdir), indent=1))
 
 
 if __name__ == '__main__':
+  # Flags only when run as a command: the module is also a library, imported
+  # beside bvae_jax.main (which defines --workdir too).
+  config_flags.DEFINE_config_file('config', None,
+                                  'configs/burgess_fig2.py[:quick]',
+                                  lock_config=True)
+  flags.DEFINE_string('workdir', None, 'Where the runs and figures go.')
   flags.mark_flags_as_required(['config', 'workdir'])
   app.run(main)
