@@ -55,6 +55,16 @@ from bvae_jax.metrics import suite
 from bvae_jax.objectives import gaussians
 
 
+# Every encoder call gets at least this many rows per device (zero-padded).
+# XLA:CPU multiplies matrices of fewer rows with other kernels, whose float
+# rounding differs (codes up to ~7e-8 apart at 32 rows per device, bitwise
+# equal from 64 on; tests/test_metric_code_table.py). With the padding, an
+# image's code does not depend on how many images share its call, so the
+# metric suite's code table (metrics/code_table.py) and drawing images give
+# the same numbers.
+MIN_ROWS_PER_DEVICE = 64
+
+
 class NoCheckpointError(FileNotFoundError):
   """The workdir has no checkpoint, or not the requested step."""
 
@@ -65,8 +75,9 @@ def make_representation_fn(model, params, *, mesh=None, encode_batch_size=2048,
   """Returns observations (n, H, W, C) -> codes (n, latent_dim), numpy.
 
   The encoder runs jitted over the mesh's devices on chunks of at most
-  `encode_batch_size`; a short chunk is padded to the next power of two, so
-  only a few shapes are ever compiled.
+  `encode_batch_size`; a short chunk is padded to the next power of two (at
+  least `MIN_ROWS_PER_DEVICE` per device), so only a few shapes are ever
+  compiled and a code does not depend on the size of its call.
 
   Args:
     model: the VAE (its conv_impl may differ from training's: the parameter
@@ -98,7 +109,8 @@ def make_representation_fn(model, params, *, mesh=None, encode_batch_size=2048,
     codes = []
     for start in range(0, len(observations), encode_batch_size):
       chunk = observations[start:start + encode_batch_size]
-      padded = max(num_devices, 1 << (len(chunk) - 1).bit_length())
+      padded = max(num_devices * MIN_ROWS_PER_DEVICE,
+                   1 << (len(chunk) - 1).bit_length())
       padded = -(-padded // num_devices) * num_devices
       if padded != len(chunk):
         chunk = np.concatenate(

@@ -34,7 +34,8 @@ import pkgutil
 from types import ModuleType
 
 # Modules of this package that are building blocks, not metrics.
-_BUILDING_BLOCKS = ('mutual_info', 'sampling', 'suite')
+_BUILDING_BLOCKS = ('code_table', 'gradient_boosting', 'mutual_info',
+                    'sampling', 'suite')
 
 
 @functools.cache  # The package's modules do not change while it runs.

@@ -103,7 +103,9 @@ def generate_batch_factor_code(ground_truth, representation_fn, num_points,
   """Codes and factors of `num_points` random points.
 
   Draws `ground_truth.sample(batch_size, random_state)` and encodes it, batch
-  after batch (the last one shorter), as disentanglement_lib does.
+  after batch (the last one shorter), as disentanglement_lib does. When
+  rendering draws nothing, all factors are drawn first, in the same batches,
+  and rendered and encoded in large calls.
 
   Args:
     ground_truth: a `GroundTruthData`.
@@ -121,6 +123,16 @@ def generate_batch_factor_code(ground_truth, representation_fn, num_points,
   if num_points < 1 or batch_size < 1:
     raise ValueError(f'num_points ({num_points}) and batch_size '
                      f'({batch_size}) must be at least 1')
+  if renders_deterministically(ground_truth):
+    # Rendering draws nothing, so drawing every batch's factors first draws
+    # the same numbers. Encoding them in large calls is faster, and an
+    # encoder can round differently on tiny calls (evaluate.py pads them).
+    factors = np.concatenate([
+        ground_truth.sample_factors(min(num_points - start, batch_size),
+                                    random_state)
+        for start in range(0, num_points, batch_size)])
+    return (codes_of_factors(ground_truth, representation_fn, factors,
+                             random_state), factors)
   codes, factors = [], []
   done = 0
   while done < num_points:

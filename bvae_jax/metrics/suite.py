@@ -8,6 +8,12 @@ and encodes those points once (`sampling.draw_shared_codes`) and the four
 read them. The β-VAE and FactorVAE scores draw their own points. The suite
 logs how many images it has encoded, the rate and the ETA as it goes, and it
 times each part.
+
+When the codes are a function of the factors alone (the posterior mean of a
+data set that renders each combination to one image) and there are fewer
+combinations than images to encode, the suite encodes every combination once
+and the metrics look codes up (`code_table`; `config.eval.code_table=False`
+turns this off). The metrics draw the same random numbers either way.
 """
 
 import time
@@ -18,6 +24,7 @@ import numpy as np
 
 from bvae_jax import metric_logging
 from bvae_jax import metrics
+from bvae_jax.metrics import code_table
 from bvae_jax.metrics import sampling
 
 
@@ -91,27 +98,51 @@ def compute_suite(ground_truth, representation_fn, eval_config
       num_variance_estimate, num_bins and metrics (the names to compute).
 
   Returns:
-    (metrics by name, seconds by name and 'draw_and_encode_codes',
-     {'codes_train', 'factors_train'} of the shared draws).
+    (metrics by name, seconds by name, 'draw_and_encode_codes' and, when
+     used, 'code_table', {'codes_train', 'factors_train'} of the shared
+     draws).
 
   Raises:
     ValueError: for a name in `eval_config.metrics` that is not a metric.
   """
   c = eval_config
   names = in_suite_order(c.metrics)
-  representation_fn = _reporting_progress(representation_fn, image_count(c))
+  timings = {}
+  if uses_code_table(ground_truth, c):
+    logging.info('Encoding each of the %d factor combinations once instead '
+                 'of %d drawn images (config.eval.code_table).',
+                 code_table.num_combinations(ground_truth), image_count(c))
+    start = time.perf_counter()
+    ground_truth = code_table.tabulate(ground_truth, representation_fn)
+    representation_fn = code_table.identity
+    timings['code_table'] = time.perf_counter() - start
+  else:
+    representation_fn = _reporting_progress(representation_fn, image_count(c))
   readers = [name for name in names if name in shared_code_metrics()]
   logging.info('Drawing and encoding %d + %d points shared by %s.',
                c.num_train, c.num_test, ', '.join(readers) or 'the figures')
   start = time.perf_counter()
   inputs = sampling.draw_shared_codes(ground_truth, representation_fn,
                                       c.num_train, c.num_test, c.seed)
-  timings = {'draw_and_encode_codes': time.perf_counter() - start}
+  timings['draw_and_encode_codes'] = time.perf_counter() - start
   scores, seconds = run(names, inputs, c)
   timings.update(seconds)
   draws = {'codes_train': inputs.codes_train,
            'factors_train': inputs.factors_train}
   return scores, timings, draws
+
+
+def uses_code_table(ground_truth, eval_config) -> bool:
+  """Whether the suite encodes every factor combination once (see above).
+
+  Only when `eval_config.code_table` allows it, the representation is the
+  posterior mean, the lookup is exact (`code_table.is_exact`) and there are
+  fewer combinations than the suite would encode.
+  """
+  c = eval_config
+  return (c.get('code_table', True)
+          and code_table.num_combinations(ground_truth) < image_count(c)
+          and code_table.is_exact(ground_truth, c.representation == 'mean'))
 
 
 def _reporting_progress(representation_fn, total_images, every_seconds=30.0
