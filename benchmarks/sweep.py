@@ -23,14 +23,10 @@ import time
 from absl import app
 from absl import flags
 import jax
-import numpy as np
 
+from benchmarks import steps
 from bvae_jax import devices
-from bvae_jax import experiment_config
 from bvae_jax import run_ahead
-from bvae_jax import step as step_lib
-from bvae_jax import sweep
-import configs.capacity
 
 _MEMBERS = flags.DEFINE_integer('members', 8, 'Models in the sweep.')
 _BATCH_SIZE = flags.DEFINE_integer('batch_size', 64, 'Batch size per member.')
@@ -44,46 +40,6 @@ _CPU_DEVICES = flags.DEFINE_integer(
 _CONV_IMPL = flags.DEFINE_string('conv_impl', 'matmul',
                                  'Strided-conv formulation of every model.')
 _ROUNDS = 4
-
-
-def sweep_config(members: int, batch_size: int, member_devices: int,
-                 shared: bool):
-  config = configs.capacity.get_config()
-  config.batch_size = batch_size
-  config.conv_impl = _CONV_IMPL.value
-  config.sweep = experiment_config.sweep_block(
-      seeds=tuple(range(members)), grid={}, shared_batches=shared,
-      member_devices=member_devices)
-  return config
-
-
-def _binary_images(shape):
-  return (np.random.default_rng(0).uniform(size=shape) > 0.8).astype(
-      np.float32)
-
-
-def build_single(batch_size):
-  """Returns (step_fn, state, images, noise_key) of one model, as main runs it."""
-  config = configs.capacity.get_config()
-  config.batch_size = batch_size
-  config.conv_impl = _CONV_IMPL.value
-  mesh = devices.create_mesh()
-  model = step_lib.create_model(config)
-  state = step_lib.initial_train_state(config, model, mesh)
-  images = jax.device_put(_binary_images((batch_size, 64, 64, 1)),
-                          devices.batch_sharded(mesh))
-  return (step_lib.make_train_step(config, model, mesh), state, images,
-          step_lib.rng_streams(config.seed)[1])
-
-
-def build_sweep(members, batch_size, member_devices, shared):
-  """Returns (step_fn, state, images) for one sweep layout."""
-  setup = sweep.setup_sweep(sweep_config(members, batch_size, member_devices,
-                                         shared))
-  state = sweep.initial_sweep_state(setup)
-  shape = ((batch_size,) if shared else (members, batch_size)) + (64, 64, 1)
-  images = jax.device_put(_binary_images(shape), setup.images_sharding)
-  return setup.step_fn, state, images, dict(setup.mesh.shape)
 
 
 def _timed(step_fn, state, args, seconds):
@@ -102,14 +58,15 @@ def main(argv):
   batch_size, members = _BATCH_SIZE.value, _MEMBERS.value
   devices.configure_host_devices(_CPU_DEVICES.value, batch_size)
   runs = {}
-  step_fn, state, images, noise_key = build_single(batch_size)
+  step_fn, state, images, noise_key = steps.build_train_step(
+      _CONV_IMPL.value, batch_size)
   runs['single'] = dict(fn=step_fn, state=state, args=(images, noise_key),
                         images_per_step=batch_size)
   for member_devices, shared in itertools.product(_MEMBER_DEVICES.value,
                                                   _SHARED.value):
     shared = shared.lower() in ('1', 'true', 'yes')
-    step_fn, state, images, mesh = build_sweep(members, batch_size,
-                                               int(member_devices), shared)
+    step_fn, state, images, mesh = steps.build_sweep_step(
+        members, batch_size, int(member_devices), shared, _CONV_IMPL.value)
     name = (f'sweep(mesh={mesh["members"]}x{mesh["data"]},'
             f'{"shared" if shared else "own"} batches)')
     runs[name] = dict(fn=step_fn, state=state, args=(images,),

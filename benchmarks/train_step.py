@@ -20,14 +20,11 @@ import time
 from absl import app
 from absl import flags
 import jax
-import numpy as np
 
+from benchmarks import steps
 from bvae_jax import conv_layers
 from bvae_jax import devices
-from bvae_jax import experiment_config
 from bvae_jax import run_ahead
-from bvae_jax import step as step_lib
-import configs.capacity
 
 _BATCH_SIZE = flags.DEFINE_integer('batch_size', 64, 'Global batch size.')
 _SECONDS = flags.DEFINE_float('seconds', 20.0, 'Timed seconds per implementation.')
@@ -38,24 +35,6 @@ _OBJECTIVE = flags.DEFINE_list('objective', ['capacity'],
 _CPU_DEVICES = flags.DEFINE_integer(
     'cpu_devices', 0, 'As in bvae_jax.main: 0 = one per core dividing the batch.')
 _ROUNDS = 4  # Interleaved timing rounds per implementation.
-
-
-def build_step(conv_impl: str, batch_size: int, objective: str = 'capacity'):
-  """Returns (run, state, images, noise_key) for one implementation."""
-  config = configs.capacity.get_config()
-  if objective != config.objective:
-    experiment_config.set_objective(config, objective)
-  config.batch_size = batch_size
-  config.conv_impl = conv_impl
-  mesh = devices.create_mesh()
-  model = step_lib.create_model(config)
-  state = step_lib.initial_train_state(config, model, mesh)
-  images = jax.device_put(
-      (np.random.default_rng(0).uniform(size=(batch_size, 64, 64, 1)) > 0.8
-       ).astype(np.float32), devices.batch_sharded(mesh))
-  _, noise_key = step_lib.rng_streams(config.seed)
-  step_fn = step_lib.make_train_step(config, model, mesh)
-  return step_fn, state, images, noise_key
 
 
 def timed_steps(step_fn, state, images, noise_key, seconds):
@@ -91,8 +70,8 @@ def main(argv):
   runs = {}
   for conv_impl, objective in itertools.product(_CONV_IMPL.value,
                                                 _OBJECTIVE.value):
-    step_fn, state, images, noise_key = build_step(conv_impl, batch_size,
-                                                   objective)
+    step_fn, state, images, noise_key = steps.build_train_step(
+        conv_impl, batch_size, objective)
     start = time.perf_counter()
     state, metrics = step_fn(state, images, noise_key)
     jax.block_until_ready(metrics['loss'])
