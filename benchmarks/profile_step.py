@@ -35,7 +35,7 @@ from absl import app
 from absl import flags
 import jax
 
-from benchmarks import steps
+from benchmarks import steps as step_builders
 from bvae_jax import devices
 from bvae_jax import run_ahead
 
@@ -116,12 +116,12 @@ def profile_here():
   """Profiles in this process (its device count already set); returns a dict."""
   batch = _BATCH_SIZE.value
   if _MEMBERS.value:
-    step_fn, state, images, _ = steps.build_sweep_step(
+    step_fn, state, images, _ = step_builders.build_sweep_step(
         _MEMBERS.value, batch, 0, False, 'matmul')
     args = (images,)
     images_per_step = _MEMBERS.value * batch
   else:
-    step_fn, state, images, key = steps.build_train_step('matmul', batch)
+    step_fn, state, images, key = step_builders.build_train_step('matmul', batch)
     args = (images, key)
     images_per_step = batch
   for _ in range(10):  # Compile and warm up.

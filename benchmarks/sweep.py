@@ -24,7 +24,7 @@ from absl import app
 from absl import flags
 import jax
 
-from benchmarks import steps
+from benchmarks import steps as step_builders
 from bvae_jax import devices
 from bvae_jax import run_ahead
 
@@ -58,14 +58,14 @@ def main(argv):
   batch_size, members = _BATCH_SIZE.value, _MEMBERS.value
   devices.configure_host_devices(_CPU_DEVICES.value, batch_size)
   runs = {}
-  step_fn, state, images, noise_key = steps.build_train_step(
+  step_fn, state, images, noise_key = step_builders.build_train_step(
       _CONV_IMPL.value, batch_size)
   runs['single'] = dict(fn=step_fn, state=state, args=(images, noise_key),
                         images_per_step=batch_size)
   for member_devices, shared in itertools.product(_MEMBER_DEVICES.value,
                                                   _SHARED.value):
     shared = shared.lower() in ('1', 'true', 'yes')
-    step_fn, state, images, mesh = steps.build_sweep_step(
+    step_fn, state, images, mesh = step_builders.build_sweep_step(
         members, batch_size, int(member_devices), shared, _CONV_IMPL.value)
     name = (f'sweep(mesh={mesh["members"]}x{mesh["data"]},'
             f'{"shared" if shared else "own"} batches)')

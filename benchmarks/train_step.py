@@ -21,7 +21,7 @@ from absl import app
 from absl import flags
 import jax
 
-from benchmarks import steps
+from benchmarks import steps as step_builders
 from bvae_jax import conv_layers
 from bvae_jax import devices
 from bvae_jax import run_ahead
@@ -70,7 +70,7 @@ def main(argv):
   runs = {}
   for conv_impl, objective in itertools.product(_CONV_IMPL.value,
                                                 _OBJECTIVE.value):
-    step_fn, state, images, noise_key = steps.build_train_step(
+    step_fn, state, images, noise_key = step_builders.build_train_step(
         conv_impl, batch_size, objective)
     start = time.perf_counter()
     state, metrics = step_fn(state, images, noise_key)
