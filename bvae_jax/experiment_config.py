@@ -40,6 +40,11 @@ def base_config() -> ml_collections.ConfigDict:
   # Train on this many records only (0: all): the first N of a permutation
   # fixed by the data set, the same for every seed and run.
   config.train_subset_size = 0
+  # Keep the training records in device memory and gather each batch there
+  # (bvae_jax/device_data.py): the same batches, without the host pipeline's
+  # ~20k images/s limit. Single process only; the records must fit in half of
+  # each device's free memory; sweeps ignore it.
+  config.data_on_device = False
 
   # Model (Burgess et al. 2018, appendix A.1).
   config.latent_dim = 10  # Number of latent Gaussians.
@@ -264,6 +269,8 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
            config.traversal_range)
   _require(config.train_subset_size >= 0, 'train_subset_size', 'must be ≥ 0',
            config.train_subset_size)
+  _require(isinstance(config.data_on_device, bool), 'data_on_device',
+           'must be True or False', config.data_on_device)
   _require(config.data_seed is None or config.data_seed >= 0, 'data_seed',
            'must be ≥ 0 or None', config.data_seed)
   _require(config.eval_every_steps >= 0, 'eval_every_steps', 'must be ≥ 0',

@@ -1,14 +1,15 @@
 """The training loop of one run: resume or start, step, log, checkpoint, draw.
 
 `train_and_evaluate(config, workdir)` drives `step.make_train_step` over the
-input pipeline's batches. The batch of step s depends only on (seed, s) and the
-step's noise on (seed, s), so a run is deterministic and a resumed run is
-bit-identical to an uninterrupted one. Sweeps have their own loop (sweep.py)
-over the same step.
+input pipeline's batches (or, with config.data_on_device, the same batches
+gathered from a copy of the data in device memory: device_data.py). The batch
+of step s depends only on (seed, s) and the step's noise on (seed, s), so a run
+is deterministic and a resumed run is bit-identical to an uninterrupted one.
+Sweeps have their own loop (sweep.py) over the same step.
 """
 
 import os
-from typing import Any
+from typing import Any, Iterator
 
 from absl import logging
 import jax
@@ -17,6 +18,7 @@ import numpy as np
 
 from bvae_jax import capacity_diagnostics
 from bvae_jax import checkpointing
+from bvae_jax import device_data
 from bvae_jax import devices
 from bvae_jax import evaluate
 from bvae_jax import experiment_config
@@ -43,6 +45,24 @@ def mean_metrics(metric_history: list[dict[str, np.ndarray]]
   """Averages each metric over the steps of a logging interval."""
   return {name: np.mean([m[name] for m in metric_history], axis=0)
           for name in metric_history[0]}
+
+
+def training_batches(config: ml_collections.ConfigDict,
+                     dataset: registry.Dataset, mesh: jax.sharding.Mesh,
+                     start_step: int) -> Iterator[jax.Array]:
+  """The global image batches of steps start_step, start_step + 1, ...
+
+  Gathered on the device from a copy of the training records
+  (config.data_on_device), else read by the host pipeline, each process its
+  own rows; the batches are the same either way.
+  """
+  if config.data_on_device:
+    return device_data.create_device_batches(config, dataset, mesh,
+                                             start_step=start_step)
+  sharding = devices.batch_sharded(mesh)
+  return (jax.make_array_from_process_local_data(sharding, batch['image'])
+          for batch in input_pipeline.create_train_iterator(
+              config, start_step=start_step, dataset=dataset))
 
 
 def run_periodic_evaluation(config: ml_collections.ConfigDict, workdir: str,
@@ -98,6 +118,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       manager, workdir, abstract_state, config,
       lambda: step_lib.initial_train_state(config, model, mesh))
   start_step = int(jax.device_get(state.step))
+  # Before anything is written: data_on_device refuses data that won't fit.
+  batches = training_batches(config, dataset, mesh, start_step)
 
   if is_chief:
     os.makedirs(workdir, exist_ok=True)
@@ -106,9 +128,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   writer = metric_logging.MetricWriter(workdir, just_logging=not is_chief)
   step_fn = step_lib.make_train_step(config, model, mesh)
   _, noise_key = step_lib.rng_streams(config.seed)
-  batch_sharding = devices.batch_sharded(mesh)
-  batches = input_pipeline.create_train_iterator(
-      config, start_step=start_step, dataset=dataset)
   figure_writer = training_figures.FigureWriter(
       config, model, workdir,
       input_pipeline.fixed_images(
@@ -146,10 +165,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   logging.info('Training from step %d to %d.', start_step, config.num_train_steps)
   try:
     for step in range(start_step + 1, config.num_train_steps + 1):
-      local_images = next(batches)['image']
-      images = jax.make_array_from_process_local_data(batch_sharding,
-                                                      local_images)
-      state, metrics = step_fn(state, images, noise_key)
+      state, metrics = step_fn(state, next(batches), noise_key)
       in_flight.admit(metrics['loss'])
       pending.append(metrics)
       is_last = step == config.num_train_steps
@@ -179,6 +195,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
         logging.info('Wrote %s.', ', '.join(paths))
     logging.info(in_flight.summary())
   finally:
+    batches.close()  # Ends data_on_device's position workers now.
     manager.wait_until_finished()
     writer.flush()
     writer.close()
