@@ -157,6 +157,11 @@ def validate_sweep_config(config: ml_collections.ConfigDict) -> list[Member]:
   if config.sweep.member_devices < 0:
     raise ValueError('config.sweep.member_devices must be ≥ 0, got '
                      f'{config.sweep.member_devices}')
+  if config.get('data_on_device'):
+    # Sweeps read their batches with the host pipeline (_SweepBatches); say
+    # so rather than train differently from what the config asks.
+    raise ValueError('config.data_on_device is not supported by sweeps yet; '
+                     'set it to False for a config with a sweep block')
   for member in members:
     try:
       experiment_config.validate_config(member_config(config, member))

@@ -99,6 +99,14 @@ def test_bad_sweeps_name_the_field(data_dir, grid, seeds, message):
     sweep.validate_sweep_config(config)
 
 
+def test_sweep_refuses_data_on_device(data_dir):
+  config = tiny_sweep(data_dir, seeds=(0,), grid={'gamma': (1.0, 2.0)})
+  config.data_on_device = True
+  with pytest.raises(ValueError, match='data_on_device is not supported by '
+                     'sweeps'):
+    sweep.validate_sweep_config(config)
+
+
 def test_vmapped_members_match_solo_runs_under_data_parallelism(data_dir, runs):
   # 3 members on 2 devices: mesh (members 1, data 2), vmapped and
   # data-parallel at once; shared batches.
