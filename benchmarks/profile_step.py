@@ -2,6 +2,7 @@ r"""Where a training step's time goes on XLA:CPU: a profile, summarised.
 
   python -m benchmarks.profile_step --cpu_devices=2,4 --seconds=8
   python -m benchmarks.profile_step --cpu_devices=2 --members=8   # a sweep step
+  python -m benchmarks.profile_step --cpu_devices=2 --encode=lax --batch_size=512
 
 For each device count (one child process each: the count is fixed when JAX
 starts), runs the step of configs/capacity.py for --seconds under
@@ -38,6 +39,8 @@ import jax
 from benchmarks import steps as step_builders
 from bvae_jax import devices
 from bvae_jax import run_ahead
+from bvae_jax import step as step_lib
+import configs.capacity
 
 _CPU_DEVICES = flags.DEFINE_list('cpu_devices', ['2', '4'],
                                  'Host device counts to profile.')
@@ -46,6 +49,9 @@ _BATCH_SIZE = flags.DEFINE_integer('batch_size', 64, 'Batch (per member).')
 _MEMBERS = flags.DEFINE_integer('members', 0,
                                 'Profile a sweep of this many members; 0: one '
                                 'model.')
+_ENCODE = flags.DEFINE_string(
+    'encode', '', 'Profile the evaluation encoder (posterior mean, this '
+    'conv_impl, --batch_size images per call) instead of a training step.')
 _CHILD = flags.DEFINE_bool('child', False, 'Internal: profile in this process.')
 
 # Op category by the first word of the HLO op name (the trace's `hlo_op`:
@@ -112,10 +118,30 @@ def summarise(trace_events, window_start, window_end):
           count, by_op)
 
 
+def _encoder_step(conv_impl, batch):
+  """The evaluation encoder as a `step_fn(state, images) -> (state, out)`."""
+  config = configs.capacity.get_config()
+  mesh = devices.create_mesh()
+  model = step_lib.create_model(config).clone(conv_impl=conv_impl)
+  params = step_lib.initial_train_state(config, model, mesh).params
+  images = jax.device_put(step_builders.binary_images((batch, 64, 64, 1)),
+                          devices.batch_sharded(mesh))
+
+  @jax.jit
+  def encode(params, images):
+    mean, _ = model.apply({'params': params}, images, method=model.encode)
+    return params, {'loss': mean.sum()}
+
+  return encode, params, (images,)
+
+
 def profile_here():
   """Profiles in this process (its device count already set); returns a dict."""
   batch = _BATCH_SIZE.value
-  if _MEMBERS.value:
+  if _ENCODE.value:
+    step_fn, state, args = _encoder_step(_ENCODE.value, batch)
+    images_per_step = batch
+  elif _MEMBERS.value:
     step_fn, state, images, _ = step_builders.build_sweep_step(
         _MEMBERS.value, batch, 0, False, 'matmul')
     args = (images,)
@@ -179,7 +205,8 @@ def main(argv):
     output = subprocess.run(
         [sys.executable, '-m', 'benchmarks.profile_step', '--child',
          f'--cpu_devices={count}', f'--seconds={_SECONDS.value}',
-         f'--batch_size={_BATCH_SIZE.value}', f'--members={_MEMBERS.value}'],
+         f'--batch_size={_BATCH_SIZE.value}', f'--members={_MEMBERS.value}',
+         f'--encode={_ENCODE.value}'],
         check=True, capture_output=True, text=True).stdout
     result = json.loads(output.strip().splitlines()[-1])
     print(f'{count} devices: {result}', flush=True)
