@@ -35,7 +35,7 @@ import configs.capacity
 _CONFIG_ARG = flags.DEFINE_string('config_arg', None,
                                   "configs/capacity.py's argument, e.g. 'quick'.")
 _CPU_DEVICES = flags.DEFINE_integer(
-    'cpu_devices', 0, 'As in bvae_jax.main: 0 = one per core dividing the batch.')
+    'cpu_devices', 0, 'As in bvae_jax.main: 0 = up to two per core, dividing the batch.')
 _MAX_IN_FLIGHT = flags.DEFINE_list('max_in_flight', ['1', '2', '4', '8'],
                                    'Run-ahead bounds to time.')
 _SECONDS = flags.DEFINE_float('seconds', 40.0, 'Timed seconds per bound.')

@@ -36,7 +36,7 @@ _MEMBER_DEVICES = flags.DEFINE_list(
 _SHARED = flags.DEFINE_list('shared_batches', ['true'],
                             'Members share batches: true, false or both.')
 _CPU_DEVICES = flags.DEFINE_integer(
-    'cpu_devices', 0, 'As in bvae_jax.main: 0 = one per core dividing the batch.')
+    'cpu_devices', 0, 'As in bvae_jax.main: 0 = up to two per core, dividing the batch.')
 _CONV_IMPL = flags.DEFINE_string('conv_impl', 'matmul',
                                  'Strided-conv formulation of every model.')
 _ROUNDS = 4

@@ -33,7 +33,7 @@ _CONV_IMPL = flags.DEFINE_list('conv_impl', [conv_layers.DEFAULT_CONV_IMPL],
 _OBJECTIVE = flags.DEFINE_list('objective', ['capacity'],
                                'Objectives (bvae_jax/objectives) to time.')
 _CPU_DEVICES = flags.DEFINE_integer(
-    'cpu_devices', 0, 'As in bvae_jax.main: 0 = one per core dividing the batch.')
+    'cpu_devices', 0, 'As in bvae_jax.main: 0 = up to two per core, dividing the batch.')
 _ROUNDS = 4  # Interleaved timing rounds per implementation.
 
 

@@ -1,10 +1,15 @@
 """Device setup: how many host (CPU) devices to create, and the data mesh.
 
-XLA:CPU runs each convolution on a single core, so a single CPU device leaves
-the other cores idle. Splitting the host into one JAX device per core and
-running the train step data-parallel over them puts every core to work (see
-docs/benchmarks.md). The device count must be fixed before JAX creates its CPU
-backend, which is why `configure_host_devices` is called first thing in main.
+XLA:CPU runs each device's computation as one sequence of ops on one thread,
+so a single CPU device leaves the other cores idle. Splitting the host into
+several JAX devices and running the train step data-parallel over them puts
+every core to work. Two devices per core beat one (1.3-1.4× on the 2-core
+VM, docs/benchmarks.md "Issue 12"): a profile of one device per core shows a
+core idle ~20% of the step, whenever its device waits for the all-reduce or
+runs a memory-bound copy; a second device per core fills those gaps. Four per
+core lose again (smaller matrix products, more all-reduce). The device count
+must be fixed before JAX creates its CPU backend, which is why
+`configure_host_devices` is called first thing in main.
 """
 
 import os
@@ -26,9 +31,14 @@ def available_cores() -> int:
     return os.cpu_count() or 1
 
 
+# Host devices per core when --cpu_devices is 0 (see the module docstring).
+DEVICES_PER_CORE = 2
+
+
 def default_host_device_count(batch_size: int, cores: int) -> int:
-  """The largest device count ≤ `cores` that divides `batch_size` evenly."""
-  return max(n for n in range(1, max(cores, 1) + 1) if batch_size % n == 0)
+  """The largest count ≤ DEVICES_PER_CORE · `cores` dividing `batch_size`."""
+  most = DEVICES_PER_CORE * max(cores, 1)
+  return max(n for n in range(1, most + 1) if batch_size % n == 0)
 
 
 def configure_host_devices(requested: int, batch_size: int) -> int | None:
@@ -50,7 +60,10 @@ def configure_host_devices(requested: int, batch_size: int) -> int | None:
     return None
   count = requested or default_host_device_count(batch_size, available_cores())
   jax.config.update('jax_num_cpu_devices', count)
-  logging.info('Using %d host (CPU) devices on %d cores.', count, available_cores())
+  logging.info('Using %d host (CPU) devices on %d cores (%s).', count,
+               available_cores(),
+               '--cpu_devices' if requested else
+               f'default: up to {DEVICES_PER_CORE} per core dividing the batch')
   return count
 
 

@@ -41,9 +41,10 @@ flags.DEFINE_string('member', None,
                     'sweep_members.json) to evaluate; default: every member.')
 flags.DEFINE_integer(
     'cpu_devices', 0,
-    'JAX devices to split the CPU into (one per core runs convolutions on every '
-    'core). 0: the largest count ≤ the usable cores that divides the batch '
-    'size; -1: leave to JAX/XLA_FLAGS. No effect on GPU/TPU training.')
+    'JAX devices to split the CPU into (XLA:CPU runs a device\'s ops one '
+    'after another, so several devices keep every core busy). 0: the largest '
+    'count ≤ 2 per usable core that divides the batch size; -1: leave to '
+    'JAX/XLA_FLAGS. No effect on GPU/TPU training.')
 flags.DEFINE_enum('distributed', 'auto', list(multihost.DISTRIBUTED_MODES),
                   'Join a multi-process job with jax.distributed.initialize: '
                   'on, off, or auto (when a coordinator is given or under a '
