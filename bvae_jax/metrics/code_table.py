@@ -10,10 +10,10 @@ suite would have computed, at a quarter of the encodings.
 
 `CodeTable` is a `GroundTruthData` whose "observations" are those codes; with
 the identity as representation function every metric runs unchanged, draws
-the same random numbers in the same order, and reads the same codes. The one
-way a code can differ is the encoder's float rounding at another batch
-composition (tests/test_metric_code_table.py compares both paths on a real
-encoder, codes and every score).
+the same random numbers in the same order, and reads the same codes: bitwise,
+since evaluate.py pads every encoder call to the same minimum rows per device
+(tests/test_metric_code_table.py compares both paths on a real encoder, codes
+and every score).
 """
 
 import time
@@ -21,6 +21,7 @@ import time
 from absl import logging
 import numpy as np
 
+from bvae_jax import metric_logging
 from bvae_jax.datasets import ground_truth as ground_truth_lib
 from bvae_jax.metrics import sampling
 
@@ -40,7 +41,7 @@ class CodeTable(ground_truth_lib.GroundTruthData):
   def __init__(self, ground_truth, codes):
     super().__init__(ground_truth.factor_names, ground_truth.factors_num_values,
                      (codes.shape[1],))
-    expected = int(np.prod(ground_truth.factors_num_values))
+    expected = num_combinations(ground_truth)
     if len(codes) != expected:
       raise ValueError(f'{len(codes)} codes for {expected} factor '
                        'combinations')
@@ -95,6 +96,7 @@ def tabulate(ground_truth, representation_fn, chunk=TABULATE_CHUNK
   total = num_combinations(ground_truth)
   probe = np.random.RandomState(0)  # Rendering draws nothing (is_exact).
   codes = None
+  progress = metric_logging.ProgressReporter(total, 0)
   start_time = last_log = time.monotonic()
   for start in range(0, total, chunk):
     stop = min(start + chunk, total)
@@ -104,12 +106,12 @@ def tabulate(ground_truth, representation_fn, chunk=TABULATE_CHUNK
     if codes is None:
       codes = np.empty((total, chunk_codes.shape[1]), chunk_codes.dtype)
     codes[start:stop] = chunk_codes
-    now = time.monotonic()
-    if now - last_log >= 30.0 and stop < total:
-      rate = stop / (now - start_time)
-      logging.info('Code table: %d/%d combinations, %.0f images/s, ETA %.0f s.',
-                   stop, total, rate, (total - stop) / rate)
-      last_log = now
+    if time.monotonic() - last_log >= 30.0 and stop < total:
+      timing = progress.report(stop)
+      logging.info('Code table: %d/%d combinations, %.0f images/s, ETA %s.',
+                   stop, total, timing['steps_per_sec'],
+                   metric_logging.format_eta(timing['eta_seconds']))
+      last_log = time.monotonic()
   logging.info('Code table: encoded %d combinations in %.1f s.', total,
                time.monotonic() - start_time)
   return CodeTable(ground_truth, codes)
