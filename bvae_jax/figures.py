@@ -1,7 +1,8 @@
 """The figures of bvae_jax: reconstructions, latent traversals (Burgess et al.
-2018, Fig. 4 layout), the mutual-information matrix and per-factor MIG bars.
+2018, Fig. 4 layout) and their animation (GIF), the mutual-information matrix
+and per-factor MIG bars.
 
-Functions here take plain arrays and write PNGs; the model calls that produce the
+Functions here take plain arrays and write PNGs (GIFs with Pillow); the model calls that produce the
 arrays live in `training_figures.py` and `evaluate.py`, so figures can be drawn
 from a notebook as well. They draw on `matplotlib.figure.Figure` directly and
 never choose a backend, so importing bvae_jax leaves a notebook's inline
@@ -13,6 +14,7 @@ import os
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 import numpy as np
+from PIL import Image
 
 # Pixels of background between tiles of a mosaic.
 _GAP = 2
@@ -118,6 +120,63 @@ def save_traversal_figure(path: str, images: np.ndarray,
   _save_mosaic(path, canvas, labels, images.shape[1],
                f'Latent traversals over [-{traversal_range:g}, {traversal_range:g}]'
                f' at step {step}, rows ordered by KL')
+
+
+def traversal_animation_frames(traversals: np.ndarray,
+                               columns: int = 5) -> np.ndarray:
+  """The frames of an animated traversal, every latent moving at once.
+
+  Frame t shows one tile per traversed latent (in the rows' order, `columns`
+  tiles per line), each decoding its latent at the t-th value. The values run
+  forward then back, so a looping animation has no jump.
+
+  Args:
+    traversals: (K, T, H, W, C) decoded traversals in [0, 1], as the rows of
+      `save_traversal_figure`.
+    columns: tiles per line of a frame.
+
+  Returns:
+    (F, h, w, C) uint8 frames, F = 2T − 2 (1 when T = 1).
+  """
+  num_latents, num_values = traversals.shape[:2]
+  columns = min(columns, num_latents)
+  lines = -(-num_latents // columns)
+  blank = np.ones((lines * columns - num_latents,) + traversals.shape[1:],
+                  traversals.dtype)
+  grid = np.concatenate([traversals, blank]).reshape(
+      (lines, columns) + traversals.shape[1:])
+  order = list(range(num_values)) + list(range(num_values - 2, 0, -1))
+  frames = np.stack([mosaic(grid[:, :, t]) for t in order])
+  return np.round(np.clip(frames, 0.0, 1.0) * 255).astype(np.uint8)
+
+
+def save_gif(path: str, frames: np.ndarray, frame_ms: int = 120,
+             scale: int = 2) -> None:
+  """Writes (F, h, w, C) uint8 frames as a looping GIF, each pixel scale×scale.
+
+  Pillow merges identical consecutive frames into one longer frame, so a
+  model whose latents change nothing gives a still image.
+  """
+  frames = np.repeat(np.repeat(frames, scale, axis=1), scale, axis=2)
+  pictures = [Image.fromarray(f[..., 0] if f.shape[-1] == 1 else f)
+              for f in frames]
+  os.makedirs(os.path.dirname(path) or '.', exist_ok=True)
+  pictures[0].save(path, save_all=True, append_images=pictures[1:],
+                   duration=frame_ms, loop=0)
+
+
+def save_traversal_gif(path: str, traversals: np.ndarray, columns: int = 5,
+                       frame_ms: int = 120) -> None:
+  """Writes the animated traversal of `traversal_animation_frames` as a GIF.
+
+  Args:
+    path: the GIF file to write.
+    traversals: (K, T, H, W, C) decoded traversals in [0, 1], rows ordered by
+      KL as in `save_traversal_figure` (top-left tile: the highest-KL latent).
+    columns: tiles per line.
+    frame_ms: how long each frame shows.
+  """
+  save_gif(path, traversal_animation_frames(traversals, columns), frame_ms)
 
 
 def save_mutual_information_figure(path, mutual_information, latent_order,

@@ -1,7 +1,9 @@
 """The run's figures during training: reconstructions and latent traversals.
 
 `FigureWriter` encodes and decodes a fixed set of images with the current
-parameters and hands the arrays to `figures` (which only draws).
+parameters and hands the arrays to `figures` (which only draws): PNGs and an
+animated traversal (GIF) in workdir/figures, and the same mosaics as
+TensorBoard images (`reconstructions`, `traversal`).
 """
 
 import os
@@ -38,7 +40,12 @@ class FigureWriter:
 
   def write(self, step: int, params: Any, kl_per_latent: np.ndarray,
             writer: metric_logging.MetricWriter) -> list[str]:
-    """Writes the step's PNGs into workdir/figures and TensorBoard; returns paths."""
+    """Writes the step's figures into workdir/figures and TensorBoard.
+
+    Returns:
+      The paths written: reconstructions_<step>.png, traversal_<step>.png,
+      traversal_<step>.gif and (when the run has logged KL) kl_per_latent.png.
+    """
     config = self._config
     params = jax.device_get(params)
     images = self._images
@@ -56,6 +63,7 @@ class FigureWriter:
     reconstruction_path = os.path.join(figure_dir,
                                        f'reconstructions_{step:08d}.png')
     traversal_path = os.path.join(figure_dir, f'traversal_{step:08d}.png')
+    animation_path = os.path.join(figure_dir, f'traversal_{step:08d}.gif')
     num_recon = config.num_figure_images
     figures.save_reconstruction_figure(reconstruction_path, images[:num_recon],
                                        reconstructions[:num_recon], step)
@@ -63,12 +71,15 @@ class FigureWriter:
     figures.save_traversal_figure(traversal_path, images[header],
                                   reconstructions[header], traversals, order,
                                   kl_per_latent, config.traversal_range, step)
+    figures.save_traversal_gif(animation_path, traversals)
     kl_history_path = self._write_kl_history(writer)
     writer.write_images(step, {
+        'reconstructions': figures.mosaic(np.stack(
+            [images[:num_recon], reconstructions[:num_recon]])),
         'traversal': figures.mosaic(np.concatenate(
             [images[header][None], reconstructions[header][None], traversals])),
     })
-    return [reconstruction_path, traversal_path] + (
+    return [reconstruction_path, traversal_path, animation_path] + (
         [kl_history_path] if kl_history_path else [])
 
   def _write_kl_history(self, writer: metric_logging.MetricWriter

@@ -7,6 +7,7 @@ import time
 
 import matplotlib.image
 import numpy as np
+from PIL import Image
 import pytest
 
 from bvae_jax import capacity_diagnostics
@@ -53,6 +54,48 @@ def test_traversal_figure_is_a_png(tmp_path):
   picture = matplotlib.image.imread(path)
   # Two header rows and three traversal rows of 64 px at 2 screen px each.
   assert picture.shape[0] >= 5 * 64 * 2 and picture.shape[1] >= 5 * 64 * 2
+
+
+def test_traversal_animation_frames_move_every_latent_and_loop_back():
+  # Tile of latent k at value t is filled with (k + 1) / 10 + t / 100.
+  num_latents, num_values = 7, 4
+  value = (np.arange(num_latents)[:, None] + 1) / 10 + np.arange(
+      num_values)[None] / 100
+  traversals = np.broadcast_to(value[..., None, None, None],
+                               (num_latents, num_values, 3, 4, 1))
+  frames = figures.traversal_animation_frames(traversals, columns=5)
+  # Values 0, 1, 2, 3, then back 2, 1: the loop restarts at 0 without a jump.
+  assert frames.shape == (6, 2 * 3 + 2, 5 * 4 + 4 * 2, 1)
+  assert frames.dtype == np.uint8
+  for frame, t in zip(frames, [0, 1, 2, 3, 2, 1]):
+    for k in range(num_latents):
+      top, left = (k // 5) * (3 + 2), (k % 5) * (4 + 2)
+      np.testing.assert_array_equal(
+          frame[top:top + 3, left:left + 4],
+          np.round(value[k, t] * 255).astype(np.uint8))
+  # The three unused tiles of the second line are background.
+  np.testing.assert_array_equal(frames[:, 5:, 2 * 6:], 255)
+  assert figures.traversal_animation_frames(traversals[:, :1]).shape[0] == 1
+
+
+def test_traversal_gif_reads_back_as_the_frames(tmp_path):
+  rng = np.random.default_rng(0)
+  traversals = rng.uniform(size=(3, 5, 8, 8, 1)).astype(np.float32)
+  path = str(tmp_path / 'sub' / 'traversal.gif')
+  figures.save_traversal_gif(path, traversals, frame_ms=80)
+  expected = figures.traversal_animation_frames(traversals)
+  with Image.open(path) as gif:
+    assert gif.n_frames == len(expected) == 8
+    assert gif.info['loop'] == 0 and gif.info['duration'] == 80
+    for index, frame in enumerate(expected):
+      gif.seek(index)
+      # Grey levels survive exactly (GIF's 256-entry palette), at 2× scale.
+      np.testing.assert_array_equal(np.asarray(gif.convert('L'))[::2, ::2],
+                                    frame[..., 0])
+  colour = rng.uniform(size=(2, 3, 8, 8, 3)).astype(np.float32)
+  figures.save_traversal_gif(str(tmp_path / 'colour.gif'), colour)
+  with Image.open(tmp_path / 'colour.gif') as gif:
+    assert gif.n_frames == 4 and gif.size == (2 * (2 * 8 + 2), 2 * 8)
 
 
 def test_metric_writer_writes_real_event_files(tmp_path):

@@ -131,7 +131,7 @@ def test_two_processes_match_one_process_with_as_many_devices(data_dir,
   assert len(read_events(multi)) > STEPS
   assert sorted(os.listdir(multi / 'figures')) == [
       'kl_per_latent.png', f'reconstructions_{STEPS:08d}.png',
-      f'traversal_{STEPS:08d}.png']
+      f'traversal_{STEPS:08d}.gif', f'traversal_{STEPS:08d}.png']
   assert checkpointing.all_steps(str(multi)) == [3, 6]
 
 

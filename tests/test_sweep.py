@@ -200,7 +200,7 @@ def test_report_table_and_plot(data_dir, runs):
     member_dir = os.path.join(workdir, 'members', member.name)
     assert sorted(os.listdir(os.path.join(member_dir, 'figures'))) == [
         'kl_per_latent.png', f'reconstructions_{STEPS:08d}.png',
-        f'traversal_{STEPS:08d}.png']
+        f'traversal_{STEPS:08d}.gif', f'traversal_{STEPS:08d}.png']
 
 
 def test_restore_member_alone_and_evaluate_it(data_dir, runs):

@@ -58,7 +58,7 @@ def test_workdir_outputs_and_figures(data_dir, tmp_path):
   assert list((tmp_path).glob('events.out.tfevents.*'))
   names = sorted(os.listdir(tmp_path / 'figures'))
   assert names == ['kl_per_latent.png', 'reconstructions_00000004.png',
-                   'traversal_00000004.png']
+                   'traversal_00000004.gif', 'traversal_00000004.png']
   manager = checkpointing.create_manager(str(tmp_path), config, read_only=True)
   assert manager.all_steps() == [3, 4]
 
