@@ -20,8 +20,10 @@ draw the same points; they are drawn and encoded once and shared, which gives
 the numbers of four separate runs.
 
 Writes DIR/eval/metrics_<step>.json, TensorBoard scalars `eval/<metric>/<key>`
-and two figures: the mutual-information matrix (codes × factors, codes
-ordered by KL) and the per-factor MIG gaps. The representation is the
+and two figures, as PNGs in DIR/eval and as TensorBoard images
+(`eval_figures/mutual_information`, `eval_figures/mig_per_factor`): the
+mutual-information matrix (codes × factors, codes ordered by KL) and the
+per-factor MIG gaps. The representation is the
 posterior mean (`config.eval.representation='mean'`) or one posterior sample
 (`'sampled'`), as disentanglement_lib's `mean`/`sampled` representations.
 
@@ -297,26 +299,30 @@ def _write_outputs(workdir, result, draws, kl, ground_truth, num_bins):
   os.makedirs(eval_dir, exist_ok=True)
   path = os.path.join(eval_dir, f'metrics_{step}.json')
   loop.write_json(path, result)  # Atomic: never a half-written result.
-  writer = metric_logging.MetricWriter(workdir)
-  writer.write_scalars(step, {
-      f'eval/{name}/{key}': value
-      for name, values in result['metrics'].items()
-      for key, value in values.items()})
-  writer.flush()
-  writer.close()
   codes = draws['codes_train']
   factors = draws['factors_train']
   order = figures.latent_order_by_kl(kl)
   discrete = mutual_info.histogram_discretize(codes, num_bins)
   mutual_information = mutual_info.discrete_mutual_info(discrete, factors)
+  images = {'eval_figures/mutual_information':
+                os.path.join(eval_dir, f'mutual_information_{step}.png')}
   figures.save_mutual_information_figure(
-      os.path.join(eval_dir, f'mutual_information_{step}.png'),
+      images['eval_figures/mutual_information'],
       mutual_information[order], order, kl[order], ground_truth.factor_names,
       step, inactive=capacity_diagnostics.inactive_latents(kl[order]))
   if 'mig' in result['metrics']:
+    images['eval_figures/mig_per_factor'] = os.path.join(eval_dir,
+                                                         f'mig_{step}.png')
     figures.save_mig_figure(
-        os.path.join(eval_dir, f'mig_{step}.png'),
+        images['eval_figures/mig_per_factor'],
         mig.mig_per_factor(codes, factors, num_bins),
         ground_truth.factor_names, result['metrics']['mig']['discrete_mig'],
         step)
+  writer = metric_logging.MetricWriter(workdir)
+  writer.write_scalars(step, {
+      f'eval/{name}/{key}': value
+      for name, values in result['metrics'].items()
+      for key, value in values.items()})
+  writer.write_image_files(step, images)  # The PNGs, as TensorBoard shows them.
+  writer.close()
   logging.info('Wrote %s and figures in %s.', path, eval_dir)

@@ -16,6 +16,7 @@ from typing import Mapping
 
 from absl import logging
 import numpy as np
+from PIL import Image
 import tensorboardX
 from tensorboardX.proto import event_pb2
 
@@ -70,6 +71,17 @@ class MetricWriter:
       for name, image in images.items():
         self._summary_writer.add_image(name, image, global_step=step,
                                        dataformats='HWC')
+
+  def write_image_files(self, step: int, paths: Mapping[str, str]) -> None:
+    """Logs image files (PNGs) at `step`, as TensorBoard images {tag: path}.
+
+    For figures drawn by matplotlib (the evaluation's): TensorBoard then
+    shows exactly the picture on disk.
+    """
+    if self._summary_writer is not None:
+      self.write_images(step, {
+          name: np.asarray(Image.open(path).convert('RGB'))
+          for name, path in paths.items()})
 
   def flush(self) -> None:
     if self._summary_writer is not None:

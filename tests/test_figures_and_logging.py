@@ -1,5 +1,6 @@
 """Figure helpers, TensorBoard event files and the progress reporter."""
 
+import io
 import os
 import subprocess
 import sys
@@ -96,6 +97,24 @@ def test_traversal_gif_reads_back_as_the_frames(tmp_path):
   figures.save_traversal_gif(str(tmp_path / 'colour.gif'), colour)
   with Image.open(tmp_path / 'colour.gif') as gif:
     assert gif.n_frames == 4 and gif.size == (2 * (2 * 8 + 2), 2 * 8)
+
+
+def test_metric_writer_logs_png_files_as_images(tmp_path):
+  picture = np.zeros((6, 10, 3), np.uint8)
+  picture[:, :5] = (255, 0, 0)
+  Image.fromarray(picture).save(tmp_path / 'figure.png')
+  Image.fromarray(picture).convert('RGBA').save(tmp_path / 'alpha.png')
+  writer = metric_logging.MetricWriter(str(tmp_path / 'logs'))
+  writer.write_image_files(3, {'eval_figures/a': str(tmp_path / 'figure.png'),
+                               'eval_figures/b': str(tmp_path / 'alpha.png')})
+  writer.close()
+  images = {v.tag: v.image for e in read_events(tmp_path / 'logs')
+            for v in e.summary.value}
+  for tag in ('eval_figures/a', 'eval_figures/b'):
+    assert (images[tag].height, images[tag].width) == (6, 10)
+    decoded = np.asarray(Image.open(io.BytesIO(
+        images[tag].encoded_image_string)))
+    np.testing.assert_array_equal(decoded, picture)
 
 
 def test_metric_writer_writes_real_event_files(tmp_path):
