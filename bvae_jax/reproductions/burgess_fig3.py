@@ -1,0 +1,366 @@
+r"""Burgess et al. (2018), Fig. 3: in which order controlled capacity buys factors.
+
+The paper trains a generator that sees dSprites' ground-truth factors through
+noisy channels with learned scale and noise (models.FactorConditionedGenerator;
+how each factor enters: reproductions/factor_inputs.py), with Eq. 7's
+objective: reconstruction + γ·|Σ_k KL_k − C|, C rising linearly from 0.5 to
+25 nats. Its claims: below ~5 nats only x and y carry KL, in equal shares;
+scale starts near 6 nats; then shape (reconstructed by ~15.4 nats); rotation
+last (~23.8 nats).
+
+  python -m bvae_jax.reproductions.burgess_fig3 --config=configs/burgess_fig3.py:quick --workdir=DIR
+
+trains (resuming if DIR holds a checkpoint), then writes to DIR:
+
+  fig3_capacity_allocation.png  each factor's KL against C, and against the
+                                reconstruction loss, as the paper's Fig. 3 top
+  fig3_reconstructions.png      the generator's output for fixed factors (one
+                                noise draw) when C reached each of
+                                config.snapshot_capacities, under the data
+  capacity_allocation.json      per factor: `onset_nats` (C at the first
+                                logged step its KL exceeds ONSET_KL_NATS) and
+                                `final_kl`; and the run's final numbers
+  reconstructions/C_<c>.npz     the snapshots behind the figure
+
+Training data: every step draws `batch_size` factor combinations uniformly
+from dSprites' 737,280 with a generator seeded by (seed, step) and renders
+them (datasets/dsprites.py), so a resumed run sees the same batches. The
+channel noise uses fold_in(noise key, step), like the VAE's train step.
+"""
+
+import functools
+import json
+import os
+from typing import Any
+
+from absl import app
+from absl import flags
+from absl import logging
+from flax import struct
+from flax import traverse_util
+import jax
+import jax.numpy as jnp
+from matplotlib.figure import Figure
+import ml_collections
+from ml_collections import config_flags
+import numpy as np
+import optax
+
+from bvae_jax import checkpointing
+from bvae_jax import devices
+from bvae_jax import metric_logging
+from bvae_jax import models
+from bvae_jax.datasets import dsprites
+from bvae_jax.objectives import capacity
+from bvae_jax.objectives import likelihoods
+from bvae_jax.reproductions import factor_inputs
+
+# A factor "has started" once its KL exceeds this (issue 13's definition).
+ONSET_KL_NATS = 0.5
+# Fixed factor combinations drawn in fig3_reconstructions.png.
+NUM_SNAPSHOT_EXAMPLES = 8
+_SNAPSHOT_SEED = 12345
+
+
+class GeneratorState(struct.PyTreeNode):
+  """Step, parameters and optimiser state of the generator."""
+  step: jax.Array
+  params: Any
+  opt_state: Any
+
+
+def create_model(config: ml_collections.ConfigDict
+                 ) -> models.FactorConditionedGenerator:
+  return models.FactorConditionedGenerator(
+      group_sizes=factor_inputs.GROUP_SIZES, num_channels=1,
+      conv_impl=config.conv_impl)
+
+
+def create_optimizer(config: ml_collections.ConfigDict
+                     ) -> optax.GradientTransformation:
+  """Adam, with its own learning rate for the ten channel parameters.
+
+  Adam moves a parameter by about its learning rate per step whatever the
+  gradient, so at 5e-4 a noise log-variance needs ~2,000 steps per nat of
+  one column's KL: a C ramp shorter than the paper's 100,000-ish steps would
+  outrun the channels. config.channel_learning_rate lets them follow it.
+  """
+  def label(path, _):
+    return 'channels' if path[0] == 'channels' else 'decoder'
+  return optax.multi_transform(
+      {'channels': optax.adam(config.channel_learning_rate),
+       'decoder': optax.adam(config.learning_rate)},
+      lambda params: traverse_util.path_aware_map(label, params))
+
+
+def create_state(config, model, init_key) -> GeneratorState:
+  """A fresh state at step 0 (pure; eval_shape-able)."""
+  params_key, noise_key = jax.random.split(init_key)
+  dummy = jnp.zeros((1, sum(factor_inputs.GROUP_SIZES)), jnp.float32)
+  params = model.init(params_key, dummy, noise_key)['params']
+  return GeneratorState(step=jnp.zeros((), jnp.int32), params=params,
+                        opt_state=create_optimizer(config).init(params))
+
+
+def capacity_at(config, step) -> jax.Array:
+  """C(step) of the config's linear schedule."""
+  return capacity.capacity_schedule(step, config.capacity_start,
+                                    config.capacity_max,
+                                    config.capacity_anneal_steps)
+
+
+def train_step(state: GeneratorState, inputs: jax.Array, images: jax.Array,
+               noise_key: jax.Array, *, model, config
+               ) -> tuple[GeneratorState, dict[str, jax.Array]]:
+  """One update of Eq. 7: E[−log p(x|z)] + γ·|Σ_k KL_k − C(step)|.
+
+  Args:
+    state: the current state.
+    inputs: (N, 8) factor inputs (factor_inputs.dsprites_factor_inputs).
+    images: (N, 64, 64, 1) the images of those factors, in [0, 1].
+    noise_key: the run's noise key; this step's noise is fold_in(key, step).
+    model: the generator.
+    config: gamma and the capacity schedule.
+
+  Returns:
+    The new state and the step's metrics (batch means): loss, reconstruction,
+    kl_total, capacity, kl_capacity_gap, and kl/<factor> per factor.
+  """
+  noise = jax.random.fold_in(noise_key, state.step)
+  target = capacity_at(config, state.step)
+
+  def loss_fn(params):
+    logits, kl = model.apply({'params': params}, inputs, noise)
+    reconstruction = jnp.mean(likelihoods.bernoulli_nll(logits, images))
+    kl_per_factor = jnp.mean(kl, axis=0)
+    gap = jnp.abs(jnp.sum(kl_per_factor) - target)
+    total = reconstruction + config.gamma * gap
+    return total, (reconstruction, kl_per_factor, gap)
+
+  (total, (reconstruction, kl_per_factor, gap)), grads = jax.value_and_grad(
+      loss_fn, has_aux=True)(state.params)
+  updates, opt_state = create_optimizer(config).update(
+      grads, state.opt_state, state.params)
+  new_state = GeneratorState(step=state.step + 1,
+                             params=optax.apply_updates(state.params, updates),
+                             opt_state=opt_state)
+  metrics = {'loss': total, 'reconstruction': reconstruction,
+             'kl_total': jnp.sum(kl_per_factor), 'capacity': target,
+             'kl_capacity_gap': gap,
+             'grad_norm': optax.tree.norm(grads)}
+  for index, name in enumerate(factor_inputs.FACTOR_NAMES):
+    metrics[f'kl/{name}'] = kl_per_factor[index]
+  return new_state, metrics
+
+
+def training_batch(config, step: int) -> tuple[np.ndarray, np.ndarray]:
+  """(inputs, images) of `step`: factors drawn with a (seed, step) generator."""
+  rng = np.random.default_rng([config.seed, step])
+  factors = rng.integers(0, dsprites.FACTOR_SIZES,
+                         size=(config.batch_size, len(dsprites.FACTOR_SIZES)))
+  images = dsprites.render(factors).astype(np.float32)
+  return factor_inputs.dsprites_factor_inputs(factors), images
+
+
+def snapshot_factors() -> np.ndarray:
+  """The fixed factor combinations of fig3_reconstructions.png."""
+  rng = np.random.default_rng(_SNAPSHOT_SEED)
+  return rng.integers(0, dsprites.FACTOR_SIZES,
+                      size=(NUM_SNAPSHOT_EXAMPLES, len(dsprites.FACTOR_SIZES)))
+
+
+def snapshot_steps(config) -> dict[int, float]:
+  """{step: C} for the first step at which C reaches each snapshot capacity.
+
+  Steps count updates done: the snapshot at step s shows the parameters
+  after s updates, trained with C up to C(s − 1).
+  """
+  ramp = config.capacity_max - config.capacity_start
+  steps = {}
+  for target in config.snapshot_capacities:
+    fraction = (target - config.capacity_start) / ramp
+    step = int(np.ceil(fraction * config.capacity_anneal_steps))
+    if 0 < step <= config.num_train_steps:
+      steps[step] = float(target)
+  return steps
+
+
+def snapshot_path(workdir: str, target: float) -> str:
+  return os.path.join(workdir, 'reconstructions', f'C_{target:.1f}.npz')
+
+
+def write_snapshot(workdir, config, model, state, target: float) -> None:
+  """Decodes the fixed factors with this step's parameters and one noise draw."""
+  factors = snapshot_factors()
+  inputs = factor_inputs.dsprites_factor_inputs(factors)
+  logits, kl = model.apply({'params': jax.device_get(state.params)}, inputs,
+                           jax.random.key(_SNAPSHOT_SEED))
+  os.makedirs(os.path.dirname(snapshot_path(workdir, target)), exist_ok=True)
+  np.savez(snapshot_path(workdir, target),
+           reconstructions=np.asarray(jax.nn.sigmoid(logits)),
+           images=dsprites.render(factors), factors=factors,
+           kl_per_factor=np.asarray(kl).mean(axis=0),
+           step=int(state.step), capacity=target)
+
+
+def train(config: ml_collections.ConfigDict, workdir: str) -> GeneratorState:
+  """Trains (or resumes) the generator in `workdir`; returns the final state."""
+  devices.check_batch_divisible(config.batch_size, jax.device_count())
+  mesh = devices.create_mesh()
+  model = create_model(config)
+  root = jax.random.key(config.seed)
+  init_key, noise_key = jax.random.fold_in(root, 0), jax.random.fold_in(root, 1)
+  make_state = functools.partial(create_state, config, model)
+  replicated = devices.replicated(mesh)
+  abstract = jax.tree_util.tree_map(
+      lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype,
+                                        sharding=replicated),
+      jax.eval_shape(make_state, init_key))
+  manager = checkpointing.create_manager(workdir, config)
+  restored = checkpointing.restore_latest(manager, workdir, abstract)
+  if restored is None:
+    state = jax.jit(make_state, out_shardings=replicated)(init_key)
+  else:
+    state = restored[0]
+    logging.info('Resuming from step %d.', int(state.step))
+  step_fn = jax.jit(functools.partial(train_step, model=model, config=config),
+                    donate_argnums=0)
+  sharded = devices.batch_sharded(mesh)
+  writer = metric_logging.MetricWriter(workdir)
+  start = int(state.step)
+  progress = metric_logging.ProgressReporter(config.num_train_steps, start)
+  snapshots = snapshot_steps(config)
+  interval_sums, interval_steps = None, 0
+  for step in range(start, config.num_train_steps):
+    inputs, images = training_batch(config, step)
+    state, metrics = step_fn(state, jax.device_put(inputs, sharded),
+                             jax.device_put(images, sharded), noise_key)
+    # Summed on the device and fetched once per interval: no per-step stall.
+    interval_sums = metrics if interval_sums is None else jax.tree_util.tree_map(
+        jnp.add, interval_sums, metrics)
+    interval_steps += 1
+    done = step + 1
+    if done in snapshots:
+      write_snapshot(workdir, config, model, state, snapshots[done])
+    if done % config.log_every_steps == 0 or done == config.num_train_steps:
+      means = {name: float(value) / interval_steps
+               for name, value in jax.device_get(interval_sums).items()}
+      if not np.isfinite(means['loss']):
+        raise FloatingPointError(f'non-finite loss at step {done}: {means}')
+      writer.write_scalars(done, means)
+      timing = progress.report(done)
+      logging.info('Step %d/%d, %.2f steps/s, ETA %s.', done,
+                   config.num_train_steps, timing['steps_per_sec'],
+                   metric_logging.format_eta(timing['eta_seconds']))
+      interval_sums, interval_steps = None, 0
+    if done % config.checkpoint_every_steps == 0 or done == config.num_train_steps:
+      checkpointing.save(manager, done, state, config)
+  manager.wait_until_finished()
+  writer.close()
+  return state
+
+
+def capacity_allocation(history: dict[str, dict[int, float]]
+                        ) -> dict[str, Any]:
+  """Each factor's onset (C at first KL > ONSET_KL_NATS) and final KL.
+
+  Args:
+    history: {tag: {step: value}} of the run's scalars (capacity, kl/<factor>,
+      reconstruction), as metric_logging.read_scalars returns them.
+  """
+  steps = sorted(history['capacity'])
+  capacities = np.array([history['capacity'][s] for s in steps])
+  factors = {}
+  for name in factor_inputs.FACTOR_NAMES:
+    kl = np.array([history[f'kl/{name}'][s] for s in steps])
+    started = np.flatnonzero(kl > ONSET_KL_NATS)
+    factors[name] = {
+        'onset_nats': float(capacities[started[0]]) if len(started) else None,
+        'final_kl': float(kl[-1]),
+    }
+  return {'factors': factors, 'onset_kl_nats': ONSET_KL_NATS,
+          'final_step': steps[-1], 'final_capacity': float(capacities[-1]),
+          'final_reconstruction': history['reconstruction'][steps[-1]]}
+
+
+def save_allocation_figure(path: str, history) -> None:
+  """Per-factor KL against C (left) and against reconstruction loss (right)."""
+  steps = sorted(history['capacity'])
+  capacities = [history['capacity'][s] for s in steps]
+  reconstruction = [history['reconstruction'][s] for s in steps]
+  figure = Figure(figsize=(10, 4))
+  against_c, against_loss = figure.subplots(1, 2)
+  for name in factor_inputs.FACTOR_NAMES:
+    kl = [history[f'kl/{name}'][s] for s in steps]
+    against_c.plot(capacities, kl, label=name)
+    against_loss.plot(reconstruction, kl, label=name)
+  against_c.plot(capacities, capacities, 'k--', linewidth=0.8, label='C')
+  against_c.set(xlabel='capacity C (nats)', ylabel='KL per factor (nats)',
+                title='KL by factor as C rises')
+  against_loss.set(xlabel='reconstruction loss (nats)',
+                   ylabel='KL per factor (nats)',
+                   title='KL by factor against reconstruction')
+  against_loss.invert_xaxis()  # Training runs left to right, as C does.
+  against_c.legend(fontsize=8)
+  figure.tight_layout()
+  figure.savefig(path, dpi=100)
+
+
+def save_reconstruction_figure(path: str, workdir: str, config) -> list[float]:
+  """Data on top, then one row per snapshot capacity; returns those C."""
+  rows, labels, shown = [], [], []
+  data = None
+  for target in sorted(snapshot_steps(config).values()):
+    if not os.path.exists(snapshot_path(workdir, target)):
+      continue
+    with np.load(snapshot_path(workdir, target)) as snapshot:
+      data = snapshot['images'].astype(np.float32)
+      rows.append(snapshot['reconstructions'])
+    labels.append(f'C = {target:g}')
+    shown.append(target)
+  if data is None:
+    return shown
+  rows, labels = [data] + rows, ['data'] + labels
+  figure = Figure(figsize=(1.1 * NUM_SNAPSHOT_EXAMPLES + 1, 1.1 * len(rows)))
+  axes = figure.subplots(len(rows), NUM_SNAPSHOT_EXAMPLES, squeeze=False)
+  for row_axes, images, label in zip(axes, rows, labels):
+    for axis, image in zip(row_axes, images):
+      axis.imshow(image[..., 0], cmap='gray', vmin=0, vmax=1)
+      axis.set_xticks([])
+      axis.set_yticks([])
+    row_axes[0].set_ylabel(label, fontsize=8)
+  figure.subplots_adjust(wspace=0.05, hspace=0.05, left=0.08, right=0.99,
+                         top=0.99, bottom=0.01)
+  figure.savefig(path, dpi=100)
+  return shown
+
+
+def summarise(config, workdir: str) -> dict[str, Any]:
+  """Draws the figures and writes capacity_allocation.json from the run."""
+  history = metric_logging.read_scalars(workdir)
+  summary = capacity_allocation(history)
+  save_allocation_figure(
+      os.path.join(workdir, 'fig3_capacity_allocation.png'), history)
+  summary['reconstruction_snapshots_at_capacity'] = save_reconstruction_figure(
+      os.path.join(workdir, 'fig3_reconstructions.png'), workdir, config)
+  with open(os.path.join(workdir, 'capacity_allocation.json'), 'w') as f:
+    json.dump(summary, f, indent=1)
+  return summary
+
+
+def main(argv):
+  del argv
+  config = flags.FLAGS.config
+  devices.configure_host_devices(flags.FLAGS.cpu_devices, config.batch_size)
+  train(config, flags.FLAGS.workdir)
+  print(json.dumps(summarise(config, flags.FLAGS.workdir), indent=1))
+
+
+if __name__ == '__main__':
+  config_flags.DEFINE_config_file('config', None,
+                                  'configs/burgess_fig3.py[:quick]',
+                                  lock_config=True)
+  flags.DEFINE_string('workdir', None, 'Where the run and figures go.')
+  flags.DEFINE_integer('cpu_devices', 0, 'Host devices on CPU (0: default).')
+  flags.mark_flags_as_required(['config', 'workdir'])
+  app.run(main)
