@@ -33,9 +33,10 @@ import importlib
 import pkgutil
 from types import ModuleType
 
-# Modules of this package that are building blocks, not metrics.
+# Modules of this package that are building blocks, not metrics of the suite
+# (udr scores sets of models, not one: bvae_jax/udr_selection.py runs it).
 _BUILDING_BLOCKS = ('code_table', 'gradient_boosting', 'mutual_info',
-                    'sampling', 'suite')
+                    'sampling', 'suite', 'udr')
 
 
 @functools.cache  # The package's modules do not change while it runs.
