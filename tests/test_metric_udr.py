@@ -20,6 +20,13 @@ def test_relative_strength_of_reference_matrices():
   assert udr.relative_strength_disentanglement(np.zeros((3, 3))) == 0.0
 
 
+def test_no_informative_latent_scores_zero():
+  assert udr.relative_strength_disentanglement(np.zeros((0, 3))) == 0.0
+  codes = [np.random.RandomState(0).normal(size=(100, 3))] * 2
+  result = udr.udr_from_codes(codes, [np.zeros(3), np.ones(3)])
+  np.testing.assert_array_equal(result['model_scores'], [0.0, 0.0])
+
+
 def test_a_nan_row_or_column_counts_zero():
   matrix = np.eye(2)
   matrix[0, 1] = np.nan

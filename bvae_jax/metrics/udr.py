@@ -43,11 +43,14 @@ CORRELATIONS = ('lasso', 'spearman')
 def relative_strength_disentanglement(correlation: np.ndarray) -> float:
   """½ (columns' mean of max²/sum + rows' mean of max²/sum).
 
-  A row or column that sums to 0, or holds a NaN, counts 0.
+  A row or column that sums to 0, or holds a NaN, counts 0. With no latent
+  left on either side (a model whose every latent is below the KL filter)
+  the score is 0: there is nothing to agree on. (disentanglement_lib raises
+  there, taking the max of an empty array.)
   """
   correlation = np.asarray(correlation, np.float64)
   if correlation.size == 0:
-    return float('nan')
+    return 0.0
   with np.errstate(divide='ignore', invalid='ignore'):
     by_column = np.nan_to_num(correlation.max(axis=0)**2 /
                               correlation.sum(axis=0))
