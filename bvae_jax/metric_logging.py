@@ -9,6 +9,7 @@ ReportProgress behaviour (steps/s and ETA in the log).
 """
 
 import glob
+import logging as std_logging
 import os
 import struct
 import time
@@ -113,6 +114,31 @@ def read_scalars(logdir: str, prefix: str = '') -> dict[str, dict[int, float]]:
         if value.tag.startswith(prefix) and value.HasField('simple_value'):
           scalars.setdefault(value.tag, {})[event.step] = value.simple_value
   return scalars
+
+
+# The package's directory: log records from files below it are bvae_jax's own.
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+class OwnInfoFilter(std_logging.Filter):
+  """Passes bvae_jax's INFO lines and every library's warnings and errors.
+
+  Other libraries log through absl too; Orbax alone writes ~60 INFO lines per
+  checkpoint, which would bury the progress log in a notebook.
+  """
+
+  def filter(self, record: std_logging.LogRecord) -> bool:
+    return (record.levelno >= std_logging.WARNING or
+            os.path.abspath(record.pathname).startswith(_PACKAGE_DIR))
+
+
+def show_progress_log() -> None:
+  """For notebooks: bvae_jax's INFO log (loss terms, steps/s, ETA) on, other
+  libraries' INFO lines off (`OwnInfoFilter`). Calling it again changes nothing."""
+  logging.set_verbosity(logging.INFO)
+  logger = std_logging.getLogger('absl')
+  if not any(isinstance(f, OwnInfoFilter) for f in logger.filters):
+    logger.addFilter(OwnInfoFilter())
 
 
 class ProgressReporter:

@@ -1,11 +1,13 @@
 """Figure helpers, TensorBoard event files and the progress reporter."""
 
 import io
+import logging
 import os
 import subprocess
 import sys
 import time
 
+from absl import logging as absl_logging
 import matplotlib.image
 import numpy as np
 from PIL import Image
@@ -137,6 +139,28 @@ def test_just_logging_writer_writes_no_files(tmp_path):
   writer.write_scalars(1, {'loss': 1.0})
   writer.close()
   assert not list(tmp_path.iterdir())
+
+
+def test_show_progress_log_keeps_own_info_and_all_warnings(tmp_path, caplog):
+  absl_logger = logging.getLogger('absl')
+  verbosity = absl_logging.get_verbosity()
+  try:
+    metric_logging.show_progress_log()
+    metric_logging.show_progress_log()  # Idempotent: one filter.
+    assert sum(isinstance(f, metric_logging.OwnInfoFilter)
+               for f in absl_logger.filters) == 1
+    with caplog.at_level(logging.INFO, logger='absl'):
+      absl_logging.info('an INFO line of another library')
+      absl_logging.warning('a warning of another library')
+      metric_logging.MetricWriter(str(tmp_path), just_logging=True
+                                  ).write_scalars(7, {'loss': 1.5})
+    messages = [record.getMessage() for record in caplog.records]
+    assert messages == ['a warning of another library', '[7] loss=1.5']
+  finally:
+    for f in list(absl_logger.filters):
+      if isinstance(f, metric_logging.OwnInfoFilter):
+        absl_logger.removeFilter(f)
+    absl_logging.set_verbosity(verbosity)
 
 
 def test_progress_reporter_rate_and_eta():
