@@ -143,7 +143,9 @@ def test_just_logging_writer_writes_no_files(tmp_path):
 
 def test_show_progress_log_keeps_own_info_and_all_warnings(tmp_path, caplog):
   absl_logger = logging.getLogger('absl')
-  verbosity = absl_logging.get_verbosity()
+  # Both are restored: set_verbosity alone would leave the absl logger at
+  # WARNING where it was unset, and later tests capture its INFO lines.
+  verbosity, level = absl_logging.get_verbosity(), absl_logger.level
   try:
     metric_logging.show_progress_log()
     metric_logging.show_progress_log()  # Idempotent: one filter.
@@ -161,6 +163,7 @@ def test_show_progress_log_keeps_own_info_and_all_warnings(tmp_path, caplog):
       if isinstance(f, metric_logging.OwnInfoFilter):
         absl_logger.removeFilter(f)
     absl_logging.set_verbosity(verbosity)
+    absl_logger.setLevel(level)
 
 
 def test_progress_reporter_rate_and_eta():
