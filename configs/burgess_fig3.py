@@ -16,6 +16,10 @@ CPU-sized (C ramped over 18,000 of 20,000 steps; ~45 minutes on 2 cores):
 import ml_collections
 
 from bvae_jax import conv_layers
+
+# The command that runs this config (not bvae_jax.main: a generator, not a VAE).
+RUNNER = 'bvae_jax.reproductions.burgess_fig3'
+FIXED_DATASET = 'dsprites'  # The generator is fed dSprites' own factors.
 from bvae_jax import experiment_config
 
 

@@ -34,6 +34,9 @@ import ml_collections
 
 from bvae_jax import experiment_config
 
+# The command that runs this config: one sweep per method, then the tables.
+RUNNER = 'bvae_jax.reproductions.method_comparison'
+
 # name -> the objective and its fields (method_comparison.method_config).
 METHODS = {
     'capacity': {'objective': 'capacity', 'gamma': 1000.0,

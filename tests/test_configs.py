@@ -1,5 +1,6 @@
 """Config files, config arguments and validation of bad values."""
 
+import importlib
 import importlib.util
 import os
 import subprocess
@@ -27,6 +28,19 @@ def load_config(name, arg=None):
   return load_module(name).get_config(arg)
 
 
+def runner(name):
+  """The module that runs config `name`: its RUNNER, else bvae_jax.main."""
+  return getattr(load_module(name), 'RUNNER', 'bvae_jax.main')
+
+
+def validate(name, config):
+  """Validates as the config's runner does (experiment_config for main)."""
+  if runner(name) == 'bvae_jax.main':
+    experiment_config.validate_config(config)
+  else:
+    importlib.import_module(runner(name)).validate_config(config)
+
+
 # Configs of a paper's figure on one data set (FIXED_DATASET) take no dataset=.
 ANY_DATASET_CONFIGS = tuple(name for name in CONFIG_FILES if not hasattr(
     load_module(name), 'FIXED_DATASET'))
@@ -36,10 +50,23 @@ ANY_DATASET_CONFIGS = tuple(name for name in CONFIG_FILES if not hasattr(
 @pytest.mark.parametrize('arg', [None, 'quick'])
 def test_configs_load_and_validate(name, arg):
   config = load_config(name, arg)
-  experiment_config.validate_config(config)
+  validate(name, config)
   for field in ('num_train_steps', 'batch_size', 'seed', 'learning_rate',
-                'latent_dim', 'checkpoint_every_steps', 'log_every_steps'):
+                'checkpoint_every_steps', 'log_every_steps'):
     assert field in config
+  if runner(name) == 'bvae_jax.main':
+    assert 'latent_dim' in config
+
+
+def test_configs_with_a_runner_refuse_bad_values_by_name():
+  fig3 = load_config('burgess_fig3.py', 'quick')
+  fig3.channel_learning_rate = 0.0
+  with pytest.raises(ValueError, match='channel_learning_rate'):
+    validate('burgess_fig3.py', fig3)
+  compare = load_config('compare_methods.py', 'quick')
+  compare.methods.beta_vae.beta = -1.0
+  with pytest.raises(ValueError, match='config.methods.beta_vae: .*beta'):
+    validate('compare_methods.py', compare)
 
 
 def test_capacity_config_is_the_paper_setting():
@@ -128,7 +155,7 @@ def test_config_docstrings_hold_their_command():
   for name in CONFIG_FILES:
     with open(os.path.join(REPO, 'configs', name)) as f:
       text = f.read()
-    assert f'python -m bvae_jax.main --config=configs/{name}' in text
+    assert f'python -m {runner(name)} --config=configs/{name}' in text
 
 
 def test_parse_arg():
@@ -209,7 +236,7 @@ def test_dataset_argument_sets_that_data_sets_settings(dataset, channels,
                                                        latents, capacity_max):
   for name in ANY_DATASET_CONFIGS:
     config = load_config(name, f'dataset={dataset}')
-    experiment_config.validate_config(config)
+    validate(name, config)
     assert (config.dataset, config.num_channels, config.latent_dim) == (
         dataset, channels, latents)
   config = load_config('capacity.py', f'quick,dataset={dataset}')

@@ -102,6 +102,21 @@ def create_state(config, model, init_key) -> GeneratorState:
                         opt_state=create_optimizer(config).init(params))
 
 
+def validate_config(config: ml_collections.ConfigDict) -> None:
+  """Raises ValueError naming the first bad field of a Fig. 3 config."""
+  for field in ('batch_size', 'num_train_steps', 'capacity_anneal_steps',
+                'log_every_steps', 'checkpoint_every_steps'):
+    if int(config[field]) <= 0:
+      raise ValueError(f'config.{field} must be > 0, got {config[field]!r}')
+  for field in ('learning_rate', 'channel_learning_rate', 'gamma'):
+    if not float(config[field]) > 0:
+      raise ValueError(f'config.{field} must be > 0, got {config[field]!r}')
+  if not 0 <= config.capacity_start <= config.capacity_max:
+    raise ValueError(
+        'config.capacity_start and capacity_max must satisfy 0 ≤ start ≤ max, '
+        f'got {config.capacity_start!r} and {config.capacity_max!r}')
+
+
 def capacity_at(config, step) -> jax.Array:
   """C(step) of the config's linear schedule."""
   return capacity.capacity_schedule(step, config.capacity_start,
@@ -205,6 +220,7 @@ def write_snapshot(workdir, config, model, state, target: float) -> None:
 
 def train(config: ml_collections.ConfigDict, workdir: str) -> GeneratorState:
   """Trains (or resumes) the generator in `workdir`; returns the final state."""
+  validate_config(config)
   devices.check_batch_divisible(config.batch_size, jax.device_count())
   mesh = devices.create_mesh()
   model = create_model(config)

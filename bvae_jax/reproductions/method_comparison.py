@@ -62,6 +62,17 @@ def method_config(config: ml_collections.ConfigDict,
   return method
 
 
+def validate_config(config: ml_collections.ConfigDict) -> None:
+  """Validates every method's training config (names the method on error)."""
+  if not config.methods:
+    raise ValueError('config.methods is empty')
+  for name in config.methods:
+    try:
+      experiment_config.validate_config(method_config(config, name))
+    except ValueError as error:
+      raise ValueError(f'config.methods.{name}: {error}') from error
+
+
 def method_results(workdir: str) -> list[dict[str, Any]]:
   """The members' rows of a finished method sweep (sweep_results.json)."""
   with open(os.path.join(workdir, RESULTS_FILE)) as f:
@@ -124,6 +135,7 @@ def save_comparison_figure(path: str, summaries: dict[str, dict[str, Any]]
 
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Trains and evaluates each method (resuming), then compares them."""
+  validate_config(config)
   summaries = {}
   # The capacity model first (the one compared), then the baselines by name.
   for name in sorted(config.methods, key=lambda n: (n != 'capacity', n)):
