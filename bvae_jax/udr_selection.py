@@ -171,6 +171,7 @@ def udr_of_sweep(config: ml_collections.ConfigDict, workdir: str, *,
     ValueError: no setting has two healthy seeds (UDR needs ≥ 2).
   """
   members = sweep.validate_sweep_config(config)
+  batch_size = min(batch_size, num_points)  # Few points: one call.
   rows = _sweep_rows(workdir)
   failed = {row['member'] for row in rows if row.get('status', 'ok') != 'ok'}
   groups = {name: [m for m in group if m.name not in failed]

@@ -213,12 +213,13 @@ def test_sweeps_on_tpu_trains_the_grid_and_shows_the_table(data_dir,
                                                             tmp_path):
   notebook, _ = execute(
       'sweeps_on_tpu.ipynb', WORKDIR=str(tmp_path), BETAS=(1.0, 8.0),
-      SEEDS=(0,), CONFIG_OVERRIDES={**tiny_overrides(data_dir),
-                                    'eval': TINY_EVAL})
+      SEEDS=(0, 1), UDR_POINTS=200,
+      CONFIG_OVERRIDES={**tiny_overrides(data_dir), 'eval': TINY_EVAL})
   text = text_of(notebook)
-  assert '2 members on a mesh of 2 (members) × 2 (data) devices' in text
-  assert 'beta=1,seed=0' in text and 'beta=8,seed=0' in text
+  assert '4 members on a mesh of 4 (members) × 1 (data) devices' in text
+  assert 'beta=1,seed=0' in text and 'beta=8,seed=1' in text
   assert 'mig.discrete_mig' in text  # The evaluated table.
   assert len(images(notebook, 'image/gif')) == 2
-  source = '\n'.join(cell.source for cell in notebook.cells)
-  assert 'UDR' in source and 'issue 14' in source
+  # UDR of every member, and its rank correlation with the evaluated MIG.
+  assert '| beta=8,seed=1 |' in text
+  assert 'UDR vs mig.discrete_mig: Spearman ρ' in text
