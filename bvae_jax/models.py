@@ -27,7 +27,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from bvae_jax import conv_layers
-from bvae_jax.objectives import gaussians
 
 IMAGE_SIZE = 64  # The architecture is defined for 64×64 inputs only.
 CONV_CHANNELS = 32
@@ -261,7 +260,11 @@ class NoisyFactorChannels(nn.Module):
     log_var = jnp.broadcast_to(membership @ noise_log_var, mean.shape)
     noise = jax.random.normal(noise_rng, mean.shape, mean.dtype)
     z = mean + jnp.exp(0.5 * log_var) * noise
-    return z, gaussians.kl_per_latent(mean, log_var) @ membership
+    # KL(N(m, s²) ‖ N(0, 1)) = ½ (m² + s² − log s² − 1) per dimension, as
+    # objectives.gaussians.kl_per_latent (not imported: the objectives build
+    # on this module, not it on them).
+    kl = 0.5 * (jnp.square(mean) + jnp.exp(log_var) - log_var - 1.0)
+    return z, kl @ membership
 
 
 class FactorConditionedGenerator(nn.Module):
