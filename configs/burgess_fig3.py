@@ -38,6 +38,9 @@ def get_config(arg=None):
   config.capacity_max = 25.0  # ... to 25 nats ...
   config.capacity_anneal_steps = 100_000  # ... over this many steps.
   config.num_train_steps = 110_000
+  # How shape and orientation enter: 'columns' (one-hot; cos, sin) or
+  # 'scalar' (one standardised value each); reproductions/factor_inputs.py.
+  config.factor_encoding = 'columns'
   config.conv_impl = conv_layers.DEFAULT_CONV_IMPL
   config.log_every_steps = 200
   config.checkpoint_every_steps = 5_000

@@ -43,6 +43,19 @@ def test_orientation_is_periodic_and_shape_categorical():
   np.testing.assert_allclose(distances, distances[0], rtol=1e-6)
 
 
+def test_scalar_encoding_is_one_standardised_column_per_factor():
+  factors = dsprites.index_to_factors(np.arange(dsprites.NUM_IMAGES))
+  inputs = factor_inputs.dsprites_factor_inputs(
+      factors, 'scalar').astype(np.float64)
+  assert inputs.shape == (len(factors), 5)
+  np.testing.assert_allclose(inputs.mean(axis=0), 0, atol=1e-5)
+  np.testing.assert_allclose(inputs.var(axis=0), 1, rtol=1e-4)
+  # Shape keeps its order (square < ellipse < heart), one value each.
+  assert len(np.unique(inputs[:, 3])) == 3
+  with pytest.raises(ValueError, match='factor encoding'):
+    factor_inputs.group_sizes('one_hot')
+
+
 def test_inputs_refuse_an_out_of_range_factor_by_name():
   with pytest.raises(ValueError, match='orientation'):
     factor_inputs.dsprites_factor_inputs(np.array([[0, 0, 40, 0, 0]]))
@@ -162,11 +175,13 @@ def test_training_resumes_bit_exactly_and_writes_the_outputs(tmp_path):
     assert int(s['step']) == 3
 
 
-def test_the_capacity_term_opens_every_channel():
+@pytest.mark.parametrize('encoding', factor_inputs.ENCODINGS)
+def test_the_capacity_term_opens_every_channel(encoding):
   # KL ≈ 0.04 nats at initialisation, C ≥ 0.5: γ·|KL − C| must raise every
   # factor's signal scale, whatever the reconstruction. (Not its noise: at
   # σ = 1 the KL's gradient in log σ², ½ (σ² − 1), is zero.)
   config = _tiny_config(3)
+  config.factor_encoding = encoding
   model = burgess_fig3.create_model(config)
   state = burgess_fig3.create_state(config, model, jax.random.key(0))
   step = jax.jit(lambda s, x, y: burgess_fig3.train_step(

@@ -72,7 +72,8 @@ class GeneratorState(struct.PyTreeNode):
 def create_model(config: ml_collections.ConfigDict
                  ) -> models.FactorConditionedGenerator:
   return models.FactorConditionedGenerator(
-      group_sizes=factor_inputs.GROUP_SIZES, num_channels=1,
+      group_sizes=factor_inputs.group_sizes(config.factor_encoding),
+      num_channels=1,
       conv_impl=config.conv_impl)
 
 
@@ -96,7 +97,8 @@ def create_optimizer(config: ml_collections.ConfigDict
 def create_state(config, model, init_key) -> GeneratorState:
   """A fresh state at step 0 (pure; eval_shape-able)."""
   params_key, noise_key = jax.random.split(init_key)
-  dummy = jnp.zeros((1, sum(factor_inputs.GROUP_SIZES)), jnp.float32)
+  width = sum(factor_inputs.group_sizes(config.factor_encoding))
+  dummy = jnp.zeros((1, width), jnp.float32)
   params = model.init(params_key, dummy, noise_key)['params']
   return GeneratorState(step=jnp.zeros((), jnp.int32), params=params,
                         opt_state=create_optimizer(config).init(params))
@@ -111,6 +113,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   for field in ('learning_rate', 'channel_learning_rate', 'gamma'):
     if not float(config[field]) > 0:
       raise ValueError(f'config.{field} must be > 0, got {config[field]!r}')
+  factor_inputs.group_sizes(config.factor_encoding)  # Names a bad encoding.
   if not 0 <= config.capacity_start <= config.capacity_max:
     raise ValueError(
         'config.capacity_start and capacity_max must satisfy 0 ≤ start ≤ max, '
@@ -131,7 +134,7 @@ def train_step(state: GeneratorState, inputs: jax.Array, images: jax.Array,
 
   Args:
     state: the current state.
-    inputs: (N, 8) factor inputs (factor_inputs.dsprites_factor_inputs).
+    inputs: (N, D) factor inputs (factor_inputs.dsprites_factor_inputs).
     images: (N, 64, 64, 1) the images of those factors, in [0, 1].
     noise_key: the run's noise key; this step's noise is fold_in(key, step).
     model: the generator.
@@ -174,7 +177,8 @@ def training_batch(config, step: int) -> tuple[np.ndarray, np.ndarray]:
   factors = rng.integers(0, dsprites.FACTOR_SIZES,
                          size=(config.batch_size, len(dsprites.FACTOR_SIZES)))
   images = dsprites.render(factors).astype(np.float32)
-  return factor_inputs.dsprites_factor_inputs(factors), images
+  return (factor_inputs.dsprites_factor_inputs(factors,
+                                               config.factor_encoding), images)
 
 
 def snapshot_factors() -> np.ndarray:
@@ -207,7 +211,8 @@ def snapshot_path(workdir: str, target: float) -> str:
 def write_snapshot(workdir, config, model, state, target: float) -> None:
   """Decodes the fixed factors with this step's parameters and one noise draw."""
   factors = snapshot_factors()
-  inputs = factor_inputs.dsprites_factor_inputs(factors)
+  inputs = factor_inputs.dsprites_factor_inputs(factors,
+                                                config.factor_encoding)
   logits, kl = model.apply({'params': jax.device_get(state.params)}, inputs,
                            jax.random.key(_SNAPSHOT_SEED))
   os.makedirs(os.path.dirname(snapshot_path(workdir, target)), exist_ok=True)

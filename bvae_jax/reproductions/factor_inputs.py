@@ -18,18 +18,38 @@ factor:
                           image) are one input and no seam is learned
 
 A factor's KL is summed over its columns, so every factor has one number of
-nats however many columns it has.
+nats however many columns it has. Columns are not free, though: a factor of d
+columns gets d times the KL for the same channel parameters, so while the
+capacity term pushes every channel open at the same rate, shape (3 columns)
+and orientation (2) gain KL faster than position and scale for that reason
+alone. The 'scalar' encoding puts every factor on one column instead, the
+value of dSprites' `latents_values` standardised (shape 1, 2, 3 as numbers;
+orientation with its seam between 2π and 0): each factor on an equal footing,
+at the price of an order on shape and a seam on orientation.
 """
 
 import numpy as np
 
 from bvae_jax.datasets import dsprites
 
-# (name, columns), in input order.
+# (name, columns), in input order, of the default 'columns' encoding.
 FACTOR_GROUPS = (('pos_x', 1), ('pos_y', 1), ('scale', 1), ('shape', 3),
                  ('orientation', 2))
 FACTOR_NAMES = tuple(name for name, _ in FACTOR_GROUPS)
 GROUP_SIZES = tuple(size for _, size in FACTOR_GROUPS)
+ENCODINGS = ('columns', 'scalar')
+
+
+def group_sizes(encoding: str = 'columns') -> tuple[int, ...]:
+  """Columns per factor (FACTOR_NAMES order) of an encoding.
+
+  Raises:
+    ValueError: for an encoding not in ENCODINGS.
+  """
+  if encoding not in ENCODINGS:
+    raise ValueError(f'factor encoding must be one of {ENCODINGS}, got '
+                     f'{encoding!r}')
+  return GROUP_SIZES if encoding == 'columns' else (1,) * len(FACTOR_NAMES)
 
 _SHAPE, _SCALE, _ORIENTATION, _POS_X, _POS_Y = range(5)  # dSprites' columns.
 
@@ -39,15 +59,19 @@ def _standardised(values: np.ndarray, index: np.ndarray) -> np.ndarray:
   return (values[index] - values.mean()) / values.std()
 
 
-def dsprites_factor_inputs(factor_indices: np.ndarray) -> np.ndarray:
+def dsprites_factor_inputs(factor_indices: np.ndarray,
+                           encoding: str = 'columns') -> np.ndarray:
   """The generator's inputs for dSprites factor indices.
 
   Args:
     factor_indices: (N, 5) int, dSprites' columns (shape, scale, orientation,
       pos_x, pos_y).
+    encoding: 'columns' (the module docstring's table) or 'scalar' (one
+      standardised value per factor).
 
   Returns:
-    (N, 8) float32 in the column order of FACTOR_GROUPS.
+    (N, sum(group_sizes(encoding))) float32, factors in FACTOR_NAMES order:
+    8 columns, or 5 for 'scalar'.
 
   Raises:
     ValueError: on a wrong shape or an out-of-range factor (dsprites'
@@ -58,7 +82,13 @@ def dsprites_factor_inputs(factor_indices: np.ndarray) -> np.ndarray:
   if factors.ndim != 2:
     raise ValueError(
         f'factor_indices must have shape (N, 5), got {factors.shape}')
+  sizes = group_sizes(encoding)
   values = dsprites.FACTOR_VALUES
+  if sizes == (1,) * len(FACTOR_NAMES):
+    return np.stack([
+        _standardised(values[column], factors[:, column])
+        for column in (_POS_X, _POS_Y, _SCALE, _SHAPE, _ORIENTATION)
+    ], axis=1).astype(np.float32)
   one_hot = np.eye(3)[factors[:, _SHAPE]]
   angle = values[_ORIENTATION][factors[:, _ORIENTATION]]
   columns = [
