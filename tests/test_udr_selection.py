@@ -9,18 +9,12 @@ import pytest
 from bvae_jax import experiment_config
 from bvae_jax import sweep
 from bvae_jax import udr_selection
+import tiny_configs
 
 
 def _tiny_sweep(data_dir, seeds):
-  config = experiment_config.base_config()
-  config.dataset = 'dsprites_procedural/tiny'
-  config.data_dir = data_dir
-  config.batch_size = 8
-  config.num_train_steps = 4
-  config.log_every_steps = 2
-  config.checkpoint_every_steps = 4
-  config.figure_every_steps = 1000
-  config.capacity_anneal_steps = 100
+  config = tiny_configs.tiny_config(data_dir, num_train_steps=4,
+                                    checkpoint_every_steps=4)
   config.sweep = experiment_config.sweep_block(
       seeds=seeds, grid={'gamma': (1.0, 2.0)}, evaluate=False)
   return config
