@@ -152,6 +152,24 @@ def _json_safe(value: Any) -> Any:
   return value
 
 
+RESULTS_JSON = 'sweep_results.json'
+
+
+def results_path(workdir: str) -> str:
+  """Where write_report puts the machine-readable results of a sweep."""
+  return os.path.join(workdir, RESULTS_JSON)
+
+
+def read_member_rows(workdir: str) -> list[dict[str, Any]]:
+  """The per-member rows write_report wrote to workdir/sweep_results.json.
+
+  Raises:
+    FileNotFoundError: the sweep in `workdir` has not finished.
+  """
+  with open(results_path(workdir)) as f:
+    return json.load(f)['members']
+
+
 def write_report(workdir: str, config, members: Sequence[Any],
                  final: Mapping[str, np.ndarray], failed_at: np.ndarray,
                  evaluations: Mapping[str, Mapping[str, Any]]) -> list[str]:
@@ -160,7 +178,7 @@ def write_report(workdir: str, config, members: Sequence[Any],
   rows = member_rows(members, final, failed_at, evaluations)
   summary = summary_rows(rows, swept)
   paths = [os.path.join(workdir, f'sweep_results.{ext}')
-           for ext in ('csv', 'md', 'json')]
+           for ext in ('csv', 'md')] + [results_path(workdir)]
   columns = list(dict.fromkeys(c for row in rows for c in row))
   with open(paths[0], 'w', newline='') as f:
     writer = csv.DictWriter(f, fieldnames=columns)

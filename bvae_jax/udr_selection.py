@@ -38,6 +38,7 @@ from scipy import stats
 from bvae_jax import devices
 from bvae_jax import step as step_lib
 from bvae_jax import sweep
+from bvae_jax import sweep_report
 from bvae_jax.datasets import registry
 from bvae_jax.metrics import udr
 
@@ -45,7 +46,6 @@ from bvae_jax.metrics import udr
 # configs set them); these are ours, stated in udr.json.
 DEFAULT_NUM_POINTS = 10_000
 DEFAULT_BATCH_SIZE = 500
-RESULTS_FILE = 'sweep_results.json'
 
 
 def setting_name(member: sweep.Member) -> str:
@@ -120,14 +120,6 @@ def rank_correlations(udr_scores: Mapping[str, float],
   return correlations
 
 
-def _sweep_rows(workdir: str) -> list[dict[str, Any]]:
-  path = os.path.join(workdir, RESULTS_FILE)
-  if not os.path.exists(path):
-    return []
-  with open(path) as f:
-    return json.load(f)['members']
-
-
 def save_udr_figure(path: str, udr_scores: Mapping[str, float],
                     rows: Sequence[Mapping[str, Any]],
                     correlations: Mapping[str, Mapping[str, float]]) -> None:
@@ -172,7 +164,8 @@ def udr_of_sweep(config: ml_collections.ConfigDict, workdir: str, *,
   """
   members = sweep.validate_sweep_config(config)
   batch_size = min(batch_size, num_points)  # Few points: one call.
-  rows = _sweep_rows(workdir)
+  rows = (sweep_report.read_member_rows(workdir)
+          if os.path.exists(sweep_report.results_path(workdir)) else [])
   failed = {row['member'] for row in rows if row.get('status', 'ok') != 'ok'}
   groups = {name: [m for m in group if m.name not in failed]
             for name, group in members_by_setting(members).items()}

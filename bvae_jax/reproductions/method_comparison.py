@@ -28,6 +28,7 @@ import numpy as np
 from bvae_jax import devices
 from bvae_jax import experiment_config
 from bvae_jax import sweep
+from bvae_jax import sweep_report
 
 # Columns of the headline table (sweep_results.json's names), in order.
 HEADLINE = (
@@ -41,7 +42,6 @@ HEADLINE = (
     ('kl_total', 'KL'),
     ('kl_capacity_gap', '|KL − C|'),
 )
-RESULTS_FILE = 'sweep_results.json'
 
 
 def method_config(config: ml_collections.ConfigDict,
@@ -71,12 +71,6 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
       experiment_config.validate_config(method_config(config, name))
     except ValueError as error:
       raise ValueError(f'config.methods.{name}: {error}') from error
-
-
-def method_results(workdir: str) -> list[dict[str, Any]]:
-  """The members' rows of a finished method sweep (sweep_results.json)."""
-  with open(os.path.join(workdir, RESULTS_FILE)) as f:
-    return json.load(f)['members']
 
 
 def summarise_method(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -140,10 +134,11 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   # The capacity model first (the one compared), then the baselines by name.
   for name in sorted(config.methods, key=lambda n: (n != 'capacity', n)):
     method_dir = os.path.join(workdir, name)
-    if not os.path.exists(os.path.join(method_dir, RESULTS_FILE)):
+    if not os.path.exists(sweep_report.results_path(method_dir)):
       sweep.train_sweep(method_config(config, name),
                         method_dir)
-    summaries[name] = summarise_method(method_results(method_dir))
+    summaries[name] = summarise_method(
+        sweep_report.read_member_rows(method_dir))
   result = {'num_train_steps': config.num_train_steps,
             'seeds': list(config.sweep.seeds),
             'settings': config.methods.to_dict(),
