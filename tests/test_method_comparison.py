@@ -19,17 +19,19 @@ def test_every_method_config_trains_its_objective_with_the_shared_budget():
     assert method.learning_rate == config.learning_rate
     assert 'methods' not in method
   assert objectives == {'capacity': 'capacity', 'beta_vae': 'beta_vae',
-                        'beta_tcvae': 'beta_tcvae', 'factor_vae': 'factor_vae',
+                        'vae': 'beta_vae', 'beta_tcvae': 'beta_tcvae',
+                        'factor_vae': 'factor_vae',
                         'dip_vae_i': 'dip_vae'}
   capacity = method_comparison.method_config(config, 'capacity')
   assert (capacity.gamma, capacity.capacity_max) == (1000.0, 25.0)
   assert capacity.capacity_anneal_steps == 1_000
   assert method_comparison.method_config(config, 'beta_vae').beta == 4.0
+  assert method_comparison.method_config(config, 'vae').beta == 1.0
 
 
 def test_an_unknown_method_is_refused_by_name():
-  with pytest.raises(ValueError, match="unknown methods \\['vae'\\]"):
-    configs.compare_methods.get_config('methods=capacity+vae')
+  with pytest.raises(ValueError, match="unknown methods \\['tcvae'\\]"):
+    configs.compare_methods.get_config('methods=capacity+tcvae')
 
 
 def test_summary_leaves_failed_seeds_out_and_the_table_shows_mean_and_std():
