@@ -19,6 +19,13 @@ CPU-sized (7 β × 1 seed, 10 epochs of a 5,000-image subset, 1,563 steps):
 The end of the sweep writes sweep_results.{csv,md,json} and sweep_<metric>.png
 (config.sweep.plot_metric against β) in the workdir. Evaluate one member again
 with --mode=evaluate --member='beta=5,seed=0'.
+
+The study's figures (loss terms over epochs, MIG, Z-diff and modularity
+against β, the matrices at β = 1 and 10, traversals at β = 5) and its Table 1
+beside ours, in DIR/study (bvae_jax/reproductions/beta_sweep_study.py; it
+trains the sweep first when DIR holds no finished one):
+
+  python -m bvae_jax.reproductions.beta_sweep_study --config=configs/sweep_beta.py:quick --workdir=DIR
 """
 
 from bvae_jax import experiment_config

@@ -35,6 +35,8 @@ agree to 1e-9 and the scores exactly. What may remain is liblinear's own
 version: sklearn bundled an older one then.
 """
 
+import dataclasses
+
 import numpy as np
 from sklearn import linear_model
 
@@ -66,6 +68,48 @@ def beta_vae_score(ground_truth, representation_fn, random_state,
   Returns:
     {'train_accuracy', 'eval_accuracy'}, floats.
   """
+  fit = fit_and_evaluate(ground_truth, representation_fn, random_state,
+                         batch_size, num_train, num_eval, images_per_call)
+  return {'train_accuracy': fit.train_accuracy,
+          'eval_accuracy': fit.eval_accuracy}
+
+
+@dataclasses.dataclass
+class ScoreFit:
+  """What is behind a β-VAE score: the classifier and its evaluation.
+
+  Attributes:
+    classifier: the fitted OneVsRestLogistic.
+    train_accuracy: its accuracy on the training points.
+    eval_accuracy: its accuracy on the evaluation points (the score).
+    eval_labels: (num_eval,) the factor index of each evaluation point.
+    eval_predictions: (num_eval,) the classifier's guess for each.
+  """
+  classifier: 'OneVsRestLogistic'
+  train_accuracy: float
+  eval_accuracy: float
+  eval_labels: np.ndarray
+  eval_predictions: np.ndarray
+
+  def per_factor_accuracy(self, num_factors: int) -> np.ndarray:
+    """(num_factors,) accuracy on the evaluation points of each factor
+    index; nan for a factor index no evaluation point has."""
+    accuracy = np.full(num_factors, np.nan)
+    for factor in range(num_factors):
+      chosen = self.eval_labels == factor
+      if chosen.any():
+        accuracy[factor] = np.mean(self.eval_predictions[chosen] == factor)
+    return accuracy
+
+
+def fit_and_evaluate(ground_truth, representation_fn, random_state,
+                     batch_size=64, num_train=10000, num_eval=5000,
+                     images_per_call=4096) -> ScoreFit:
+  """`beta_vae_score`, keeping the classifier and its per-point guesses.
+
+  Draws exactly what `beta_vae_score` draws, so `eval_accuracy` is its
+  score, bit for bit. Arguments as `beta_vae_score`.
+  """
   train_points, train_labels = _generate_training_batch(
       ground_truth, representation_fn, batch_size, num_train, random_state,
       images_per_call)
@@ -74,9 +118,10 @@ def beta_vae_score(ground_truth, representation_fn, random_state,
   eval_points, eval_labels = _generate_training_batch(
       ground_truth, representation_fn, batch_size, num_eval, random_state,
       images_per_call)
-  eval_accuracy = np.mean(classifier.predict(eval_points) == eval_labels)
-  return {'train_accuracy': float(train_accuracy),
-          'eval_accuracy': float(eval_accuracy)}
+  eval_predictions = classifier.predict(eval_points)
+  eval_accuracy = np.mean(eval_predictions == eval_labels)
+  return ScoreFit(classifier, float(train_accuracy), float(eval_accuracy),
+                  eval_labels, eval_predictions)
 
 
 def draw_point(ground_truth, batch_size, random_state):
@@ -126,11 +171,26 @@ class OneVsRestLogistic:
   def decision_function(self, points):
     return np.column_stack([m.decision_function(points) for m in self.models])
 
+  def code_weights(self) -> np.ndarray:
+    """(num_models, num_codes) each binary model's weight on each code's
+    |z1 - z2| feature; row k is the model of `positive_classes()[k]`."""
+    return np.stack([m.coef_[0] for m in self.models])
+
+  def positive_classes(self) -> np.ndarray:
+    """The class each of `models` separates from the rest."""
+    return positive_classes(self.classes)
+
   def predict(self, points):
     scores = self.decision_function(points)
     if len(self.classes) == 2:
       return self.classes[(scores[:, 0] > 0).astype(np.int64)]
     return self.classes[np.argmax(scores, axis=1)]
+
+
+def positive_classes(classes: np.ndarray) -> np.ndarray:
+  """The classes that get a binary model: liblinear fits one model, for the
+  larger label, when there are two classes, else one per class."""
+  return classes[1:] if len(classes) == 2 else classes
 
 
 def fit_classifier(points, labels, random_state):
@@ -144,10 +204,10 @@ def fit_classifier(points, labels, random_state):
   if len(classes) < 2:
     raise ValueError(f'the classifier needs at least two factor indices '
                      f'among the training labels, got {classes.tolist()}')
-  positives = classes[1:] if len(classes) == 2 else classes
   models = [
       linear_model.LogisticRegression(random_state=seed, **LOGISTIC_PARAMS)
-      .fit(points, labels == positive) for positive in positives]
+      .fit(points, labels == positive)
+      for positive in positive_classes(classes)]
   return OneVsRestLogistic(classes, models)
 
 
