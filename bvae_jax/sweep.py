@@ -359,8 +359,9 @@ class _SweepBatches:
         self._setup.images_sharding, local, self._global_shape)
 
 
-def _member_workdir(workdir: str, member: Member) -> str:
-  return os.path.join(workdir, MEMBERS_DIR, member.name)
+def member_workdir(workdir: str, member_name: str) -> str:
+  """The directory of one member's TensorBoard run, figures and evaluation."""
+  return os.path.join(workdir, MEMBERS_DIR, member_name)
 
 
 def _report_failures(members, failed_at, reported: set[int]) -> None:
@@ -401,7 +402,7 @@ def train_sweep(config: ml_collections.ConfigDict, workdir: str) -> SweepState:
 
   writers = []
   for member in members:
-    member_dir = _member_workdir(workdir, member)
+    member_dir = member_workdir(workdir, member.name)
     if is_chief:
       os.makedirs(member_dir, exist_ok=True)
       loop.write_config_json(member_dir, member_config(config, member),
@@ -530,7 +531,7 @@ def _finish_members(config, workdir, setup, state, dataset, final,
   for member in setup.members:
     if failed_at[member.index]:
       continue
-    member_dir = _member_workdir(workdir, member)
+    member_dir = member_workdir(workdir, member.name)
     solo = member_config(config, member)
     params = member_params(state, member.index)
     if figure_writer is None:

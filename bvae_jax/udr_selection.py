@@ -100,7 +100,7 @@ def rank_correlations(udr_scores: Mapping[str, float],
 
   Returns:
     {column: {'spearman': ρ, 'p_value': p, 'num_members': n}} for each
-    column with a value for ≥ 3 scored members.
+    column with a value for ≥ 3 scored members, neither side constant.
   """
   by_member = {row['member']: row for row in rows}
   columns = sorted({key for row in rows for key in row if '.' in key})
@@ -113,6 +113,8 @@ def rank_correlations(udr_scores: Mapping[str, float],
     if len(pairs) < 3:
       continue
     udr_values, metric_values = np.array(pairs).T
+    if np.ptp(udr_values) == 0 or np.ptp(metric_values) == 0:
+      continue  # ρ is undefined when one side is constant.
     result = stats.spearmanr(udr_values, metric_values)
     correlations[column] = {'spearman': float(result.statistic),
                             'p_value': float(result.pvalue),

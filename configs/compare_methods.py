@@ -71,6 +71,9 @@ def get_config(arg=None):
   config.num_train_steps = 300_000
   config.checkpoint_every_steps = 10_000
   config.figure_every_steps = config.num_train_steps
+  # UDR (Duan et al. 2020) of each member against its method's other seeds,
+  # on this many observations (udr_selection.DEFAULT_NUM_POINTS); 0: none.
+  config.udr_num_points = 10_000
   config.sweep = experiment_config.sweep_block(
       seeds=(0, 1, 2), grid={}, plot_metric='mig.discrete_mig')
   if args.quick:

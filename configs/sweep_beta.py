@@ -54,10 +54,12 @@ def get_config(arg=None):
 
   config.sweep = experiment_config.sweep_block(
       seeds=(0, 1, 2), grid={'beta': BETAS}, plot_metric='mig.discrete_mig')
-  # The members' metrics at the end: MIG, modularity and SAP at
-  # disentanglement_lib's sample sizes (seconds per member on a CPU); add
-  # 'dci', 'beta_vae', 'factor_vae' for the whole suite (minutes per member).
-  config.eval.metrics = ('mig', 'modularity_explicitness', 'sap')
+  # The members' metrics at the end: the study's three (MIG, Z-diff = the
+  # β-VAE score, modularity) and SAP, at disentanglement_lib's sample sizes.
+  # The β-VAE score encodes every dSprites combination once per member (the
+  # code table: ~4.5 minutes per member on a 2-core CPU, docs/benchmarks.md);
+  # add 'dci' and 'factor_vae' for the whole suite.
+  config.eval.metrics = ('mig', 'beta_vae', 'modularity_explicitness', 'sap')
   if args.quick:
     config.sweep.seeds = (0,)
     config.train_subset_size = 5_000

@@ -40,6 +40,18 @@ def test_rank_correlation_with_each_metric_column():
   assert 'seed' not in correlations  # Not a metric column.
 
 
+def test_rank_correlation_is_left_out_where_one_side_is_constant():
+  # Models that all score UDR 0 (nothing learnt): ρ is undefined, not NaN.
+  rows = [{'member': name, 'mig.discrete_mig': value, 'sap.SAP_score': 0.5}
+          for name, value in zip('abc', (1.0, 2.0, 3.0))]
+  assert udr_selection.rank_correlations(
+      {'a': 0.0, 'b': 0.0, 'c': 0.0}, rows) == {}
+  varied = udr_selection.rank_correlations({'a': 0.1, 'b': 0.3, 'c': 0.2},
+                                           rows)
+  assert list(varied) == ['mig.discrete_mig']  # SAP is constant.
+  assert varied['mig.discrete_mig']['spearman'] == pytest.approx(0.5)
+
+
 def test_udr_of_a_trained_sweep(tmp_path):
   config = _tiny_sweep(str(tmp_path / 'tfds'), seeds=(0, 1))
   workdir = str(tmp_path / 'sweep')

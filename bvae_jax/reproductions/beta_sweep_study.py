@@ -32,8 +32,8 @@ DIR/sweep_results.json is missing) and writes to DIR/study:
 
 Members that failed in training (status != 'ok' in sweep_results.json) are
 left out of everything and listed. A metric the sweep's evaluation did not
-compute (configs/sweep_beta.py evaluates MIG, modularity and SAP, not the
-β-VAE score) is computed here from the restored member, with the sweep's
+compute (configs/sweep_beta.py evaluated no β-VAE score before 2026-11-30)
+is computed here from the restored member, with the sweep's
 config.eval sample sizes and seed, so it is the number the evaluation would
 have written (on a CPU, minutes per dSprites member: the score's pairs
 need every factor combination encoded once).

@@ -7,9 +7,18 @@ is only read), evaluates every member with the metric suite, and writes:
 
   comparison.json   per method: each seed's scores, and mean ± std over the
                     healthy seeds of every metric, the final reconstruction
-                    NLL and KL (and |KL − C| for capacity)
+                    NLL and KL (and |KL − C| for capacity), each seed's UDR;
+                    and UDR's Spearman ρ with every metric over all members
   comparison.md     the headline table, methods × metrics, mean ± std
   comparison.png    each headline metric by method, one dot per seed
+  training.png      reconstruction NLL, KL and |KL − C| over training, per
+                    method: the mean over seeds and each seed's curve
+  udr_vs_metrics.png  UDR against each metric, one point per member
+
+UDR (Duan et al. 2020; bvae_jax/udr_selection.py) scores each member against
+the other seeds of its method, without labels (`config.udr_num_points`
+observations; 0 skips it). Pooling the members of all methods gives the rank
+correlation the UDR paper asks about over models of different objectives.
 
   python -m bvae_jax.reproductions.method_comparison --config=configs/compare_methods.py:quick --workdir=DIR
 """
@@ -20,6 +29,7 @@ from typing import Any, Sequence
 
 from absl import app
 from absl import flags
+from absl import logging
 from matplotlib.figure import Figure
 import ml_collections
 from ml_collections import config_flags
@@ -27,8 +37,10 @@ import numpy as np
 
 from bvae_jax import devices
 from bvae_jax import experiment_config
+from bvae_jax import metric_logging
 from bvae_jax import sweep
 from bvae_jax import sweep_report
+from bvae_jax import udr_selection
 
 # Columns of the headline table (sweep_results.json's names), in order.
 HEADLINE = (
@@ -41,6 +53,17 @@ HEADLINE = (
     ('reconstruction', 'reconstruction NLL'),
     ('kl_total', 'KL'),
     ('kl_capacity_gap', '|KL − C|'),
+    ('udr', 'UDR'),
+)
+
+# Fields of the comparison config that are not a method's training fields.
+COMPARISON_FIELDS = ('methods', 'udr_num_points')
+
+# The per-step scalars of training.png: (TensorBoard tag, axis label).
+TRAINING_CURVES = (
+    ('reconstruction', 'reconstruction NLL (nats)'),
+    ('kl_total', 'KL (nats)'),
+    ('kl_capacity_gap', '|KL − C| (nats)'),
 )
 
 
@@ -56,7 +79,9 @@ def method_config(config: ml_collections.ConfigDict,
                    f'{list(config.methods)}')
   fields = config.methods[name].to_dict()
   method = ml_collections.ConfigDict(config.to_dict())
-  del method['methods']
+  for field in COMPARISON_FIELDS:
+    if field in method:
+      del method[field]
   experiment_config.set_objective(method, fields.pop('objective'))
   method.update(fields)
   return method
@@ -74,16 +99,19 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
 
 
 def summarise_method(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-  """Mean, std and per-seed values of every headline column, healthy seeds."""
+  """Mean, sample std and per-seed values of each headline column, healthy
+  seeds."""
   healthy = [row for row in rows if row.get('status', 'ok') == 'ok']
   summary = {'seeds': [row['seed'] for row in healthy],
              'failed': [row['member'] for row in rows if row not in healthy]}
   for column, _ in HEADLINE:
     values = [row[column] for row in healthy if row.get(column) is not None]
     if values:
-      summary[column] = {'mean': float(np.mean(values)),
-                         'std': float(np.std(values)),
-                         'per_seed': [float(v) for v in values]}
+      # The sample std (ddof = 1), as sweep_report's tables; none for one.
+      summary[column] = {
+          'mean': float(np.mean(values)),
+          'std': float(np.std(values, ddof=1)) if len(values) > 1 else None,
+          'per_seed': [float(v) for v in values]}
   return summary
 
 
@@ -97,8 +125,12 @@ def markdown_table(summaries: dict[str, dict[str, Any]]) -> str:
     cells = []
     for column, _ in columns:
       entry = summary.get(column)
-      cells.append('—' if entry is None else
-                   f"{entry['mean']:.3g} ± {entry['std']:.2g}")
+      if entry is None:
+        cells.append('—')
+      elif entry['std'] is None:
+        cells.append(f"{entry['mean']:.3g}")
+      else:
+        cells.append(f"{entry['mean']:.3g} ± {entry['std']:.2g}")
     lines.append(f"| {name} | {len(summary['seeds'])} | " +
                  ' | '.join(cells) + ' |')
   return '\n'.join(lines) + '\n'
@@ -127,28 +159,129 @@ def save_comparison_figure(path: str, summaries: dict[str, dict[str, Any]]
   figure.savefig(path, dpi=100)
 
 
+def training_curves(method_dir: str, rows: Sequence[dict[str, Any]]
+                    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+  """Each TRAINING_CURVES scalar of the method's healthy members.
+
+  Args:
+    method_dir: the method's sweep workdir.
+    rows: its sweep_results.json rows.
+
+  Returns:
+    {tag: (steps, values of shape seeds × steps)} on the steps every healthy
+    member logged; tags no member logged are left out.
+  """
+  healthy = [row['member'] for row in rows if row.get('status', 'ok') == 'ok']
+  logs = [metric_logging.read_scalars(sweep.member_workdir(method_dir, name))
+          for name in healthy]
+  curves = {}
+  for tag, _ in TRAINING_CURVES:
+    if not logs or any(tag not in log for log in logs):
+      continue
+    steps = sorted(set.intersection(*(set(log[tag]) for log in logs)))
+    curves[tag] = (np.array(steps),
+                   np.array([[log[tag][s] for s in steps] for log in logs]))
+  return curves
+
+
+def save_training_figure(path: str, curves: dict[str, dict[str, Any]]) -> None:
+  """One panel per TRAINING_CURVES tag: each method's seed mean and seeds."""
+  panels = [(tag, label) for tag, label in TRAINING_CURVES
+            if any(tag in c for c in curves.values())]
+  if not panels:
+    return
+  figure = Figure(figsize=(4.2 * len(panels), 3.4))
+  axes = np.atleast_1d(figure.subplots(1, len(panels)))
+  for axis, (tag, label) in zip(axes, panels):
+    for index, (name, method_curves) in enumerate(curves.items()):
+      if tag not in method_curves:
+        continue
+      steps, values = method_curves[tag]
+      colour = f'C{index}'
+      axis.plot(steps, values.T, color=colour, alpha=0.25, linewidth=0.7)
+      axis.plot(steps, values.mean(axis=0), color=colour, label=name)
+    axis.set(xlabel='step', ylabel=label)
+    if tag != 'reconstruction':
+      axis.set_yscale('symlog', linthresh=1.0)  # |KL − C| spans 0.01–100.
+  axes[0].legend(fontsize=7)
+  figure.tight_layout()
+  figure.savefig(path, dpi=100)
+
+
+def udr_of_methods(config: ml_collections.ConfigDict, workdir: str,
+                   names: Sequence[str]) -> dict[str, dict[str, float]]:
+  """{method: {member: UDR}}: each member against its method's other seeds.
+
+  Methods with fewer than two healthy seeds are left out (logged): UDR
+  compares seeds.
+  """
+  scores = {}
+  for name in names:
+    try:
+      summary = udr_selection.udr_of_sweep(
+          method_config(config, name), os.path.join(workdir, name),
+          num_points=config.udr_num_points)
+    except ValueError as error:
+      logging.warning('No UDR for method %s: %s', name, error)
+      continue
+    scores[name] = summary['members']
+  return scores
+
+
+def pool_members(udr_scores: dict[str, dict[str, float]],
+                 rows: dict[str, Sequence[dict[str, Any]]]
+                 ) -> tuple[dict[str, float], list[dict[str, Any]]]:
+  """The members of all methods as one sweep, named '<method>/<member>'.
+
+  Returns:
+    ({pooled name: UDR}, sweep_results rows renamed alike): the arguments of
+    udr_selection.rank_correlations and save_udr_figure.
+  """
+  pooled_scores = {f'{name}/{member}': score
+                   for name, members in udr_scores.items()
+                   for member, score in members.items()}
+  pooled_rows = [dict(row, member=f"{name}/{row['member']}")
+                 for name, method_rows in rows.items() for row in method_rows]
+  return pooled_scores, pooled_rows
+
+
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Trains and evaluates each method (resuming), then compares them."""
   validate_config(config)
-  summaries = {}
   # The capacity model first (the one compared), then the baselines by name.
-  for name in sorted(config.methods, key=lambda n: (n != 'capacity', n)):
+  names = sorted(config.methods, key=lambda n: (n != 'capacity', n))
+  rows = {}
+  for name in names:
     method_dir = os.path.join(workdir, name)
     if not os.path.exists(sweep_report.results_path(method_dir)):
       sweep.train_sweep(method_config(config, name),
                         method_dir)
-    summaries[name] = summarise_method(
-        sweep_report.read_member_rows(method_dir))
+    rows[name] = sweep_report.read_member_rows(method_dir)
+  udr_scores = (udr_of_methods(config, workdir, names)
+                if config.udr_num_points else {})
+  for name, members in udr_scores.items():
+    for row in rows[name]:
+      row['udr'] = members.get(row['member'])
+  summaries = {name: summarise_method(rows[name]) for name in names}
+  pooled_scores, pooled_rows = pool_members(udr_scores, rows)
+  correlations = udr_selection.rank_correlations(pooled_scores, pooled_rows)
   result = {'num_train_steps': config.num_train_steps,
             'seeds': list(config.sweep.seeds),
             'settings': config.methods.to_dict(),
-            'methods': summaries}
+            'methods': summaries,
+            'udr_rank_correlation': correlations}
   with open(os.path.join(workdir, 'comparison.json'), 'w') as f:
     json.dump(result, f, indent=1)
   with open(os.path.join(workdir, 'comparison.md'), 'w') as f:
     f.write(f'# Methods compared: {config.num_train_steps} steps, seeds '
             f'{list(config.sweep.seeds)}\n\n' + markdown_table(summaries))
   save_comparison_figure(os.path.join(workdir, 'comparison.png'), summaries)
+  save_training_figure(
+      os.path.join(workdir, 'training.png'),
+      {name: training_curves(os.path.join(workdir, name), rows[name])
+       for name in names})
+  udr_selection.save_udr_figure(os.path.join(workdir, 'udr_vs_metrics.png'),
+                                pooled_scores, pooled_rows, correlations)
   return result
 
 
