@@ -94,7 +94,7 @@ def test_the_command_reads_the_sweep_and_writes_the_study(tmp_path):
   config = _tiny_beta_sweep(str(tmp_path / 'tfds'))
   workdir = str(tmp_path / 'sweep')
   # No sweep yet: it is trained first (no matrices, to keep this short).
-  beta_sweep_study.run(config, workdir, matrix_betas=())
+  beta_sweep_study.run(config, workdir, matrix_betas=(), udr_num_points=0)
   rows = sweep_report.read_member_rows(workdir)
   assert all(row['status'] == 'ok' for row in rows)
   by_name = {row['member']: dict(row) for row in rows}
@@ -109,10 +109,13 @@ def test_the_command_reads_the_sweep_and_writes_the_study(tmp_path):
   with open(sweep_report.results_path(workdir), 'w') as f:
     json.dump({'members': edited}, f)
 
-  result = beta_sweep_study.run(config, workdir, traversal_beta=10.0)
+  result = beta_sweep_study.run(config, workdir, traversal_beta=10.0,
+                                udr_num_points=64)
 
   assert result['left_out_failed'] == ['beta=10,seed=0 (failed at step 3)']
   assert result['betas'][10.0]['seeds'] == [1]
+  # UDR needs two healthy seeds of a β: only β = 1's members are scored.
+  assert sorted(result['udr']['members']) == ['beta=1,seed=0', 'beta=1,seed=1']
   # Computed here with the evaluation's points: the evaluation's score.
   assert result['computed_here']['beta=10,seed=1'][Z_DIFF] == by_name[
       'beta=10,seed=1'][Z_DIFF]

@@ -28,7 +28,10 @@ DIR/sweep_results.json is missing) and writes to DIR/study:
   study_table.md         Table 1: β × (MIG, Z-diff, modularity), ours as
                          mean ± std over the healthy seeds (sample std,
                          ddof = 1) beside the study's
-  study.json             all of it, machine-readable
+  study.json             all of it, machine-readable, with each member's UDR
+                         and UDR's Spearman ρ with each metric over the
+                         members (when the sweep has ≥ 2 seeds; also
+                         DIR/udr.json and DIR/udr_vs_metrics.png)
 
 Members that failed in training (status != 'ok' in sweep_results.json) are
 left out of everything and listed. A metric the sweep's evaluation did not
@@ -60,6 +63,7 @@ from bvae_jax import figures
 from bvae_jax import metric_logging
 from bvae_jax import sweep
 from bvae_jax import sweep_report
+from bvae_jax import udr_selection
 from bvae_jax.datasets import registry
 from bvae_jax.metrics import beta_vae
 from bvae_jax.metrics import code_table
@@ -398,7 +402,9 @@ def _json_ready(value: Any) -> Any:
 
 def run(config: ml_collections.ConfigDict, workdir: str, *,
         matrix_betas: Sequence[float] = MATRIX_BETAS,
-        traversal_beta: float = TRAVERSAL_BETA) -> dict[str, Any]:
+        traversal_beta: float = TRAVERSAL_BETA,
+        udr_num_points: int = udr_selection.DEFAULT_NUM_POINTS
+        ) -> dict[str, Any]:
   """Trains the sweep if it has not finished, then writes DIR/study.
 
   Args:
@@ -406,6 +412,9 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
     workdir: the sweep's workdir.
     matrix_betas: the β whose matrices are drawn (first healthy seed each).
     traversal_beta: the β whose traversals are copied.
+    udr_num_points: observations for UDR (each β's seeds scored against each
+      other, bvae_jax/udr_selection.py; DIR/udr.json and
+      DIR/udr_vs_metrics.png); 0, or a single seed, skips it.
 
   Returns:
     The dict written to study.json.
@@ -474,6 +483,14 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
       'matrices': matrices,
       'traversals': copy_traversals(workdir, out_dir, rows, traversal_beta),
   }
+  if udr_num_points and len(config.sweep.seeds) >= 2:
+    try:
+      udr_summary = udr_selection.udr_of_sweep(config, workdir,
+                                               num_points=udr_num_points)
+      result['udr'] = {key: udr_summary[key]
+                       for key in ('members', 'rank_correlation')}
+    except ValueError as error:  # No β with two healthy seeds.
+      logging.warning('No UDR: %s', error)
   if not result['traversals']:
     logging.warning('No traversal: no healthy β = %g member has one.',
                     traversal_beta)
