@@ -19,6 +19,11 @@
 #                    wall time of 100,000 steps. The procedural dSprites are
 #                    prepared in the background while the benchmarks run.
 #   metrics          python -m benchmarks.metrics on that run's last checkpoint.
+#   beta_sweep       not a benchmark, and not in the default stages: the β-sweep
+#                    study of issue 14 at its real size (configs/sweep_beta.py:
+#                    7 β × 3 seeds, 10 epochs of 50,000 images, one vmapped
+#                    sweep), its metrics, figures, Table 1 and UDR, copied to
+#                    $OUT/beta_sweep/. Alone: GPU_SUITE_STAGES="env beta_sweep".
 #
 # Results: $OUT/results.jsonl (one JSON object a stage: rc, seconds, and the
 # stage's own JSON result), $OUT/suite.log (everything printed), and
@@ -88,11 +93,18 @@ if [[ $TINY == 1 ]]; then  # Every stage, at sizes a 2-core CPU runs in minutes.
   DATA_OVERRIDES=(--config.dataset=dsprites/tiny --config.checkpoint_every_steps=10)
   EVAL_OVERRIDES=(--config.eval.num_train=300 --config.eval.num_test=150
                   --config.eval.num_variance_estimate=300 --config.eval.batch_size=8)
+  BETA_SWEEP_OVERRIDES=(--config.num_train_steps=8 --config.batch_size=8
+                        --config.train_subset_size=0
+                        --config.checkpoint_every_steps=8
+                        --config.log_every_steps=4
+                        "--config.sweep.seeds=(0, 1)"
+                        "--config.sweep.grid.beta=(1.0, 5.0, 10.0)")
 else
   SMALL_BATCH=64 LARGE_BATCH=1024 SECONDS_EACH=10 MEMBERS=32
   TRAIN_STEPS=${GPU_SUITE_TRAIN_STEPS:-10000} LOG_EVERY=1000
   DATA_OVERRIDES=()
   EVAL_OVERRIDES=()
+  BETA_SWEEP_OVERRIDES=(--config.log_every_steps=1000)
 fi
 
 START=$(date +%s)
@@ -102,6 +114,7 @@ LOG=$OUT/suite.log
 RESULTS=$OUT/results.jsonl
 DATA=$WORK/tfds
 RUN=$WORK/capacity_run
+BETA_RUN=$WORK/beta_sweep
 export PYTHONUNBUFFERED=1
 # Where the machine lacks our packages and the wheels travelled, install them
 # ahead of its own (a development venv has them, and needs none).
@@ -223,7 +236,7 @@ fi
 
 # The procedural dSprites (737,280 images, ~1 min of one core) are drawn on
 # the CPU while the benchmarks use the GPU.
-if wanted train || wanted metrics; then
+if wanted train || wanted metrics || wanted beta_sweep; then
   JAX_PLATFORMS=cpu "$PYTHON" - "$DATA" "$TINY" > "$WORK/prepare.out" 2>&1 <<'PY' &
 import sys
 import ml_collections
@@ -261,5 +274,17 @@ cp "$(ls "$RUN"/figures/traversal_*.png 2>/dev/null | tail -1)" \
 
 stage metrics 300 "$PYTHON" -m benchmarks.metrics --workdir="$RUN" \
     --config=configs/capacity.py "${DATA_FLAGS[@]}" "${EVAL_OVERRIDES[@]}"
+
+# Resumes a sweep an earlier call left unfinished (checkpoints every 2,500
+# steps); the study's files are rewritten from the sweep's results each time.
+stage beta_sweep 520 "$PYTHON" -m bvae_jax.reproductions.beta_sweep_study \
+    --config=configs/sweep_beta.py --workdir="$BETA_RUN" "${DATA_FLAGS[@]}" \
+    "${EVAL_OVERRIDES[@]}" "${BETA_SWEEP_OVERRIDES[@]}"
+if wanted beta_sweep; then
+  mkdir -p "$OUT/beta_sweep"
+  cp -r "$BETA_RUN"/sweep_results.* "$BETA_RUN"/udr.json \
+      "$BETA_RUN"/udr_vs_metrics.png "$BETA_RUN"/study "$OUT/beta_sweep/" \
+      2> /dev/null
+fi
 
 echo "=== gpu_suite done in $(($(date +%s) - START))s; results in $RESULTS" | tee -a "$LOG"
