@@ -138,14 +138,19 @@ def markdown_table(summaries: dict[str, dict[str, Any]]) -> str:
 
 def save_comparison_figure(path: str, summaries: dict[str, dict[str, Any]]
                            ) -> None:
-  """One panel per headline metric present: a dot per seed, a bar for the mean."""
+  """One panel per headline metric present (rows of five): a dot per seed, a
+  bar for the mean."""
   columns = [(c, l) for c, l in HEADLINE
              if any(c in s for s in summaries.values())]
   if not columns:
     return
   names = list(summaries)
-  figure = Figure(figsize=(2.6 * len(columns), 3.2))
-  axes = np.atleast_1d(figure.subplots(1, len(columns)))
+  num_columns = min(len(columns), 5)  # Rows of five panels: readable widths.
+  num_rows = -(-len(columns) // num_columns)
+  figure = Figure(figsize=(2.6 * num_columns, 3.2 * num_rows))
+  axes = np.atleast_1d(figure.subplots(num_rows, num_columns)).ravel()
+  for axis in axes[len(columns):]:
+    axis.set_visible(False)
   for axis, (column, label) in zip(axes, columns):
     for x, name in enumerate(names):
       entry = summaries[name].get(column)
