@@ -20,6 +20,27 @@ from PIL import Image
 _GAP = 2
 
 
+def panel_grid(num_panels: int, panel_size: tuple[float, float],
+               per_row: int = 5) -> tuple[Figure, np.ndarray]:
+  """A figure of `num_panels` axes in rows of `per_row`, spare axes hidden.
+
+  Args:
+    num_panels: how many panels (≥ 1).
+    panel_size: (width, height) of one panel, inches.
+    per_row: panels in a full row.
+
+  Returns:
+    (figure, the first `num_panels` axes, flat).
+  """
+  columns = min(num_panels, per_row)
+  rows = -(-num_panels // columns)
+  figure = Figure(figsize=(panel_size[0] * columns, panel_size[1] * rows))
+  axes = np.atleast_1d(figure.subplots(rows, columns)).ravel()
+  for axis in axes[num_panels:]:
+    axis.set_visible(False)
+  return figure, axes[:num_panels]
+
+
 def latent_order_by_kl(kl_per_latent: np.ndarray) -> np.ndarray:
   """Latent indices sorted by average KL, high to low (ties by index)."""
   kl_per_latent = np.asarray(kl_per_latent)

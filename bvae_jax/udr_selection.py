@@ -29,13 +29,13 @@ from absl import app
 from absl import flags
 from absl import logging
 import jax
-from matplotlib.figure import Figure
 import ml_collections
 from ml_collections import config_flags
 import numpy as np
 from scipy import stats
 
 from bvae_jax import devices
+from bvae_jax import figures
 from bvae_jax import step as step_lib
 from bvae_jax import sweep
 from bvae_jax import sweep_report
@@ -130,8 +130,7 @@ def save_udr_figure(path: str, udr_scores: Mapping[str, float],
   if not columns:
     return
   by_member = {row['member']: row for row in rows}
-  figure = Figure(figsize=(3.2 * len(columns), 3.2))
-  axes = np.atleast_1d(figure.subplots(1, len(columns)))
+  figure, axes = figures.panel_grid(len(columns), (3.2, 3.2))
   for axis, column in zip(axes, columns):
     names = [n for n in udr_scores
              if n in by_member and by_member[n].get(column) is not None]

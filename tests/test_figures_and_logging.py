@@ -46,6 +46,17 @@ def test_mosaic_places_tiles_with_gaps():
   np.testing.assert_array_equal(canvas[4:6], 1.0)  # The gap row.
 
 
+def test_panel_grid_wraps_rows_of_five_and_hides_spare_axes():
+  figure, axes = figures.panel_grid(12, (2.0, 3.0))
+  assert len(axes) == 12
+  assert tuple(figure.get_size_inches()) == (10.0, 9.0)  # 5 wide, 3 rows.
+  hidden = [axis for axis in figure.axes if not axis.get_visible()]
+  assert len(figure.axes) == 15 and len(hidden) == 3
+  assert all(axis.get_visible() for axis in axes)
+  figure, axes = figures.panel_grid(3, (4.0, 3.0))
+  assert len(axes) == 3 and tuple(figure.get_size_inches()) == (12.0, 3.0)
+
+
 def test_traversal_figure_is_a_png(tmp_path):
   rng = np.random.default_rng(0)
   images = rng.uniform(size=(5, 64, 64, 1)).astype(np.float32)

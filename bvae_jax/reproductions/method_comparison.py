@@ -30,13 +30,13 @@ from typing import Any, Sequence
 from absl import app
 from absl import flags
 from absl import logging
-from matplotlib.figure import Figure
 import ml_collections
 from ml_collections import config_flags
 import numpy as np
 
 from bvae_jax import devices
 from bvae_jax import experiment_config
+from bvae_jax import figures
 from bvae_jax import metric_logging
 from bvae_jax import sweep
 from bvae_jax import sweep_report
@@ -145,12 +145,7 @@ def save_comparison_figure(path: str, summaries: dict[str, dict[str, Any]]
   if not columns:
     return
   names = list(summaries)
-  num_columns = min(len(columns), 5)  # Rows of five panels: readable widths.
-  num_rows = -(-len(columns) // num_columns)
-  figure = Figure(figsize=(2.6 * num_columns, 3.2 * num_rows))
-  axes = np.atleast_1d(figure.subplots(num_rows, num_columns)).ravel()
-  for axis in axes[len(columns):]:
-    axis.set_visible(False)
+  figure, axes = figures.panel_grid(len(columns), (2.6, 3.2))
   for axis, (column, label) in zip(axes, columns):
     for x, name in enumerate(names):
       entry = summaries[name].get(column)
@@ -195,8 +190,7 @@ def save_training_figure(path: str, curves: dict[str, dict[str, Any]]) -> None:
             if any(tag in c for c in curves.values())]
   if not panels:
     return
-  figure = Figure(figsize=(4.2 * len(panels), 3.4))
-  axes = np.atleast_1d(figure.subplots(1, len(panels)))
+  figure, axes = figures.panel_grid(len(panels), (4.2, 3.4))
   for axis, (tag, label) in zip(axes, panels):
     for index, (name, method_curves) in enumerate(curves.items()):
       if tag not in method_curves:
