@@ -102,7 +102,12 @@ def test_the_command_trains_each_method_and_writes_the_comparison(tmp_path):
   for name in ('comparison.md', 'comparison.png', 'training.png',
                os.path.join('beta_vae', 'sweep_results.json')):
     assert os.path.getsize(os.path.join(workdir, name)) > 0
-  assert '| UDR |' in open(os.path.join(workdir, 'comparison.md')).read()
+  table = open(os.path.join(workdir, 'comparison.md')).read()
+  assert '| UDR |' in table
+  # |KL − C| escaped, so every row has as many cells as the header.
+  assert '| \\|KL − C\\| |' in table
+  rows = [line for line in table.splitlines() if line.startswith('|')]
+  assert len({line.replace('\\|', '').count('|') for line in rows}) == 1
 
   # The curves of training.png: logged steps 2 and 4, one row per seed, the
   # final KL equal to the one in the table.

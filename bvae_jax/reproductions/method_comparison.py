@@ -119,7 +119,9 @@ def markdown_table(summaries: dict[str, dict[str, Any]]) -> str:
   """Methods × headline columns, 'mean ± std (n)'."""
   columns = [(c, label) for c, label in HEADLINE
              if any(c in s for s in summaries.values())]
-  lines = ['| method | seeds | ' + ' | '.join(l for _, l in columns) + ' |',
+  # A '|' inside a label ('|KL − C|') would split its cell: escape it.
+  labels = [label.replace('|', '\\|') for _, label in columns]
+  lines = ['| method | seeds | ' + ' | '.join(labels) + ' |',
            '|---|---|' + '---|' * len(columns)]
   for name, summary in summaries.items():
     cells = []
