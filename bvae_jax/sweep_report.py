@@ -141,15 +141,32 @@ def plot_metric(path: str, rows: Sequence[Mapping[str, Any]],
   return True
 
 
-def _json_safe(value: Any) -> Any:
-  """NaN becomes None (JSON has no NaN); tuples become lists."""
+def json_safe(value: Any) -> Any:
+  """What json.dump can write: NaN becomes None (JSON has no NaN), arrays and
+  tuples lists, float keys strings ('{:g}')."""
   if isinstance(value, dict):
-    return {k: _json_safe(v) for k, v in value.items()}
+    return {f'{k:g}' if isinstance(k, float) else k: json_safe(v)
+            for k, v in value.items()}
+  if isinstance(value, np.ndarray):
+    return json_safe(value.tolist())
   if isinstance(value, (list, tuple)):
-    return [_json_safe(v) for v in value]
+    return [json_safe(v) for v in value]
   if isinstance(value, float) and not np.isfinite(value):
     return None
   return value
+
+
+def mean_std(values: Sequence[float]) -> dict[str, Any]:
+  """Mean, sample std (ddof = 1; None for one value) and the finite values.
+
+  None and non-finite values are left out; with none left, mean is None.
+  """
+  values = [float(v) for v in values if v is not None and np.isfinite(v)]
+  if not values:
+    return {'mean': None, 'std': None, 'per_seed': []}
+  return {'mean': float(np.mean(values)),
+          'std': float(np.std(values, ddof=1)) if len(values) > 1 else None,
+          'per_seed': values}
 
 
 RESULTS_JSON = 'sweep_results.json'
@@ -195,7 +212,7 @@ def write_report(workdir: str, config, members: Sequence[Any],
     f.write('## Members (final logging interval)\n\n' + markdown_table(rows) +
             '\n')
   with open(paths[2], 'w') as f:
-    json.dump(_json_safe({'members': rows, 'summary': summary}), f, indent=2)
+    json.dump(json_safe({'members': rows, 'summary': summary}), f, indent=2)
   metric = config.sweep.plot_metric
   plot_path = os.path.join(workdir, f'sweep_{metric.replace("/", "_")}.png')
   if plot_metric(plot_path, rows, swept, metric):

@@ -114,16 +114,6 @@ def split_failed(rows: Sequence[Mapping[str, Any]]
   return healthy, failed
 
 
-def _mean_std(values: Sequence[float]) -> dict[str, Any]:
-  """Mean and sample std (None with one value) of the finite `values`."""
-  values = [float(v) for v in values if v is not None and np.isfinite(v)]
-  if not values:
-    return {'mean': None, 'std': None, 'per_seed': []}
-  return {'mean': float(np.mean(values)),
-          'std': float(np.std(values, ddof=1)) if len(values) > 1 else None,
-          'per_seed': values}
-
-
 def summarise_by_beta(rows: Sequence[Mapping[str, Any]]
                       ) -> dict[float, dict[str, Any]]:
   """Per β (ascending): the healthy seeds and mean ± std of each metric.
@@ -143,7 +133,7 @@ def summarise_by_beta(rows: Sequence[Mapping[str, Any]]
     group = [row for row in healthy if row['beta'] == beta]
     summary[beta] = {'seeds': [row['seed'] for row in group]}
     for column, _, _ in METRICS:
-      summary[beta][column] = _mean_std([row.get(column) for row in group])
+      summary[beta][column] = sweep_report.mean_std([row.get(column) for row in group])
   return summary
 
 
@@ -386,20 +376,6 @@ def examples_per_epoch(config: ml_collections.ConfigDict) -> int:
   return registry.open_dataset(config).num_records
 
 
-def _json_ready(value: Any) -> Any:
-  """Arrays to lists, nan to None (JSON has no nan), keys to strings."""
-  if isinstance(value, dict):
-    return {f'{k:g}' if isinstance(k, float) else k: _json_ready(v)
-            for k, v in value.items()}
-  if isinstance(value, np.ndarray):
-    return _json_ready(value.tolist())
-  if isinstance(value, (list, tuple)):
-    return [_json_ready(v) for v in value]
-  if isinstance(value, float) and not np.isfinite(value):
-    return None
-  return value
-
-
 def run(config: ml_collections.ConfigDict, workdir: str, *,
         matrix_betas: Sequence[float] = MATRIX_BETAS,
         traversal_beta: float = TRAVERSAL_BETA,
@@ -501,7 +477,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
       f.write('Left out (failed in training): ' + ', '.join(failed) + '\n\n')
     f.write(markdown_table(summary))
   with open(os.path.join(out_dir, 'study.json'), 'w') as f:
-    json.dump(_json_ready(result), f, indent=1)
+    json.dump(sweep_report.json_safe(result), f, indent=1)
   return result
 
 

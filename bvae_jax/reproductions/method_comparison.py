@@ -105,13 +105,9 @@ def summarise_method(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
   summary = {'seeds': [row['seed'] for row in healthy],
              'failed': [row['member'] for row in rows if row not in healthy]}
   for column, _ in HEADLINE:
-    values = [row[column] for row in healthy if row.get(column) is not None]
-    if values:
-      # The sample std (ddof = 1), as sweep_report's tables; none for one.
-      summary[column] = {
-          'mean': float(np.mean(values)),
-          'std': float(np.std(values, ddof=1)) if len(values) > 1 else None,
-          'per_seed': [float(v) for v in values]}
+    entry = sweep_report.mean_std([row.get(column) for row in healthy])
+    if entry['per_seed']:
+      summary[column] = entry
   return summary
 
 
