@@ -2,6 +2,7 @@
 
 import json
 import os
+from unittest import mock
 
 import pytest
 
@@ -123,6 +124,19 @@ def test_the_command_trains_each_method_and_writes_the_comparison(tmp_path):
       os.path.join(workdir, 'beta_vae'),
       method_comparison.sweep_report.read_member_rows(
           os.path.join(workdir, 'beta_vae')))
+
+  # A re-run reads each method's udr.json instead of restoring its
+  # checkpoints, and gives the same table; a udr.json of other settings is
+  # recomputed.
+  def no_udr(*args, **kwargs):
+    raise AssertionError('UDR recomputed although udr.json matches')
+  with mock.patch.object(method_comparison.udr_selection, 'udr_of_sweep',
+                         no_udr):
+    assert method_comparison.run(config, workdir) == result
+  config.udr_num_points = 32
+  assert method_comparison.saved_udr(
+      config, 'capacity', os.path.join(workdir, 'capacity')) is None
+  config.udr_num_points = 64
 
   # A method with one seed has no UDR; it is left out, not an error.
   config.sweep.seeds = (0,)

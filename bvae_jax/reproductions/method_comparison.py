@@ -205,15 +205,53 @@ def save_training_figure(path: str, curves: dict[str, dict[str, Any]]) -> None:
   figure.savefig(path, dpi=100)
 
 
+def saved_udr(config: ml_collections.ConfigDict, name: str, method_dir: str
+              ) -> dict[str, float] | None:
+  """The method's udr.json scores if they are of this config's finished run.
+
+  They are when udr.json scored the final step (config.num_train_steps) on
+  config.udr_num_points observations with the default lasso matching, and
+  covers exactly the config's members of method `name` that trained
+  healthy (sweep_results.json). Reading
+  them saves ~30 s a method on every re-run, and lets the table be rebuilt
+  where the checkpoints are gone but the results were kept.
+
+  Returns:
+    {member: UDR}, or None: compute it.
+  """
+  path = os.path.join(method_dir, 'udr.json')
+  if not os.path.exists(path):
+    return None
+  with open(path) as f:
+    summary = json.load(f)
+  members = {member.name for member in
+             sweep.validate_sweep_config(method_config(config, name))}
+  failed = {row['member'] for row in sweep_report.read_member_rows(method_dir)
+            if row.get('status', 'ok') != 'ok'}
+  healthy = members - failed
+  if (summary.get('step') != config.num_train_steps
+      or summary.get('num_points') != config.udr_num_points
+      or summary.get('correlation') != 'lasso'
+      or set(summary.get('members', {})) != healthy):
+    return None
+  return summary['members']
+
+
 def udr_of_methods(config: ml_collections.ConfigDict, workdir: str,
                    names: Sequence[str]) -> dict[str, dict[str, float]]:
   """{method: {member: UDR}}: each member against its method's other seeds.
 
-  Methods with fewer than two healthy seeds are left out (logged): UDR
-  compares seeds.
+  A method's saved udr.json is read where it matches (saved_udr). Methods
+  with fewer than two healthy seeds are left out (logged): UDR compares
+  seeds.
   """
   scores = {}
   for name in names:
+    saved = saved_udr(config, name, os.path.join(workdir, name))
+    if saved is not None:
+      logging.info('UDR of method %s: read from its udr.json.', name)
+      scores[name] = saved
+      continue
     try:
       summary = udr_selection.udr_of_sweep(
           method_config(config, name), os.path.join(workdir, name),
