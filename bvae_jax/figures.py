@@ -118,7 +118,8 @@ def save_reconstruction_figure(path: str, images: np.ndarray,
 def save_traversal_figure(path: str, images: np.ndarray,
                           reconstructions: np.ndarray, traversals: np.ndarray,
                           latent_order: np.ndarray, kl_per_latent: np.ndarray,
-                          traversal_range: float, step: int) -> None:
+                          traversal_range: float, step: int,
+                          row_labels: list[str] | None = None) -> None:
   """Writes latent traversals in the layout of Burgess et al. (2018), Fig. 4.
 
   Top row: data; second row: their reconstructions; then one row per latent,
@@ -134,10 +135,16 @@ def save_traversal_figure(path: str, images: np.ndarray,
     kl_per_latent: (L,) average KL of each latent, in nats.
     traversal_range: the sweep covers [−traversal_range, traversal_range].
     step: the training step, for the title.
+    row_labels: (K,) labels of the traversal rows; None: 'z<i> KL=<kl>'.
   """
   canvas = mosaic(np.concatenate([images[None], reconstructions[None], traversals]))
-  labels = ['data', 'reconstruction'] + [
-      f'z{latent} KL={kl_per_latent[latent]:.2f}' for latent in latent_order]
+  if row_labels is None:
+    row_labels = [f'z{latent} KL={kl_per_latent[latent]:.2f}'
+                  for latent in latent_order]
+  if len(row_labels) != len(latent_order):
+    raise ValueError(f'row_labels has {len(row_labels)} labels for '
+                     f'{len(latent_order)} traversal rows')
+  labels = ['data', 'reconstruction'] + list(row_labels)
   _save_mosaic(path, canvas, labels, images.shape[1],
                f'Latent traversals over [-{traversal_range:g}, {traversal_range:g}]'
                f' at step {step}, rows ordered by KL')
@@ -201,11 +208,13 @@ def save_traversal_gif(path: str, traversals: np.ndarray, columns: int = 5,
 
 
 def save_mutual_information_figure(path, mutual_information, latent_order,
-                                   kl, factor_names, step, inactive=None):
-  """Heat map of MI (nats): one row per code (ordered by KL), one column per factor.
+                                   kl, factor_names, step, inactive=None,
+                                   value_label='mutual information (nats)'):
+  """Heat map of MI: one row per code (ordered by KL), one column per factor.
 
   Rows of `inactive` codes (bool per row) are hatched and labelled: their
   histogram MI can look large although they carry no information.
+  `value_label` names the values (e.g. 'MI / H(factor)' when normalised).
   """
   rows, cols = mutual_information.shape
   inactive = np.zeros(rows, bool) if inactive is None else np.asarray(inactive)
@@ -223,7 +232,7 @@ def save_mutual_information_figure(path, mutual_information, latent_order,
     for c in range(cols):
       axes.text(c, r, f'{mutual_information[r, c]:.2f}', ha='center',
                 va='center', fontsize=7, color='0.6' if inactive[r] else 'w')
-  figure.colorbar(image, label='mutual information (nats)')
+  figure.colorbar(image, label=value_label)
   axes.set_title(f'Mutual information, step {step}')
   figure.tight_layout()
   figure.savefig(path, dpi=100)
