@@ -15,8 +15,9 @@ Paper scale (a GPU; the schedule of configs/capacity.py, 3 seeds):
 
   python -m bvae_jax.reproductions.burgess_fig4a --config=configs/burgess_fig4a.py --workdir=/tmp/fig4a
 
-CPU-sized (one seed, 30,000 steps with C rising over the first 20,000: the
-longest ramp that fits 90 minutes on 2 cores; the paper's is 100,000):
+CPU-sized (one seed, 25,000 steps with C rising over the first 20,000, the
+paper's ramp being 100,000; ~70 minutes on 2 cores at the ~6 steps/s of a
+600-step smoke run):
 
   python -m bvae_jax.reproductions.burgess_fig4a --config=configs/burgess_fig4a.py:quick --workdir=/tmp/fig4a_quick
 
@@ -40,7 +41,7 @@ def get_config(arg=None):
       seeds=(0, 1, 2), grid={}, plot_metric='mig.discrete_mig')
   config.eval.metrics = ('mig',)
   if args.quick:
-    config.num_train_steps = 30_000
+    config.num_train_steps = 25_000
     config.capacity_anneal_steps = 20_000
     config.checkpoint_every_steps = 2_000
     config.figure_every_steps = 10_000
