@@ -287,9 +287,7 @@ def _mean_kl_per_latent(model, params, ground_truth, seed, num=2048):
   """Average KL of each latent over `num` random observations."""
   observations = ground_truth.sample_observations(
       num, np.random.RandomState(seed))
-  mean, log_var = jax.jit(
-      lambda p, x: model.apply({'params': p}, x, method=model.encode))(
-          params, observations)
+  mean, log_var = step_lib.jitted_encode(model)(params, observations)
   return np.asarray(gaussians.kl_per_latent(mean, log_var).mean(axis=0))
 
 

@@ -70,6 +70,17 @@ def create_model(config: ml_collections.ConfigDict) -> models.VAE:
                     conv_impl=config.conv_impl)
 
 
+def jitted_encode(model) -> Callable[[Any, jax.Array],
+                                     tuple[jax.Array, jax.Array]]:
+  """(params, observations) -> the posterior (mean, log_var), compiled once.
+
+  Any model with an `encode` method works; one compiled function serves
+  every member of a sweep, as their parameters share shapes.
+  """
+  return jax.jit(lambda params, observations: model.apply(
+      {'params': params}, observations, method=model.encode))
+
+
 def create_optimizer(learning_rate: float | jax.Array
                      ) -> optax.GradientTransformation:
   """Adam; its state does not depend on `learning_rate`, which may be traced."""

@@ -16,6 +16,7 @@ import numpy as np
 from bvae_jax import figures
 from bvae_jax import metric_logging
 from bvae_jax import models
+from bvae_jax import step as step_lib
 from bvae_jax.objectives import likelihoods
 
 
@@ -29,8 +30,7 @@ class FigureWriter:
     self._images = images
     likelihood = config.likelihood
     # The model's own methods, so any model with encode/decode is drawn.
-    self._encode = jax.jit(lambda params, x: model.apply(
-        {'params': params}, x, method=model.encode))
+    self._encode = step_lib.jitted_encode(model)
     self._decode_mean = jax.jit(lambda params, z: likelihoods.decoder_mean(
         model.apply({'params': params}, z, method=model.decode), likelihood))
 

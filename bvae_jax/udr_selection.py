@@ -28,7 +28,6 @@ from typing import Any, Mapping, Sequence
 from absl import app
 from absl import flags
 from absl import logging
-import jax
 import ml_collections
 from ml_collections import config_flags
 import numpy as np
@@ -63,17 +62,11 @@ def members_by_setting(members: Sequence[sweep.Member]
   return groups
 
 
-def jitted_encode(model):
-  """(params, observations) -> (mean, log_var): one compile for all members."""
-  return jax.jit(lambda p, x: model.apply({'params': p}, x,
-                                          method=model.encode))
-
-
 def gaussian_encoder(encode, params, batch_size: int):
   """observations (n ≤ batch_size, ...) -> (mean, log_var), numpy.
 
   Args:
-    encode: jitted_encode(model).
+    encode: step.jitted_encode(model).
     params: one member's parameters.
     batch_size: the largest call; shorter ones are padded to it.
   """
@@ -185,7 +178,7 @@ def udr_of_sweep(config: ml_collections.ConfigDict, workdir: str, *,
                                                         member.name, step)
       if ground_truth is None:
         ground_truth = registry.open_dataset(solo).ground_truth()
-        encode = jitted_encode(step_lib.create_model(solo))
+        encode = step_lib.jitted_encode(step_lib.create_model(solo))
       encoders.append(gaussian_encoder(encode, params, batch_size))
     logging.info('UDR of %s: %d seeds, %d observations each.', name,
                  len(group), num_points)

@@ -31,7 +31,6 @@ from typing import Any
 
 from absl import app
 from absl import flags
-import jax
 from matplotlib.figure import Figure
 from ml_collections import config_flags
 import numpy as np
@@ -60,8 +59,7 @@ def encode_grid(model, params, images: np.ndarray
                 ) -> tuple[np.ndarray, np.ndarray]:
   """The posterior (mean, log_var) of every grid image: each (32, 32, L)."""
   flat = images.reshape((-1,) + images.shape[2:])
-  mean, log_var = jax.jit(lambda p, x: model.apply(
-      {'params': p}, x, method=model.encode))(params, flat)
+  mean, log_var = step_lib.jitted_encode(model)(params, flat)
   shape = images.shape[:2] + (-1,)
   return np.asarray(mean).reshape(shape), np.asarray(log_var).reshape(shape)
 

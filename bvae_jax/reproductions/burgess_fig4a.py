@@ -124,8 +124,7 @@ def row_label(reading: dict[str, Any]) -> str:
 def encode(model, params, observations: np.ndarray
            ) -> tuple[np.ndarray, np.ndarray]:
   """Posterior (means, log variances) of the observations, (N, L) each."""
-  encode_fn = jax.jit(lambda p, x: model.apply({'params': p}, x,
-                                               method=model.encode))
+  encode_fn = step_lib.jitted_encode(model)
   parts = [encode_fn(params, observations[i:i + ENCODE_BATCH])
            for i in range(0, len(observations), ENCODE_BATCH)]
   return (np.concatenate([np.asarray(m) for m, _ in parts]),
