@@ -15,6 +15,10 @@ Paper scale (a GPU; the schedule of configs/capacity.py, 3 seeds):
 
   python -m bvae_jax.reproductions.burgess_fig4a --config=configs/burgess_fig4a.py --workdir=/tmp/fig4a
 
+(`python -m bvae_jax.main --config=configs/burgess_fig4a.py --workdir=/tmp/fig4a`
+trains the sweep alone; the command above then finds it trained and only
+reads the latents.)
+
 CPU-sized (one seed, 25,000 steps with C rising over the first 20,000, the
 paper's ramp being 100,000; ~70 minutes on 2 cores at the ~6 steps/s of a
 600-step smoke run):
