@@ -121,10 +121,12 @@ def row_label(reading: dict[str, Any]) -> str:
   return label
 
 
-def encode(model, params, observations: np.ndarray
+def encode(encode_fn, params, observations: np.ndarray
            ) -> tuple[np.ndarray, np.ndarray]:
-  """Posterior (means, log variances) of the observations, (N, L) each."""
-  encode_fn = step_lib.jitted_encode(model)
+  """Posterior (means, log variances) of the observations, (N, L) each.
+
+  `encode_fn` is step.jitted_encode(model), made once for all members.
+  """
   parts = [encode_fn(params, observations[i:i + ENCODE_BATCH])
            for i in range(0, len(observations), ENCODE_BATCH)]
   return (np.concatenate([np.asarray(m) for m, _ in parts]),
@@ -167,8 +169,9 @@ def summarise(config, workdir: str) -> dict[str, Any]:
           config.eval.num_train, np.random.RandomState(config.eval.seed))
       observations = np.asarray(observations, np.float32)
       factor_names = list(ground_truth.factor_names)
-    model = step_lib.create_model(solo)
-    means, log_vars = encode(model, params, observations)
+      model = step_lib.create_model(solo)  # Members differ in params only.
+      encode_fn = step_lib.jitted_encode(model)
+    means, log_vars = encode(encode_fn, params, observations)
     kl = np.asarray(gaussians.kl_per_latent(means, log_vars)).mean(axis=0)
     reading = read_latents(means, kl, factors, factor_names,
                            config.eval.num_bins)
