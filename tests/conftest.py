@@ -22,3 +22,12 @@ jax.config.update('jax_compilation_cache_dir',
 jax.config.update('jax_persistent_cache_min_compile_time_secs', 0.0)
 jax.config.update('jax_persistent_cache_min_entry_size_bytes', 0)
 jax.config.update('jax_disable_most_optimizations', True)
+
+
+def pytest_xdist_auto_num_workers(config):
+  """`-n auto` (pyproject.toml's addopts): cores, capped by memory."""
+  del config  # The machine decides, not the command line.
+  import xdist_workers  # pylint: disable=g-import-not-at-top
+  return xdist_workers.auto_workers(
+      len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity')
+      else os.cpu_count(), xdist_workers.physical_memory_bytes())
