@@ -25,9 +25,14 @@ jax.config.update('jax_disable_most_optimizations', True)
 
 
 def pytest_xdist_auto_num_workers(config):
-  """`-n auto` (pyproject.toml's addopts): cores, capped by memory."""
+  """`-n auto` (pyproject.toml's addopts): cores, capped by memory.
+
+  PYTEST_XDIST_AUTO_NUM_WORKERS, where set, still wins: returning None hands
+  the decision to xdist's own hook, which reads it.
+  """
   del config  # The machine decides, not the command line.
+  if os.environ.get('PYTEST_XDIST_AUTO_NUM_WORKERS'):
+    return None
   import xdist_workers  # pylint: disable=g-import-not-at-top
-  return xdist_workers.auto_workers(
-      len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity')
-      else os.cpu_count(), xdist_workers.physical_memory_bytes())
+  return xdist_workers.auto_workers(xdist_workers.usable_cores(),
+                                    xdist_workers.physical_memory_bytes())

@@ -25,3 +25,7 @@ def test_auto_workers_are_cores_capped_by_memory(cores, memory_gib, workers):
 @pytest.mark.skipif(sys.platform != 'linux', reason='sysconf names differ')
 def test_this_machine_memory_is_known_on_linux():
   assert xdist_workers.physical_memory_bytes() > GIB
+
+
+def test_usable_cores_are_at_least_one():
+  assert xdist_workers.usable_cores() >= 1

@@ -13,6 +13,13 @@ GIB = 1024**3
 BYTES_PER_WORKER = 6 * GIB
 
 
+def usable_cores():
+  """The cores this process may run on (its affinity), or None if unknown."""
+  if hasattr(os, 'sched_getaffinity'):
+    return len(os.sched_getaffinity(0))
+  return os.cpu_count()
+
+
 def physical_memory_bytes():
   """This machine's memory, or None where sysconf cannot tell."""
   try:
