@@ -121,8 +121,7 @@ def check_compatible(manager: ocp.CheckpointManager, step: int,
       problems.append(f'  {name}: checkpoint {stored[name]} vs model '
                       f'{expected[name]}')
   if problems:
-    stored_config = manager.restore(
-        step, args=ocp.args.Composite(**{_CONFIG: ocp.args.JsonRestore()}))[_CONFIG]
+    stored_config = restore_config(manager, step)
     hint = ''
     if stored_config:
       hint = ('\nThe checkpoint was written with ' + ', '.join(
@@ -134,6 +133,12 @@ def check_compatible(manager: ocp.CheckpointManager, step: int,
         'does not fit the configured model (different architecture). '
         f'Differences:\n' + '\n'.join(problems[:20]) + hint +
         '\nUse a fresh --workdir, or the config the checkpoint was written with.')
+
+
+def restore_config(manager: ocp.CheckpointManager, step: int) -> dict:
+  """The config saved with the checkpoint at `step` (a plain dict)."""
+  return manager.restore(step, args=ocp.args.Composite(
+      **{_CONFIG: ocp.args.JsonRestore()}))[_CONFIG]
 
 
 def restore(manager: ocp.CheckpointManager, step: int, abstract_state: Any

@@ -191,8 +191,14 @@ def write_report(workdir: str, config, members: Sequence[Any],
                  final: Mapping[str, np.ndarray], failed_at: np.ndarray,
                  evaluations: Mapping[str, Mapping[str, Any]]) -> list[str]:
   """Writes the CSV, Markdown, JSON and plot; returns their paths."""
+  return write_rows(workdir, config,
+                    member_rows(members, final, failed_at, evaluations))
+
+
+def write_rows(workdir: str, config, rows: Sequence[Mapping[str, Any]]
+               ) -> list[str]:
+  """write_report from the member rows (e.g. sweeps merged by sweep_merge)."""
   swept = list(config.sweep.grid or {})
-  rows = member_rows(members, final, failed_at, evaluations)
   summary = summary_rows(rows, swept)
   paths = [os.path.join(workdir, f'sweep_results.{ext}')
            for ext in ('csv', 'md')] + [results_path(workdir)]

@@ -1,0 +1,299 @@
+r"""One sweep from seed shards: sweeps trained apart, merged into one workdir.
+
+A sweep can be too long for one session or machine (configs/sweep_beta.py at
+its full size, 7 β × 3 seeds, is ~6 hours of training on a 2-core CPU). Train
+it as shards that differ only in `config.sweep.seeds`, each in its own workdir
+and at its own time, then merge them:
+
+  python -m bvae_jax.main --config=configs/sweep_beta.py --config.sweep.seeds='(0,)' --workdir=DIR/seed0
+  python -m bvae_jax.main --config=configs/sweep_beta.py --config.sweep.seeds='(1,)' --workdir=DIR/seed1
+  python -m bvae_jax.main --config=configs/sweep_beta.py --config.sweep.seeds='(2,)' --workdir=DIR/seed2
+  python -m bvae_jax.sweep_merge --config=configs/sweep_beta.py --workdir=DIR/all --parts=DIR/seed0,DIR/seed1,DIR/seed2
+
+DIR/all then holds what `sweep.train_sweep` writes for the config's seeds in
+one process: one checkpoint of all members stacked in the config's member
+order (with the config), `members/<name>/` (each member's TensorBoard run,
+figures and evaluation, copied), `sweep_members.json`, `config.json` and
+`sweep_results.{csv,md,json}` with the plot. Everything that reads a sweep
+(`--mode=evaluate --member=…`, bvae_jax/udr_selection.py,
+bvae_jax/reproductions/beta_sweep_study.py) reads it as it reads a sweep
+trained whole; `merged_from.json` records the parts.
+
+A member trained in a shard computes what it computes in the whole sweep: the
+same initialisation and noise (its seed) and, with shared batches, the same
+batches (the sweep's data seed, not the member's). Only the floating-point
+summation order differs (another member count vmaps another width), so the
+logged losses agree to ~1e-6 relative and the parameters drift apart within
+Adam's step bound, as between any two layouts (tests/test_sweep_merge.py).
+
+Every part must have finished (its sweep_results.json written, its latest
+checkpoint at config.num_train_steps), its seeds must not overlap another
+part's, the parts' seeds together must be the config's, and every other field
+of each part's stored config must equal the config's, except the ones in
+`MAY_DIFFER` (where checkpoints and data files live, how many checkpoints
+are kept, the member axis' device count), which do not change what is trained.
+"""
+
+import dataclasses
+import os
+import shutil
+from typing import Any, Sequence
+
+from absl import app
+from absl import flags
+from absl import logging
+from flax import traverse_util
+import jax
+import ml_collections
+from ml_collections import config_flags
+import numpy as np
+
+from bvae_jax import checkpointing
+from bvae_jax import devices
+from bvae_jax import evaluate
+from bvae_jax import loop
+from bvae_jax import sweep
+from bvae_jax import sweep_report
+
+# Config fields that may differ between parts: none changes what a member
+# computes. sweep.seeds is checked on its own (disjoint, covering the config's).
+MAY_DIFFER = ('checkpoint_every_steps', 'max_checkpoints_to_keep', 'data_dir',
+              'sweep.member_devices', 'sweep.seeds')
+MERGED_FROM_JSON = 'merged_from.json'
+
+
+@dataclasses.dataclass
+class Part:
+  """One finished shard of the sweep.
+
+  Attributes:
+    workdir: its workdir.
+    seeds: its config.sweep.seeds.
+    step: its final checkpoint step.
+    stored_config: the config saved with that checkpoint (a plain dict).
+  """
+  workdir: str
+  seeds: list[int]
+  step: int
+  stored_config: dict[str, Any]
+
+
+def _flat(config: Any) -> dict[str, Any]:
+  """{'a.b': value} of a config dict, tuples as lists (as JSON stores them)."""
+  return {key: list(value) if isinstance(value, tuple) else value
+          for key, value in traverse_util.flatten_dict(
+              config, sep='.').items()}
+
+
+def config_differences(config: ml_collections.ConfigDict,
+                       stored_config: dict[str, Any]) -> list[str]:
+  """'field: part X vs config Y' for every field outside MAY_DIFFER."""
+  wanted = _flat(config.to_dict())
+  stored = _flat(stored_config)
+  differences = []
+  for key in sorted(set(wanted) | set(stored)):
+    if key in MAY_DIFFER:
+      continue
+    if wanted.get(key, '<absent>') != stored.get(key, '<absent>'):
+      differences.append(f'{key}: part {stored.get(key, "<absent>")!r} vs '
+                         f'config {wanted.get(key, "<absent>")!r}')
+  return differences
+
+
+def read_part(config: ml_collections.ConfigDict, workdir: str) -> Part:
+  """Checks that `workdir` holds a finished shard of `config`'s sweep.
+
+  Raises:
+    FileNotFoundError: it has no sweep_results.json (not finished) or no
+      checkpoint.
+    ValueError: its checkpoint is not at config.num_train_steps, or its config
+      differs from `config` in a field outside MAY_DIFFER (all are named).
+  """
+  if not os.path.exists(sweep_report.results_path(workdir)):
+    raise FileNotFoundError(
+        f'{sweep_report.results_path(workdir)} is missing: the sweep in '
+        f'{workdir} has not finished (run its training command again to '
+        'resume it).')
+  step = evaluate.checkpoint_step(workdir)
+  if step != config.num_train_steps:
+    raise ValueError(f'The latest checkpoint of {workdir} is at step {step}, '
+                     f'the config trains {config.num_train_steps} steps.')
+  manager = checkpointing.create_manager(workdir, config, read_only=True)
+  stored_config = checkpointing.restore_config(manager, step)
+  manager.close()
+  resolved = loop.data_source_as_trained(config, stored_config)
+  differences = config_differences(resolved, stored_config)
+  if differences:
+    raise ValueError(f'{workdir} was trained with another config than '
+                     '--config, so its members are not members of that '
+                     'sweep:\n  ' + '\n  '.join(differences))
+  return Part(workdir=workdir, seeds=[int(s) for s in
+                                      stored_config['sweep']['seeds']],
+              step=step, stored_config=stored_config)
+
+
+def check_seeds(config: ml_collections.ConfigDict,
+                parts: Sequence[Part]) -> None:
+  """The parts' seeds are disjoint and together the config's.
+
+  Raises:
+    ValueError: naming a seed two parts share, or the seeds missing or extra.
+  """
+  owner: dict[int, str] = {}
+  for part in parts:
+    for seed in part.seeds:
+      if seed in owner:
+        raise ValueError(f'Seed {seed} was trained by both {owner[seed]} and '
+                         f'{part.workdir}; each seed must come from one part.')
+      owner[seed] = part.workdir
+  wanted = {int(s) for s in config.sweep.seeds}
+  missing, extra = sorted(wanted - set(owner)), sorted(set(owner) - wanted)
+  if missing or extra:
+    raise ValueError(
+        f'The parts train seeds {sorted(owner)}, config.sweep.seeds is '
+        f'{sorted(wanted)}' + (f'; no part has seeds {missing}' if missing
+                               else '') +
+        (f'; seeds {extra} are not in the config' if extra else '') + '.')
+
+
+def _part_config(config: ml_collections.ConfigDict, part: Part
+                 ) -> ml_collections.ConfigDict:
+  """The config the part was trained with, as far as its state's shape goes."""
+  part_config = ml_collections.ConfigDict(config.to_dict())
+  part_config.sweep.seeds = tuple(part.seeds)
+  part_config.sweep.member_devices = 0
+  return part_config
+
+
+def restore_part_state(config: ml_collections.ConfigDict, part: Part
+                       ) -> tuple[list[sweep.Member], sweep.SweepState]:
+  """The part's members and its final state, on the host."""
+  part_config = _part_config(config, part)
+  setup = sweep.setup_sweep(part_config)
+  manager = checkpointing.create_manager(part.workdir, part_config,
+                                         read_only=True)
+  state, _ = checkpointing.restore(manager, part.step, setup.abstract_state)
+  manager.close()
+  return setup.members, jax.tree.map(sweep.host_array, state)
+
+
+def merge_states(members: Sequence[sweep.Member],
+                 parts: Sequence[tuple[Sequence[sweep.Member],
+                                       sweep.SweepState]]
+                 ) -> sweep.SweepState:
+  """The parts' states, members stacked in the order of `members`.
+
+  Args:
+    members: the merged sweep's members.
+    parts: (members, host state) of each part; together they hold every
+      member of `members` once, by name.
+
+  Returns:
+    The merged SweepState (host arrays).
+
+  Raises:
+    ValueError: the parts stopped at different steps.
+  """
+  steps = {int(state.step) for _, state in parts}
+  if len(steps) != 1:
+    raise ValueError(f'The parts stopped at different steps: {sorted(steps)}')
+  where = {m.name: (p, m.index) for p, (part_members, _) in enumerate(parts)
+           for m in part_members}
+  order = [where[m.name] for m in members]
+
+  def gather(*leaves):
+    return np.stack([leaves[p][i] for p, i in order])
+
+  states = [state for _, state in parts]
+  return sweep.SweepState(
+      step=states[0].step,
+      members=jax.tree.map(gather, *[s.members for s in states]),
+      failed_at=gather(*[s.failed_at for s in states]))
+
+
+def merge_sweeps(config: ml_collections.ConfigDict, workdir: str,
+                 part_workdirs: Sequence[str]) -> list[dict[str, Any]]:
+  """Merges finished seed shards of `config`'s sweep into `workdir`.
+
+  Args:
+    config: the whole sweep's config (its seeds: all the parts' seeds).
+    workdir: a new or empty directory for the merged sweep.
+    part_workdirs: the shards' workdirs.
+
+  Returns:
+    The merged sweep_results rows, in the config's member order.
+
+  Raises:
+    ValueError, FileNotFoundError: on a non-empty workdir, fewer than two
+      parts, or a part that does not belong (see read_part, check_seeds);
+      nothing is written then.
+  """
+  if jax.process_count() > 1:
+    raise ValueError('sweep_merge runs in one process')
+  if len(part_workdirs) < 2:
+    raise ValueError(f'--parts needs at least two workdirs, got '
+                     f'{list(part_workdirs)}')
+  if os.path.isdir(workdir) and os.listdir(workdir):
+    raise ValueError(f'{workdir} is not empty; merge into a new directory.')
+  members = sweep.validate_sweep_config(config)
+  parts = [read_part(config, part) for part in part_workdirs]
+  check_seeds(config, parts)
+  config = loop.data_source_as_trained(config, parts[0].stored_config)
+  state = merge_states(members, [restore_part_state(config, part)
+                                 for part in parts])
+  rows_by_name = {row['member']: row for part in parts
+                  for row in sweep_report.read_member_rows(part.workdir)}
+  rows = [rows_by_name[m.name] for m in members]
+  part_of = {m.name: part.workdir for part in parts
+             for m in sweep.sweep_members(_part_config(config, part))}
+
+  created = not os.path.exists(workdir)
+  try:
+    os.makedirs(workdir, exist_ok=True)
+    setup = sweep.setup_sweep(config)
+    manager = checkpointing.create_manager(workdir, config)
+    checkpointing.save(manager, parts[0].step,
+                       jax.device_put(state, setup.state_sharding), config)
+    manager.wait_until_finished()
+    manager.close()
+    for member in members:
+      shutil.copytree(sweep.member_workdir(part_of[member.name], member.name),
+                      sweep.member_workdir(workdir, member.name))
+    loop.write_json(os.path.join(workdir, 'sweep_members.json'),
+                    [dataclasses.asdict(m) for m in members])
+    loop.write_config_json(workdir, config, 0)
+    loop.write_json(os.path.join(workdir, MERGED_FROM_JSON), {
+        'step': parts[0].step,
+        'parts': [{'workdir': os.path.abspath(part.workdir),
+                   'seeds': part.seeds,
+                   'data_dir': part.stored_config.get('data_dir')}
+                  for part in parts]})
+    sweep_report.write_rows(workdir, config, rows)
+  except BaseException:
+    # The directory was new or empty: removing what was written loses nothing.
+    shutil.rmtree(workdir, ignore_errors=True)
+    if not created:
+      os.makedirs(workdir)
+    raise
+  logging.info('Merged %d members from %s into %s.', len(members),
+               ', '.join(part_workdirs), workdir)
+  return rows
+
+
+def main(argv):
+  del argv
+  config = flags.FLAGS.config
+  devices.configure_host_devices(0, config.batch_size)
+  rows = merge_sweeps(config, flags.FLAGS.workdir, flags.FLAGS.parts)
+  print(f'{len(rows)} members merged into {flags.FLAGS.workdir}; see '
+        f'{os.path.join(flags.FLAGS.workdir, "sweep_results.md")}')
+
+
+if __name__ == '__main__':
+  config_flags.DEFINE_config_file(
+      'config', None, 'The whole sweep (e.g. configs/sweep_beta.py).',
+      lock_config=True)
+  flags.DEFINE_string('workdir', None, 'A new directory for the merged sweep.')
+  flags.DEFINE_list('parts', None, 'The finished seed shards\' workdirs.')
+  flags.mark_flags_as_required(['config', 'workdir', 'parts'])
+  app.run(main)

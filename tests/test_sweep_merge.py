@@ -1,0 +1,144 @@
+"""Seed shards trained apart merge into the sweep one process would train."""
+
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from bvae_jax import experiment_config
+from bvae_jax import sweep
+from bvae_jax import sweep_merge
+from bvae_jax import sweep_report
+from test_sweep import STEPS
+from test_sweep import tiny_sweep
+from event_files import read_scalars
+from training_equivalence import METRIC_RTOL
+
+# The use it is for (configs/sweep_beta.py): β·KL is smooth, where capacity's
+# γ·|KL − C| has a kink that flips the gradient when summation order moves
+# KL across C, which would hide a real difference in the noise.
+GRID = {'beta': (1.0, 4.0)}
+
+
+def beta_sweep(data_dir, seeds):
+  config = tiny_sweep(data_dir, seeds=seeds, grid={})
+  experiment_config.set_objective(config, 'beta_vae')
+  config.sweep.grid = GRID
+  return config
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+  """The whole sweep (seeds 0, 1) and its two shards, each trained once."""
+  root = tmp_path_factory.mktemp('merge')
+  data_dir = str(root / 'tfds')
+  runs = {}
+  for name, seeds in (('whole', (0, 1)), ('seed0', (0,)), ('seed1', (1,))):
+    config = beta_sweep(data_dir, seeds)
+    workdir = str(root / name)
+    runs[name] = (sweep.train_sweep(config, workdir), workdir)
+  return root, data_dir, runs
+
+
+def assert_same_member(logdir_a, logdir_b):
+  """Two runs of one member (another vmapped width, so another summation
+  order) log the same losses; β is told apart by the KL.
+
+  The sums over everything (loss, gradient norm) agree to
+  training_equivalence's rtol. The KL here is ~0.003 nats, a near-cancelling
+  sum: measured 2 vs 4 members, it drifts by up to 1.4% by step 6, while
+  β = 1 and β = 4 of one seed differ by ≥ 30% from step 2 on. Parameters are
+  not compared: at this KL most of Adam's first steps are sign steps on
+  near-zero gradients, so 46% of them differed by > 1e-5 (within Adam's
+  bound) between the two widths.
+  """
+  a = read_scalars(logdir_a, ('loss', 'grad_norm', 'kl_total'))
+  b = read_scalars(logdir_b, ('loss', 'grad_norm', 'kl_total'))
+  for tag, rtol in (('loss', METRIC_RTOL), ('grad_norm', METRIC_RTOL),
+                    ('kl_total', 0.05)):
+    assert sorted(a[tag]) == sorted(b[tag]) == list(range(1, STEPS + 1))
+    np.testing.assert_allclose([a[tag][s] for s in sorted(a[tag])],
+                               [b[tag][s] for s in sorted(b[tag])],
+                               rtol=rtol, err_msg=tag)
+
+
+def test_merged_shards_are_the_whole_sweep(trained):
+  root, data_dir, runs = trained
+  config = beta_sweep(data_dir, (0, 1))
+  merged = str(root / 'merged')
+  rows = sweep_merge.merge_sweeps(config, merged,
+                                  [runs['seed1'][1], runs['seed0'][1]])
+  whole_state, whole_dir = runs['whole']
+  members = sweep.sweep_members(config)
+  assert [row['member'] for row in rows] == [m.name for m in members] == [
+      row['member'] for row in sweep_report.read_member_rows(whole_dir)]
+  assert sweep_report.read_member_rows(merged) == rows
+  for member in members:
+    shard_state, shard_dir = runs[f'seed{member.seed}']
+    shard_index = next(m.index for m in sweep.sweep_members(
+        beta_sweep(data_dir, (member.seed,)))
+                       if m.name == member.name)
+    _, params, step = sweep.restore_member(config, merged, member.name)
+    assert step == STEPS
+    # The merge moves parameters, bit for bit ...
+    for restored, shard in zip(
+        jax.tree.leaves(params),
+        jax.tree.leaves(sweep.member_params(shard_state, shard_index))):
+      np.testing.assert_array_equal(restored, shard)
+    # ... and a shard's member is the whole sweep's member of that name.
+    assert_same_member(sweep.member_workdir(merged, member.name),
+                       sweep.member_workdir(whole_dir, member.name))
+  with open(os.path.join(merged, sweep_merge.MERGED_FROM_JSON)) as f:
+    record = json.load(f)
+  assert [p['seeds'] for p in record['parts']] == [[1], [0]]
+  assert record['step'] == STEPS
+
+
+def _expect_refusal(config, workdir, parts, message):
+  with pytest.raises((ValueError, FileNotFoundError), match=message):
+    sweep_merge.merge_sweeps(config, workdir, parts)
+  assert not os.path.exists(workdir) or not os.listdir(workdir)
+
+
+def test_parts_that_do_not_make_the_sweep_are_refused(trained, tmp_path):
+  root, data_dir, runs = trained
+  seed0, seed1 = runs['seed0'][1], runs['seed1'][1]
+  config = beta_sweep(data_dir, (0, 1))
+  out = str(tmp_path / 'out')
+  _expect_refusal(config, out, [seed0, seed0], 'Seed 0 was trained by both')
+  _expect_refusal(beta_sweep(data_dir, (0, 1, 2)), out,
+                  [seed0, seed1], r'no part has seeds \[2\]')
+  _expect_refusal(beta_sweep(data_dir, (0,)), out,
+                  [seed0, seed1], r'seeds \[1\] are not in the config')
+  other = beta_sweep(data_dir, (0, 1))
+  other.learning_rate = 1e-3
+  _expect_refusal(other, out, [seed0, seed1],
+                  r'learning_rate: part 0.0005 vs config 0.001')
+  _expect_refusal(config, out, [seed0], 'at least two workdirs')
+  unfinished = tmp_path / 'unfinished'
+  unfinished.mkdir()
+  _expect_refusal(config, out, [seed0, str(unfinished)], 'has not finished')
+  (tmp_path / 'out' / 'kept.txt').parent.mkdir()
+  (tmp_path / 'out' / 'kept.txt').write_text('mine')
+  with pytest.raises(ValueError, match='is not empty'):
+    sweep_merge.merge_sweeps(config, out, [seed0, seed1])
+  assert (tmp_path / 'out' / 'kept.txt').read_text() == 'mine'
+
+
+def test_a_merge_that_fails_midway_leaves_the_directory_empty(
+    trained, tmp_path, monkeypatch):
+  _, data_dir, runs = trained
+  config = beta_sweep(data_dir, (0, 1))
+
+  def disk_full(*args, **kwargs):
+    raise OSError('No space left on device')
+
+  monkeypatch.setattr(sweep_report, 'write_rows', disk_full)
+  out = tmp_path / 'out'
+  out.mkdir()
+  with pytest.raises(OSError, match='No space left'):
+    sweep_merge.merge_sweeps(config, str(out),
+                             [runs['seed0'][1], runs['seed1'][1]])
+  assert out.is_dir() and not os.listdir(out)
