@@ -35,9 +35,11 @@ are kept, the member axis' device count), which do not change what is trained.
 """
 
 import dataclasses
+import json
 import os
 import shutil
-from typing import Any, Sequence
+import tempfile
+from typing import Any, Mapping, Sequence
 
 from absl import app
 from absl import flags
@@ -56,9 +58,11 @@ from bvae_jax import sweep
 from bvae_jax import sweep_report
 
 # Config fields that may differ between parts: none changes what a member
-# computes. sweep.seeds is checked on its own (disjoint, covering the config's).
+# computes or how its row is measured. sweep.seeds is checked on its own
+# (disjoint, covering the config's).
 MAY_DIFFER = ('checkpoint_every_steps', 'max_checkpoints_to_keep', 'data_dir',
-              'sweep.member_devices', 'sweep.seeds')
+              'figure_every_steps', 'sweep.member_devices', 'sweep.plot_metric',
+              'sweep.seeds')
 MERGED_FROM_JSON = 'merged_from.json'
 
 
@@ -68,25 +72,21 @@ class Part:
 
   Attributes:
     workdir: its workdir.
-    seeds: its config.sweep.seeds.
-    step: its final checkpoint step.
-    stored_config: the config saved with that checkpoint (a plain dict).
+    seeds: its config.sweep.seeds, in its order.
+    stored_config: the config saved with its final checkpoint (a plain dict).
   """
   workdir: str
   seeds: list[int]
-  step: int
   stored_config: dict[str, Any]
 
 
-def _flat(config: Any) -> dict[str, Any]:
-  """{'a.b': value} of a config dict, tuples as lists (as JSON stores them)."""
-  return {key: list(value) if isinstance(value, tuple) else value
-          for key, value in traverse_util.flatten_dict(
-              config, sep='.').items()}
+def _flat(config: Mapping[str, Any]) -> dict[str, Any]:
+  """{'a.b': value}, normalised as JSON stores it (tuples become lists)."""
+  return traverse_util.flatten_dict(json.loads(json.dumps(config)), sep='.')
 
 
 def config_differences(config: ml_collections.ConfigDict,
-                       stored_config: dict[str, Any]) -> list[str]:
+                       stored_config: Mapping[str, Any]) -> list[str]:
   """'field: part X vs config Y' for every field outside MAY_DIFFER."""
   wanted = _flat(config.to_dict())
   stored = _flat(stored_config)
@@ -101,35 +101,54 @@ def config_differences(config: ml_collections.ConfigDict,
 
 
 def read_part(config: ml_collections.ConfigDict, workdir: str) -> Part:
-  """Checks that `workdir` holds a finished shard of `config`'s sweep.
+  """The seeds and stored config of the sweep in `workdir` (`config`: the
+  merged sweep's, for its checkpoint options).
 
   Raises:
-    FileNotFoundError: it has no sweep_results.json (not finished) or no
-      checkpoint.
-    ValueError: its checkpoint is not at config.num_train_steps, or its config
-      differs from `config` in a field outside MAY_DIFFER (all are named).
+    FileNotFoundError: `workdir` does not exist or holds no checkpoint (the
+      message lists what it holds).
+    ValueError: its checkpoint is not a sweep's.
   """
-  if not os.path.exists(sweep_report.results_path(workdir)):
-    raise FileNotFoundError(
-        f'{sweep_report.results_path(workdir)} is missing: the sweep in '
-        f'{workdir} has not finished (run its training command again to '
-        'resume it).')
   step = evaluate.checkpoint_step(workdir)
-  if step != config.num_train_steps:
-    raise ValueError(f'The latest checkpoint of {workdir} is at step {step}, '
-                     f'the config trains {config.num_train_steps} steps.')
   manager = checkpointing.create_manager(workdir, config, read_only=True)
   stored_config = checkpointing.restore_config(manager, step)
   manager.close()
-  resolved = loop.data_source_as_trained(config, stored_config)
-  differences = config_differences(resolved, stored_config)
+  if not (stored_config.get('sweep') or {}).get('seeds'):
+    raise ValueError(f'{workdir} holds a run without a sweep block, not a '
+                     'sweep; merge the workdirs of `config.sweep` runs.')
+  return Part(workdir=workdir,
+              seeds=[int(s) for s in stored_config['sweep']['seeds']],
+              stored_config=stored_config)
+
+
+def check_part(config: ml_collections.ConfigDict, part: Part) -> None:
+  """The part is a finished shard of `config`'s sweep.
+
+  Args:
+    config: the whole sweep's config, its data source resolved.
+    part: from read_part.
+
+  Raises:
+    ValueError: its config differs from `config` outside MAY_DIFFER (every
+      field named), or its latest checkpoint is short of num_train_steps.
+    FileNotFoundError: it has no sweep_results.json.
+  """
+  differences = config_differences(config, part.stored_config)
   if differences:
-    raise ValueError(f'{workdir} was trained with another config than '
+    raise ValueError(f'{part.workdir} was trained with another config than '
                      '--config, so its members are not members of that '
                      'sweep:\n  ' + '\n  '.join(differences))
-  return Part(workdir=workdir, seeds=[int(s) for s in
-                                      stored_config['sweep']['seeds']],
-              step=step, stored_config=stored_config)
+  step = evaluate.checkpoint_step(part.workdir)
+  if step != config.num_train_steps:
+    raise ValueError(
+        f'The sweep in {part.workdir} has not finished: its latest '
+        f'checkpoint is at step {step} of {config.num_train_steps} (run its '
+        'training command again to resume it).')
+  if not os.path.exists(sweep_report.results_path(part.workdir)):
+    raise FileNotFoundError(
+        f'{sweep_report.results_path(part.workdir)} is missing although the '
+        'last step is checkpointed: the sweep stopped before its report '
+        '(run its training command again to write it).')
 
 
 def check_seeds(config: ml_collections.ConfigDict,
@@ -156,23 +175,24 @@ def check_seeds(config: ml_collections.ConfigDict,
         (f'; seeds {extra} are not in the config' if extra else '') + '.')
 
 
-def _part_config(config: ml_collections.ConfigDict, part: Part
-                 ) -> ml_collections.ConfigDict:
-  """The config the part was trained with, as far as its state's shape goes."""
-  part_config = ml_collections.ConfigDict(config.to_dict())
-  part_config.sweep.seeds = tuple(part.seeds)
-  part_config.sweep.member_devices = 0
-  return part_config
+def _with_seeds(config: ml_collections.ConfigDict, seeds: Sequence[int]
+                ) -> ml_collections.ConfigDict:
+  """`config` with these seeds, its members on whatever devices fit here."""
+  copy = ml_collections.ConfigDict(config.to_dict())
+  copy.sweep.seeds = tuple(seeds)
+  copy.sweep.member_devices = 0
+  return copy
 
 
 def restore_part_state(config: ml_collections.ConfigDict, part: Part
                        ) -> tuple[list[sweep.Member], sweep.SweepState]:
   """The part's members and its final state, on the host."""
-  part_config = _part_config(config, part)
+  part_config = _with_seeds(config, part.seeds)
   setup = sweep.setup_sweep(part_config)
   manager = checkpointing.create_manager(part.workdir, part_config,
                                          read_only=True)
-  state, _ = checkpointing.restore(manager, part.step, setup.abstract_state)
+  state, _ = checkpointing.restore(manager, config.num_train_steps,
+                                   setup.abstract_state)
   manager.close()
   return setup.members, jax.tree.map(sweep.host_array, state)
 
@@ -181,22 +201,13 @@ def merge_states(members: Sequence[sweep.Member],
                  parts: Sequence[tuple[Sequence[sweep.Member],
                                        sweep.SweepState]]
                  ) -> sweep.SweepState:
-  """The parts' states, members stacked in the order of `members`.
+  """The parts' states (of one step), members stacked in `members`' order.
 
   Args:
     members: the merged sweep's members.
     parts: (members, host state) of each part; together they hold every
       member of `members` once, by name.
-
-  Returns:
-    The merged SweepState (host arrays).
-
-  Raises:
-    ValueError: the parts stopped at different steps.
   """
-  steps = {int(state.step) for _, state in parts}
-  if len(steps) != 1:
-    raise ValueError(f'The parts stopped at different steps: {sorted(steps)}')
   where = {m.name: (p, m.index) for p, (part_members, _) in enumerate(parts)
            for m in part_members}
   order = [where[m.name] for m in members]
@@ -211,9 +222,43 @@ def merge_states(members: Sequence[sweep.Member],
       failed_at=gather(*[s.failed_at for s in states]))
 
 
+def _numeric_nans(row: Mapping[str, Any]) -> dict[str, Any]:
+  """A row read back from sweep_results.json, its nans (stored as null)
+  restored, so the merged tables and plot are those of a sweep trained whole."""
+  return {key: np.nan if value is None else value
+          for key, value in row.items()}
+
+
+def _write_merged(config, workdir, members, state, part_of, rows, parts):
+  """Everything train_sweep leaves in a workdir, for the merged members."""
+  setup = sweep.setup_sweep(_with_seeds(config, config.sweep.seeds))
+  manager = checkpointing.create_manager(workdir, config)
+  checkpointing.save(manager, config.num_train_steps,
+                     jax.device_put(state, setup.state_sharding), config)
+  manager.wait_until_finished()
+  manager.close()
+  for member in members:
+    shutil.copytree(sweep.member_workdir(part_of[member.name], member.name),
+                    sweep.member_workdir(workdir, member.name))
+  loop.write_json(os.path.join(workdir, 'sweep_members.json'),
+                  [dataclasses.asdict(m) for m in members])
+  loop.write_config_json(workdir, config, 0)
+  loop.write_json(os.path.join(workdir, MERGED_FROM_JSON), {
+      'step': config.num_train_steps,
+      'dataset_source': config.dataset_source,
+      'parts': [{'workdir': os.path.abspath(part.workdir),
+                 'seeds': part.seeds,
+                 'data_dir': part.stored_config.get('data_dir')}
+                for part in parts]})
+  sweep_report.write_rows(workdir, config, rows)
+
+
 def merge_sweeps(config: ml_collections.ConfigDict, workdir: str,
                  part_workdirs: Sequence[str]) -> list[dict[str, Any]]:
   """Merges finished seed shards of `config`'s sweep into `workdir`.
+
+  Everything is written to a new directory beside `workdir` and renamed to
+  it at the end, so a merge that fails leaves `workdir` as it was.
 
   Args:
     config: the whole sweep's config (its seeds: all the parts' seeds).
@@ -225,8 +270,8 @@ def merge_sweeps(config: ml_collections.ConfigDict, workdir: str,
 
   Raises:
     ValueError, FileNotFoundError: on a non-empty workdir, fewer than two
-      parts, or a part that does not belong (see read_part, check_seeds);
-      nothing is written then.
+      parts, or a part that does not belong (see read_part, check_part,
+      check_seeds); nothing is written then.
   """
   if jax.process_count() > 1:
     raise ValueError('sweep_merge runs in one process')
@@ -237,43 +282,30 @@ def merge_sweeps(config: ml_collections.ConfigDict, workdir: str,
     raise ValueError(f'{workdir} is not empty; merge into a new directory.')
   members = sweep.validate_sweep_config(config)
   parts = [read_part(config, part) for part in part_workdirs]
-  check_seeds(config, parts)
+  # One data source for all: the first part's, when the config says 'auto'.
   config = loop.data_source_as_trained(config, parts[0].stored_config)
-  state = merge_states(members, [restore_part_state(config, part)
-                                 for part in parts])
-  rows_by_name = {row['member']: row for part in parts
+  for part in parts:
+    check_part(config, part)
+  check_seeds(config, parts)
+  restored = [restore_part_state(config, part) for part in parts]
+  state = merge_states(members, restored)
+  part_of = {m.name: part.workdir
+             for part, (part_members, _) in zip(parts, restored)
+             for m in part_members}
+  rows_by_name = {row['member']: _numeric_nans(row) for part in parts
                   for row in sweep_report.read_member_rows(part.workdir)}
   rows = [rows_by_name[m.name] for m in members]
-  part_of = {m.name: part.workdir for part in parts
-             for m in sweep.sweep_members(_part_config(config, part))}
 
-  created = not os.path.exists(workdir)
+  parent = os.path.dirname(os.path.abspath(workdir))
+  os.makedirs(parent, exist_ok=True)
+  staging = tempfile.mkdtemp(prefix='.merging_', dir=parent)
   try:
-    os.makedirs(workdir, exist_ok=True)
-    setup = sweep.setup_sweep(config)
-    manager = checkpointing.create_manager(workdir, config)
-    checkpointing.save(manager, parts[0].step,
-                       jax.device_put(state, setup.state_sharding), config)
-    manager.wait_until_finished()
-    manager.close()
-    for member in members:
-      shutil.copytree(sweep.member_workdir(part_of[member.name], member.name),
-                      sweep.member_workdir(workdir, member.name))
-    loop.write_json(os.path.join(workdir, 'sweep_members.json'),
-                    [dataclasses.asdict(m) for m in members])
-    loop.write_config_json(workdir, config, 0)
-    loop.write_json(os.path.join(workdir, MERGED_FROM_JSON), {
-        'step': parts[0].step,
-        'parts': [{'workdir': os.path.abspath(part.workdir),
-                   'seeds': part.seeds,
-                   'data_dir': part.stored_config.get('data_dir')}
-                  for part in parts]})
-    sweep_report.write_rows(workdir, config, rows)
+    _write_merged(config, staging, members, state, part_of, rows, parts)
+    if os.path.isdir(workdir):
+      os.rmdir(workdir)  # Empty (checked above); rmdir refuses otherwise.
+    os.rename(staging, workdir)
   except BaseException:
-    # The directory was new or empty: removing what was written loses nothing.
-    shutil.rmtree(workdir, ignore_errors=True)
-    if not created:
-      os.makedirs(workdir)
+    shutil.rmtree(staging, ignore_errors=True)
     raise
   logging.info('Merged %d members from %s into %s.', len(members),
                ', '.join(part_workdirs), workdir)

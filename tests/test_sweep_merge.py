@@ -1,7 +1,9 @@
 """Seed shards trained apart merge into the sweep one process would train."""
 
+import csv
 import json
 import os
+import shutil
 
 import jax
 import numpy as np
@@ -99,7 +101,18 @@ def test_merged_shards_are_the_whole_sweep(trained):
 def _expect_refusal(config, workdir, parts, message):
   with pytest.raises((ValueError, FileNotFoundError), match=message):
     sweep_merge.merge_sweeps(config, workdir, parts)
-  assert not os.path.exists(workdir) or not os.listdir(workdir)
+
+
+def _copy_part(workdir, destination, edit_json=None):
+  """A copy of a trained part; edit_json(path, value) -> value edits a file."""
+  shutil.copytree(workdir, destination)
+  for relative in (edit_json or {}):
+    path = os.path.join(destination, relative)
+    with open(path) as f:
+      value = json.load(f)
+    with open(path, 'w') as f:
+      json.dump(edit_json[relative](value), f)
+  return str(destination)
 
 
 def test_parts_that_do_not_make_the_sweep_are_refused(trained, tmp_path):
@@ -117,17 +130,50 @@ def test_parts_that_do_not_make_the_sweep_are_refused(trained, tmp_path):
   _expect_refusal(other, out, [seed0, seed1],
                   r'learning_rate: part 0.0005 vs config 0.001')
   _expect_refusal(config, out, [seed0], 'at least two workdirs')
-  unfinished = tmp_path / 'unfinished'
-  unfinished.mkdir()
-  _expect_refusal(config, out, [seed0, str(unfinished)], 'has not finished')
-  (tmp_path / 'out' / 'kept.txt').parent.mkdir()
+  _expect_refusal(config, out, [seed0, str(tmp_path / 'typo')],
+                  'typo does not exist')
+  # A shard on the other data source ('auto' resolves per machine).
+  real = _copy_part(seed1, tmp_path / 'real', {
+      f'checkpoints/{STEPS}/config/metadata':
+          lambda c: {**c, 'dataset_source': 'real'}})
+  _expect_refusal(config, out, [seed0, real],
+                  "dataset_source: part 'real' vs config 'procedural'")
+  # Stopped early: its last checkpoint is short of num_train_steps.
+  short = _copy_part(seed1, tmp_path / 'short')
+  shutil.rmtree(os.path.join(short, 'checkpoints', str(STEPS)))
+  _expect_refusal(config, out, [seed0, short],
+                  f'has not finished: .* step 3 of {STEPS}')
+  assert not os.path.exists(out)
+  (tmp_path / 'out').mkdir()
   (tmp_path / 'out' / 'kept.txt').write_text('mine')
   with pytest.raises(ValueError, match='is not empty'):
     sweep_merge.merge_sweeps(config, out, [seed0, seed1])
+  assert os.listdir(out) == ['kept.txt']
   assert (tmp_path / 'out' / 'kept.txt').read_text() == 'mine'
 
 
-def test_a_merge_that_fails_midway_leaves_the_directory_empty(
+def test_a_nan_in_a_part_stays_a_nan(trained, tmp_path):
+  # sweep_results.json stores nan as null; merged, it must be nan again
+  # (the plot of a None raised TypeError).
+  _, data_dir, runs = trained
+  config = beta_sweep(data_dir, (0, 1))
+
+  def blank_first_kl(results):
+    results['members'][0]['kl_total'] = None  # config.sweep.plot_metric
+    return results
+
+  seed1 = _copy_part(runs['seed1'][1], tmp_path / 'seed1',
+                     {sweep_report.RESULTS_JSON: blank_first_kl})
+  out = str(tmp_path / 'out')
+  rows = sweep_merge.merge_sweeps(config, out, [runs['seed0'][1], seed1])
+  assert np.isnan(rows[1]['kl_total'])  # beta=1,seed=1: second of four.
+  assert np.isfinite(rows[0]['kl_total'])
+  with open(os.path.join(out, 'sweep_results.csv')) as f:
+    assert list(csv.DictReader(f))[1]['kl_total'] == 'nan'
+  assert os.path.exists(os.path.join(out, 'sweep_kl_total.png'))
+
+
+def test_a_merge_that_fails_midway_leaves_the_directory_as_it_was(
     trained, tmp_path, monkeypatch):
   _, data_dir, runs = trained
   config = beta_sweep(data_dir, (0, 1))
@@ -141,4 +187,5 @@ def test_a_merge_that_fails_midway_leaves_the_directory_empty(
   with pytest.raises(OSError, match='No space left'):
     sweep_merge.merge_sweeps(config, str(out),
                              [runs['seed0'][1], runs['seed1'][1]])
-  assert out.is_dir() and not os.listdir(out)
+  assert sorted(os.listdir(tmp_path)) == ['out']  # No staging left behind.
+  assert not os.listdir(out)
