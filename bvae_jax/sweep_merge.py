@@ -31,7 +31,10 @@ checkpoint at config.num_train_steps), its seeds must not overlap another
 part's, the parts' seeds together must be the config's, and every other field
 of each part's stored config must equal the config's, except the ones in
 `MAY_DIFFER` (where checkpoints and data files live, how many checkpoints
-are kept, the member axis' device count), which do not change what is trained.
+are kept, how often figures are drawn, the column plotted, the member axis'
+device count), which do not change what is trained. That includes the data
+source: with dataset_source='auto', every part must have resolved it as the
+first did.
 """
 
 import dataclasses
