@@ -12,6 +12,11 @@ members share each batch (common random numbers). Full sweep, 7 β × 3 seeds:
 
   python -m bvae_jax.main --config=configs/sweep_beta.py --workdir=/tmp/sweep_beta
 
+The study's own size is one seed (--config.sweep.seeds='(0,)': ~1.5 h of
+training on a 2-core CPU, docs/reproductions.md). Seeds trained as such
+shards, in separate runs, merge into the 3-seed sweep with
+bvae_jax/sweep_merge.py.
+
 CPU-sized (7 β × 1 seed, 10 epochs of a 5,000-image subset, 1,563 steps):
 
   python -m bvae_jax.main --config=configs/sweep_beta.py:quick --workdir=/tmp/sweep_beta_quick
