@@ -15,8 +15,7 @@ from bvae_jax import sweep_merge
 from bvae_jax import sweep_report
 from test_sweep import STEPS
 from test_sweep import tiny_sweep
-from event_files import read_scalars
-from training_equivalence import METRIC_RTOL
+from training_equivalence import assert_same_trajectory
 
 # The use it is for (configs/sweep_beta.py): β·KL is smooth, where capacity's
 # γ·|KL − C| has a kink that flips the gradient when summation order moves
@@ -44,28 +43,6 @@ def trained(tmp_path_factory):
   return root, data_dir, runs
 
 
-def assert_same_member(logdir_a, logdir_b):
-  """Two runs of one member (another vmapped width, so another summation
-  order) log the same losses; β is told apart by the KL.
-
-  The sums over everything (loss, gradient norm) agree to
-  training_equivalence's rtol. The KL here is ~0.003 nats, a near-cancelling
-  sum: measured 2 vs 4 members, it drifts by up to 1.4% by step 6, while
-  β = 1 and β = 4 of one seed differ by ≥ 30% from step 2 on. Parameters are
-  not compared: at this KL most of Adam's first steps are sign steps on
-  near-zero gradients, so 46% of them differed by > 1e-5 (within Adam's
-  bound) between the two widths.
-  """
-  a = read_scalars(logdir_a, ('loss', 'grad_norm', 'kl_total'))
-  b = read_scalars(logdir_b, ('loss', 'grad_norm', 'kl_total'))
-  for tag, rtol in (('loss', METRIC_RTOL), ('grad_norm', METRIC_RTOL),
-                    ('kl_total', 0.05)):
-    assert sorted(a[tag]) == sorted(b[tag]) == list(range(1, STEPS + 1))
-    np.testing.assert_allclose([a[tag][s] for s in sorted(a[tag])],
-                               [b[tag][s] for s in sorted(b[tag])],
-                               rtol=rtol, err_msg=tag)
-
-
 def test_merged_shards_are_the_whole_sweep(trained):
   root, data_dir, runs = trained
   config = beta_sweep(data_dir, (0, 1))
@@ -90,8 +67,8 @@ def test_merged_shards_are_the_whole_sweep(trained):
         jax.tree.leaves(sweep.member_params(shard_state, shard_index))):
       np.testing.assert_array_equal(restored, shard)
     # ... and a shard's member is the whole sweep's member of that name.
-    assert_same_member(sweep.member_workdir(merged, member.name),
-                       sweep.member_workdir(whole_dir, member.name))
+    assert_same_trajectory(sweep.member_workdir(merged, member.name),
+                           sweep.member_workdir(whole_dir, member.name), STEPS)
   with open(os.path.join(merged, sweep_merge.MERGED_FROM_JSON)) as f:
     record = json.load(f)
   assert [p['seeds'] for p in record['parts']] == [[1], [0]]

@@ -12,7 +12,11 @@ usually). So:
   * the per-step loss terms and the gradient norm, sums over everything, must
     agree to rtol 1e-4: a wrong batch, noise draw, hyperparameter, or a sum
     instead of a mean over devices changes them far more (the gradient norm
-    by the device count);
+    by the device count). The KL of these first steps is itself near zero
+    (~0.003–0.006 nats, a near-cancelling sum), so it also gets an absolute
+    floor of 2e-4 nats: measured on an AVX-512 Xeon, two layouts' KLs
+    differed by up to 8.9e-5 nats (1.4%) by step 6, where β = 1 and β = 4
+    differ by ≥ 9e-4 from step 2 on;
   * every parameter must agree within 2 · 3.16 · learning_rate · steps (two
     trajectories each moving at most that far), and at least
     95% of them within 1e-5 (measured: all of them for 8 vs 1 devices, 97.4%
@@ -26,6 +30,7 @@ from event_files import read_scalars
 
 TRAJECTORY_TAGS = ('loss', 'reconstruction', 'kl_total', 'grad_norm')
 METRIC_RTOL = 1e-4
+KL_ATOL = 2e-4  # Nats; see the module docstring.
 CLOSE_ATOL = 1e-5
 MIN_CLOSE_FRACTION = 0.95
 ADAM_STEP_BOUND = 0.1 / 0.001**0.5  # (1 − β1)/√(1 − β2), in units of α.
@@ -39,7 +44,9 @@ def assert_same_trajectory(logdir_a, logdir_b, steps):
     assert sorted(a[tag]) == sorted(b[tag]) == list(range(1, steps + 1)), tag
     np.testing.assert_allclose([a[tag][s] for s in sorted(a[tag])],
                                [b[tag][s] for s in sorted(b[tag])],
-                               rtol=METRIC_RTOL, err_msg=tag)
+                               rtol=METRIC_RTOL,
+                               atol=KL_ATOL if tag == 'kl_total' else 0,
+                               err_msg=tag)
 
 
 def assert_same_params(params_a, params_b, *, learning_rate, steps):

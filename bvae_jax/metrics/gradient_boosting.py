@@ -33,9 +33,12 @@ What it reproduces, from sklearn 1.9.1's sources (paths under sklearn/):
   order of the samples, which its partition loop permutes; forward or
   backward updates; numpy's pairwise sums in the leaf update) is formed in
   the same order, so the floats come out bit-identical, not just close,
-  where numpy's exp and log round as the C library's do (they do on the
-  x86-64 machine this was checked on; elsewhere results agree up to
-  rounding).
+  where numpy's exp, log and reductions round as the C library's do. Its
+  AVX2 kernels do (checked on AMD EPYC, and on an Intel Xeon with
+  NPY_DISABLE_CPU_FEATURES='X86_V4 AVX512_ICL AVX512_SPR', which
+  tests/conftest.py sets); its AVX-512 kernels do not, and there results
+  agree up to rounding, which can flip a near-tie between features (on that
+  Xeon, one tree of the 3-class test chose another feature at stage 8).
 
 How it is faster: the inputs are sorted once per feature; a child's samples
 by feature are its parent's, filtered in order. The split search ranks all
