@@ -76,10 +76,12 @@ class Part:
   Attributes:
     workdir: its workdir.
     seeds: its config.sweep.seeds, in its order.
-    stored_config: the config saved with its final checkpoint (a plain dict).
+    step: its latest checkpoint step.
+    stored_config: the config saved with that checkpoint (a plain dict).
   """
   workdir: str
   seeds: list[int]
+  step: int
   stored_config: dict[str, Any]
 
 
@@ -121,7 +123,7 @@ def read_part(config: ml_collections.ConfigDict, workdir: str) -> Part:
                      'sweep; merge the workdirs of `config.sweep` runs.')
   return Part(workdir=workdir,
               seeds=[int(s) for s in stored_config['sweep']['seeds']],
-              stored_config=stored_config)
+              step=step, stored_config=stored_config)
 
 
 def check_part(config: ml_collections.ConfigDict, part: Part) -> None:
@@ -141,11 +143,10 @@ def check_part(config: ml_collections.ConfigDict, part: Part) -> None:
     raise ValueError(f'{part.workdir} was trained with another config than '
                      '--config, so its members are not members of that '
                      'sweep:\n  ' + '\n  '.join(differences))
-  step = evaluate.checkpoint_step(part.workdir)
-  if step != config.num_train_steps:
+  if part.step != config.num_train_steps:
     raise ValueError(
         f'The sweep in {part.workdir} has not finished: its latest '
-        f'checkpoint is at step {step} of {config.num_train_steps} (run its '
+        f'checkpoint is at step {part.step} of {config.num_train_steps} (run its '
         'training command again to resume it).')
   if not os.path.exists(sweep_report.results_path(part.workdir)):
     raise FileNotFoundError(
