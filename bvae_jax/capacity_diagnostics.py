@@ -12,6 +12,14 @@ A latent whose KL is near zero carries no information, but histogram
 estimates of its mutual information with the factors (disentanglement_lib's
 MIG discretisation scales each latent to its own range) can still be large.
 `inactive_latents` marks such latents for the figures.
+
+A KL can also be large and carry nothing: an encoder whose posterior means
+are the same for every input meets any target C by shifting or narrowing
+that shared posterior (issue 25 found such a capacity run, |KL − C| ≈ 0 for
+10,000 steps with every mean constant). The train step reports the part of
+the KL that moves with the input, ½ Var_x[μ] per latent (objectives/elbo.py);
+`CollapseMonitor` warns when the KL is mostly not of that kind, and
+`informative_latents` counts latents by it rather than by their KL.
 """
 
 from typing import Mapping
@@ -25,6 +33,15 @@ GAP_WARNING_NATS = 1.0
 GAP_WARNING_INTERVALS = 3
 # A latent whose batch-mean KL is below this many nats is inactive.
 ACTIVE_KL_NATS = 0.1
+# A latent whose input-dependent KL (½ Var_x[μ]) is at least this many nats
+# is informative; the same threshold as ACTIVE_KL_NATS, on the part that counts.
+INFORMATIVE_KL_NATS = 0.1
+# The encoder has collapsed when the KL is at least COLLAPSE_MIN_KL_NATS and
+# less than this share of it depends on the input ...
+COLLAPSE_INPUT_SHARE = 0.1
+COLLAPSE_MIN_KL_NATS = 0.5
+# ... for this many consecutive log intervals.
+COLLAPSE_WARNING_INTERVALS = 3
 
 
 class CapacityGapMonitor:
@@ -61,3 +78,53 @@ class CapacityGapMonitor:
 def inactive_latents(kl_per_latent: np.ndarray) -> np.ndarray:
   """(L,) bool: latents whose KL is below ACTIVE_KL_NATS."""
   return np.asarray(kl_per_latent) < ACTIVE_KL_NATS
+
+
+def informative_latents(kl_input_dependent_per_latent: np.ndarray
+                        ) -> np.ndarray:
+  """(L,) bool: latents whose input-dependent KL is ≥ INFORMATIVE_KL_NATS."""
+  return np.asarray(kl_input_dependent_per_latent) >= INFORMATIVE_KL_NATS
+
+
+def input_dependent_share(means: Mapping[str, np.ndarray]) -> float | None:
+  """kl_input_dependent / kl_total of one log interval (None without both)."""
+  if 'kl_input_dependent' not in means or 'kl_total' not in means:
+    return None
+  kl = float(means['kl_total'])
+  return float(means['kl_input_dependent']) / kl if kl > 0 else None
+
+
+class CollapseMonitor:
+  """Warns when the KL is mostly input-independent: the encoder has collapsed.
+
+  Feed it each log interval's mean metrics. It warns once per episode, when
+  for COLLAPSE_WARNING_INTERVALS intervals in a row the KL is at least
+  COLLAPSE_MIN_KL_NATS and under COLLAPSE_INPUT_SHARE of it depends on the
+  input (½ Var_x[μ], objectives/elbo.py).
+  """
+
+  def __init__(self, name: str = ''):
+    """Args: name: e.g. a sweep member, to start the message with."""
+    self._prefix = f'{name}: ' if name else ''
+    self._streak = 0
+
+  def update(self, step: int, means: Mapping[str, np.ndarray]) -> str | None:
+    """Returns (and logs) the warning when the streak reaches its length."""
+    share = input_dependent_share(means)
+    if share is None or not np.isfinite(share):
+      return None
+    collapsed = (float(means['kl_total']) >= COLLAPSE_MIN_KL_NATS and
+                 share < COLLAPSE_INPUT_SHARE)
+    self._streak = self._streak + 1 if collapsed else 0
+    if self._streak != COLLAPSE_WARNING_INTERVALS:
+      return None
+    message = (
+        f'{self._prefix}step {step}: the encoder has collapsed: only '
+        f'{float(means["kl_input_dependent"]):.3f} of the '
+        f'{float(means["kl_total"]):.2f} nats of KL depend on the input '
+        f'({100 * share:.1f}%, under {100 * COLLAPSE_INPUT_SHARE:g}% for '
+        f'{COLLAPSE_WARNING_INTERVALS} log intervals): the posterior means are '
+        'nearly the same for every image, so the latents carry no information '
+        'however well the KL tracks its target.')
+    logging.warning(message)
+    return message

@@ -78,6 +78,9 @@ def base_config() -> ml_collections.ConfigDict:
 
   # Evaluation (bvae_jax/evaluate.py): disentanglement_lib's sample sizes.
   config.eval_every_steps = 0  # Metric suite during training every N steps; 0: off.
+  # And at exactly these steps (e.g. (10_000, 25_000, 50_000)); each is also
+  # checkpointed, so its parameters are the ones a later --mode=evaluate reads.
+  config.eval_at_steps = ()
   config.eval = ml_collections.ConfigDict()
   config.eval.seed = 0  # RandomState seed of every metric (disentanglement_lib: 0).
   config.eval.num_train = 10_000  # Training points of every metric.
@@ -275,6 +278,10 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
            'must be ≥ 0 or None', config.data_seed)
   _require(config.eval_every_steps >= 0, 'eval_every_steps', 'must be ≥ 0',
            config.eval_every_steps)
+  _require(all(isinstance(s, int) and 0 < s <= config.num_train_steps
+               for s in config.eval_at_steps), 'eval_at_steps',
+           f'must be steps in [1, num_train_steps={config.num_train_steps}]',
+           config.eval_at_steps)
   for field in ('num_train', 'num_test', 'batch_size', 'num_variance_estimate',
                 'num_bins', 'encode_batch_size'):
     _require(config.eval[field] > 0, f'eval.{field}', 'must be > 0',

@@ -238,7 +238,8 @@ def save_mutual_information_figure(path, mutual_information, latent_order,
   figure.savefig(path, dpi=100)
 
 
-def save_kl_history_figure(path, steps, kl_per_latent, capacity=None):
+def save_kl_history_figure(path, steps, kl_per_latent, capacity=None,
+                           kl_input_dependent_per_latent=None):
   """Each latent's KL over training (and C, dashed), as Burgess Fig. 3.
 
   Args:
@@ -246,20 +247,40 @@ def save_kl_history_figure(path, steps, kl_per_latent, capacity=None):
     steps: (T,) logged steps.
     kl_per_latent: (T, L) batch-mean KL of each latent at those steps.
     capacity: (T,) the target C, or None for objectives without one.
+    kl_input_dependent_per_latent: (T, L) the input-dependent part of each
+      latent's KL (½ Var_x[μ], objectives/elbo.py), or None. When given, a
+      second panel draws it in the same colours, with the total of each: a
+      KL that tracks C while this stays near 0 is an encoder that collapsed.
   """
   kl_per_latent = np.asarray(kl_per_latent)
-  figure = Figure(figsize=(6, 3.5))
-  axes = figure.subplots()
+  has_input_part = kl_input_dependent_per_latent is not None
+  figure = Figure(figsize=(11 if has_input_part else 6, 3.5))
+  panels = figure.subplots(1, 2 if has_input_part else 1, sharey=True,
+                           squeeze=False)[0]
   order = np.argsort(-kl_per_latent[-1])
+  colours = [f'C{i % 10}' for i in range(kl_per_latent.shape[1])]
+  axes = panels[0]
   for latent in order:
-    axes.plot(steps, kl_per_latent[:, latent], label=f'z{latent}')
+    axes.plot(steps, kl_per_latent[:, latent], color=colours[latent],
+              label=f'z{latent}')
   if capacity is not None:
     axes.plot(steps, capacity, 'k--', label='C')
+  if capacity is not None or has_input_part:
     axes.plot(steps, kl_per_latent.sum(1), 'k:', label='total KL')
   axes.set_xlabel('step')
   axes.set_ylabel('KL (nats)')
   axes.legend(fontsize=6, ncol=2, loc='upper left')
   axes.set_title('KL per latent')
+  if has_input_part:
+    input_part = np.asarray(kl_input_dependent_per_latent)
+    axes = panels[1]
+    for latent in order:
+      axes.plot(steps, input_part[:, latent], color=colours[latent],
+                label=f'z{latent}')
+    axes.plot(steps, input_part.sum(1), 'k:', label='total')
+    axes.set_xlabel('step')
+    axes.legend(fontsize=6, ncol=2, loc='upper left')
+    axes.set_title('input-dependent part, ½ Var$_x$[μ]')
   figure.tight_layout()
   figure.savefig(path, dpi=100)
 

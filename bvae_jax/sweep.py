@@ -422,6 +422,8 @@ def train_sweep(config: ml_collections.ConfigDict, workdir: str) -> SweepState:
   gap_monitors = [capacity_diagnostics.CapacityGapMonitor(
       member_config(config, member).get('gamma', 0), member.name)
                   for member in members]
+  collapse_monitors = [capacity_diagnostics.CollapseMonitor(member.name)
+                       for member in members]
   final: dict[str, np.ndarray] = {}
   try:
     for step in range(start_step + 1, config.num_train_steps + 1):
@@ -441,10 +443,13 @@ def train_sweep(config: ml_collections.ConfigDict, workdir: str) -> SweepState:
               f'{manager.latest_step()} are kept.')
         means, has_data = _log_members(step, history, members, failed_at,
                                        writers)
-        for member, monitor in zip(members, gap_monitors):
+        for member, gap, collapse in zip(members, gap_monitors,
+                                         collapse_monitors):
           if has_data[member.index]:
-            monitor.update(step, {name: value[member.index]
-                                  for name, value in means.items()})
+            member_means = {name: value[member.index]
+                            for name, value in means.items()}
+            gap.update(step, member_means)
+            collapse.update(step, member_means)
         for name, value in means.items():  # A failed member keeps its last.
           final[name] = (value if name not in final else np.where(
               has_data.reshape((-1,) + (1,) * (value.ndim - 1)), value,

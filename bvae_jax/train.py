@@ -65,6 +65,15 @@ def training_batches(config: ml_collections.ConfigDict,
               config, start_step=start_step, dataset=dataset))
 
 
+def is_evaluation_step(config: ml_collections.ConfigDict, step: int) -> bool:
+  """Whether the metric suite runs after `step`: every config.eval_every_steps
+  (and at the last step), or at one of config.eval_at_steps."""
+  is_last = step == config.num_train_steps
+  periodic = bool(config.eval_every_steps) and (
+      step % config.eval_every_steps == 0 or is_last)
+  return periodic or step in tuple(config.get('eval_at_steps', ()))
+
+
 def run_periodic_evaluation(config: ml_collections.ConfigDict, workdir: str,
                             step: int, params: Any,
                             dataset: registry.Dataset) -> None:
@@ -135,6 +144,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
           dataset=dataset))
   progress = metric_logging.ProgressReporter(config.num_train_steps, start_step)
   gap_monitor = capacity_diagnostics.CapacityGapMonitor(config.get('gamma', 0))
+  collapse_monitor = capacity_diagnostics.CollapseMonitor()
 
   # Metrics stay on the device until a log, checkpoint or figure step needs
   # them: fetching every step would stall the dispatch of the next one. But
@@ -174,6 +184,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
         last_interval = mean_metrics(fetched)
         fetched.clear()
         gap_monitor.update(step, last_interval)
+        collapse_monitor.update(step, last_interval)
         scalars = metric_logging.flatten_metrics(last_interval)
         timing = progress.report(step)
         scalars['steps_per_sec'] = timing['steps_per_sec']
@@ -182,11 +193,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
         logging.info('Step %d/%d, %.1f steps/s, ETA %s.', step,
                      config.num_train_steps, timing['steps_per_sec'],
                      metric_logging.format_eta(timing['eta_seconds']))
-      if step % config.checkpoint_every_steps == 0 or is_last:
+      evaluate_now = is_evaluation_step(config, step)
+      if (step % config.checkpoint_every_steps == 0 or is_last or
+          evaluate_now):
         fetch_pending(step)  # Never save a state whose history is unchecked.
         checkpointing.save(manager, step, state, config)
-      if config.eval_every_steps and (
-          step % config.eval_every_steps == 0 or is_last):
+      if evaluate_now:
         run_periodic_evaluation(config, workdir, step, state.params, dataset)
       if (step % config.figure_every_steps == 0 or is_last) and is_chief:
         fetch_pending(step)

@@ -98,6 +98,11 @@ class FigureWriter:
                    for s in steps])
     capacity = ([history['capacity'].get(s, np.nan) for s in steps]
                 if 'capacity' in history else None)
+    input_tags = [tag.replace('kl_per_latent/', 'kl_input_dependent_per_latent/')
+                  for tag in latents]
+    input_part = (np.array([[history[tag].get(s, np.nan) for tag in input_tags]
+                            for s in steps])
+                  if all(tag in history for tag in input_tags) else None)
     path = os.path.join(self._workdir, 'figures', 'kl_per_latent.png')
-    figures.save_kl_history_figure(path, steps, kl, capacity)
+    figures.save_kl_history_figure(path, steps, kl, capacity, input_part)
     return path

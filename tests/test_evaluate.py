@@ -111,6 +111,13 @@ def test_evaluate_writes_json_tensorboard_and_figures(trained):
   # Active: KL ≥ 0.1 nats (capacity_diagnostics.ACTIVE_KL_NATS).
   assert result['active_latents'] == [
       i for i, kl in enumerate(result['kl_per_latent']) if kl >= 0.1]
+  # Informative: ½ Var_x[μ] ≥ 0.1 nats (capacity_diagnostics), never above
+  # the latent's KL (objectives/elbo.py's decomposition).
+  input_part = np.asarray(result['kl_input_dependent_per_latent'])
+  assert input_part.shape == (config.latent_dim,)
+  assert np.all(input_part <= np.asarray(result['kl_per_latent']) + 1e-6)
+  assert result['informative_latents'] == [
+      i for i, value in enumerate(input_part) if value >= 0.1]
   assert result['dataset']['source'] == 'procedural'
   names = sorted(os.listdir(os.path.join(workdir, 'eval')))
   assert names == ['metrics_2.json', 'mig_2.png', 'mutual_information_2.png']
@@ -198,3 +205,29 @@ def test_training_evaluates_every_eval_every_steps(data_dir, tmp_path,
                 if p.endswith('.json')) == ['metrics_3.json', 'metrics_4.json']
   # Both evaluations read the data set training opened.
   assert counts == {'opened': 1, 'built': 1}
+
+
+def test_training_evaluates_and_checkpoints_at_eval_at_steps(data_dir,
+                                                             tmp_path):
+  # Steps 3 and 5 are off the checkpoint interval (4): each is checkpointed
+  # as well as evaluated, so --mode=evaluate can reproduce it.
+  config = tiny_config(data_dir, num_train_steps=6, checkpoint_every_steps=4,
+                       eval_at_steps=(3, 5), max_checkpoints_to_keep=10)
+  config.eval.metrics = ('mig',)
+  train.train_and_evaluate(config, str(tmp_path))
+  assert sorted(p for p in os.listdir(tmp_path / 'eval')
+                if p.endswith('.json')) == ['metrics_3.json', 'metrics_5.json']
+  manager = checkpointing.create_manager(str(tmp_path), config, read_only=True)
+  assert manager.all_steps() == [3, 4, 5, 6]
+  during = json.load(open(tmp_path / 'eval' / 'metrics_3.json'))
+  again = evaluate.evaluate(config, str(tmp_path), step=3)
+  assert again['metrics'] == during['metrics']
+
+
+@pytest.mark.parametrize('steps', [(0,), (7,), (2.5,)])
+def test_eval_at_steps_outside_the_run_is_refused(data_dir, tmp_path, steps):
+  config = tiny_config(data_dir, num_train_steps=6, eval_at_steps=steps)
+  with pytest.raises(ValueError, match=r'config.eval_at_steps must be steps '
+                     r'in \[1, num_train_steps=6\]'):
+    train.train_and_evaluate(config, str(tmp_path))
+  assert not os.listdir(tmp_path)

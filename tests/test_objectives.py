@@ -13,6 +13,7 @@ from bvae_jax import models
 from bvae_jax import objectives
 from bvae_jax.objectives import beta_vae
 from bvae_jax.objectives import capacity
+from bvae_jax.objectives import elbo
 from bvae_jax.objectives import gaussians
 from bvae_jax.objectives import likelihoods
 
@@ -78,6 +79,40 @@ def test_kl_golden_values():
                                 jnp.array([[0.0, 0.0, np.log(4.0)]]))
   # Prior itself: 0; unit shift: ½; σ² = 4: ½(4 − log 4 − 1).
   np.testing.assert_allclose(kl, [[0.0, 0.5, 0.5 * (3 - np.log(4))]], rtol=1e-6)
+
+
+def test_input_dependent_kl_is_half_the_variance_of_the_means_and_splits_kl():
+  # E_x KL = ½ Var_x[μ] + ½ ((E_x μ)² + E_x[σ² − log σ² − 1]), exactly
+  # (E[μ²] = (Eμ)² + Var μ); the second part is the same for every input.
+  rng = np.random.default_rng(3)
+  mean = rng.normal(size=(16, 4)) * [0.0, 0.1, 1.0, 3.0] + [2.0, 0, 0, 0]
+  log_var = rng.normal(size=(16, 4))
+  terms = elbo.elbo_terms(_outputs(jnp.zeros((16, 2, 2, 1)), mean, log_var),
+                          jnp.zeros((16, 2, 2, 1)), _HPARAMS, _STATIC)
+  input_part = 0.5 * np.var(mean, axis=0)
+  np.testing.assert_allclose(terms['kl_input_dependent_per_latent'],
+                             input_part, rtol=1e-5, atol=1e-7)
+  np.testing.assert_allclose(terms['kl_input_dependent'], input_part.sum(),
+                             rtol=1e-5)
+  shared_part = 0.5 * (mean.mean(0)**2 +
+                       np.mean(np.exp(log_var) - log_var - 1, axis=0))
+  np.testing.assert_allclose(terms['kl_per_latent'], input_part + shared_part,
+                             rtol=1e-5)
+  # Latent 0's mean is 2 for every input: 2 nats of KL, none input-dependent.
+  assert float(terms['kl_per_latent'][0]) > 2.0
+  assert float(terms['kl_input_dependent_per_latent'][0]) == 0.0
+
+
+def test_input_dependent_kl_carries_no_gradient():
+  mean = jnp.arange(8.0).reshape(4, 2)
+
+  def input_part(m):
+    return elbo.elbo_terms(_outputs(jnp.zeros((4, 1)), m, jnp.zeros((4, 2))),
+                           jnp.zeros((4, 1)), _HPARAMS,
+                           _STATIC)['kl_input_dependent']
+
+  assert float(input_part(mean)) > 0
+  np.testing.assert_array_equal(jax.grad(input_part)(mean), 0.0)
 
 
 @pytest.mark.parametrize('step, expected', [(0, 0.0), (25, 6.25), (50, 12.5),
