@@ -13,7 +13,7 @@ import logging as std_logging
 import os
 import struct
 import time
-from typing import Mapping
+from typing import Iterator, Mapping
 
 from absl import logging
 import numpy as np
@@ -102,18 +102,23 @@ def read_scalars(logdir: str, prefix: str = '') -> dict[str, dict[int, float]]:
   with tensorboardX's proto, so neither TensorFlow nor tensorboard is needed.
   """
   scalars: dict[str, dict[int, float]] = {}
+  for event in read_events(logdir):
+    for value in event.summary.value:
+      if value.tag.startswith(prefix) and value.HasField('simple_value'):
+        scalars.setdefault(value.tag, {})[event.step] = value.simple_value
+  return scalars
+
+
+def read_events(logdir: str) -> Iterator[event_pb2.Event]:
+  """Every Event of `logdir`'s event files, file by file in name order."""
   for path in sorted(glob.glob(os.path.join(logdir, 'events.out.tfevents.*'))):
     with open(path, 'rb') as f:
       data = f.read()
     offset = 0
     while offset + 12 <= len(data):
       (length,) = struct.unpack('<Q', data[offset:offset + 8])
-      event = event_pb2.Event.FromString(data[offset + 12:offset + 12 + length])
+      yield event_pb2.Event.FromString(data[offset + 12:offset + 12 + length])
       offset += 12 + length + 4
-      for value in event.summary.value:
-        if value.tag.startswith(prefix) and value.HasField('simple_value'):
-          scalars.setdefault(value.tag, {})[event.step] = value.simple_value
-  return scalars
 
 
 # The package's directory: log records from files below it are bvae_jax's own.

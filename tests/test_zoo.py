@@ -1,0 +1,136 @@
+"""The model zoo: every committed model loads, and evaluating one reproduces its card."""
+
+import json
+import os
+
+import jax
+import numpy as np
+import pytest
+
+from bvae_jax import evaluate
+from bvae_jax import study_results
+from bvae_jax import train
+from bvae_jax import zoo
+from tiny_configs import tiny_config
+
+
+@pytest.fixture(scope='module')
+def data_dir(tmp_path_factory):
+  return str(tmp_path_factory.mktemp('tfds'))
+
+
+@pytest.fixture(scope='module')
+def published(data_dir, tmp_path_factory):
+  """(config, workdir, results_dir, zoo_dir) of a tiny run, published."""
+  root = tmp_path_factory.mktemp('published')
+  workdir, results_dir, zoo_dir = (str(root / name) for name in
+                                   ('run', 'results', 'zoo'))
+  config = tiny_config(data_dir, num_train_steps=6, checkpoint_every_steps=3,
+                       log_every_steps=2, figure_every_steps=6,
+                       eval_at_steps=(3, 6))
+  config.eval.metrics = ('mig', 'sap')
+  train.train_and_evaluate(config, workdir)
+  study_results.publish(config, workdir, results_dir, 'tiny_s0',
+                        command='python -m bvae_jax.main --config=tiny',
+                        zoo_dir=zoo_dir)
+  return config, workdir, results_dir, zoo_dir
+
+
+def test_results_folder_holds_what_the_study_tables_read(published):
+  config, workdir, results_dir, _ = published
+  assert sorted(os.listdir(results_dir)) == [
+      'config.json', 'dataset.json', 'figures', 'history.json',
+      'metrics.json', 'run.json']
+  metrics = json.load(open(os.path.join(results_dir, 'metrics.json')))
+  assert list(metrics) == ['3', '6']
+  assert metrics['6'] == json.load(open(os.path.join(workdir, 'eval',
+                                                     'metrics_6.json')))
+  history = json.load(open(os.path.join(results_dir, 'history.json')))
+  assert history['step'] == [2, 4, 6]  # Every log interval.
+  assert np.shape(history['kl_per_latent']) == (3, config.latent_dim)
+  assert np.shape(history['kl_input_dependent_per_latent']) == (
+      3, config.latent_dim)
+  assert len(history['capacity']) == 3
+  run = json.load(open(os.path.join(results_dir, 'run.json')))
+  assert run['steps'] == 6 and run['evaluated_steps'] == [3, 6]
+  assert run['wall_time_seconds'] > 0 and run['images_per_sec'] > 0
+  assert run['reconstruction_nll'] == history['reconstruction'][-1]
+  assert sorted(os.listdir(os.path.join(results_dir, 'figures'))) == [
+      'kl_per_latent.png', 'mutual_information_3.png',
+      'mutual_information_6.png', 'reconstructions_00000006.png',
+      'traversal_00000006.png']
+
+
+def test_a_published_model_loads_and_its_evaluation_equals_its_card(
+    published, tmp_path):
+  config, workdir, _, zoo_dir = published
+  assert zoo.list_models(zoo_dir) == ['tiny_s0']
+  loaded = zoo.load('tiny_s0', zoo_dir)
+  restored, _, _ = evaluate.restore_params(config, workdir, 6)
+  jax.tree.map(np.testing.assert_array_equal, loaded.params,
+               jax.device_get(restored))
+  # What `main --mode=evaluate --zoo=tiny_s0` runs: the card's config.
+  result = evaluate.evaluate(loaded.config, str(tmp_path), loaded.card['steps'],
+                             params=loaded.params)
+  assert result['metrics'] == loaded.card['metrics']['6']
+  check = study_results.check_metrics(loaded.config, loaded.params, 6)
+  assert check == loaded.card['check']
+
+
+def test_a_damaged_or_missing_model_is_named(published, tmp_path):
+  _, _, _, zoo_dir = published
+  with pytest.raises(zoo.ZooError, match=r"No zoo model 'nope'.*Known: "
+                     r"\['tiny_s0'\]"):
+    zoo.load('nope', zoo_dir)
+  damaged = tmp_path / 'zoo' / 'tiny_s0'
+  damaged.mkdir(parents=True)
+  source = os.path.join(zoo_dir, 'tiny_s0')
+  (damaged / zoo.CARD_FILE).write_text(
+      open(os.path.join(source, zoo.CARD_FILE)).read())
+  data = bytearray(open(os.path.join(source, zoo.PARAMS_FILE), 'rb').read())
+  data[-1] ^= 1
+  (damaged / zoo.PARAMS_FILE).write_bytes(bytes(data))
+  with pytest.raises(zoo.ZooError, match='params.msgpack does not match the '
+                     'sha256 in its card'):
+    zoo.load('tiny_s0', str(tmp_path / 'zoo'))
+
+
+# The committed zoo (zoo/ at the repository root).
+
+
+def test_every_committed_zoo_model_loads_and_its_card_validates():
+  names = zoo.list_models()
+  assert names, f'{zoo.ZOO_DIR} holds no model'
+  for name in names:
+    loaded = zoo.load(name)  # Validates the card, digest and shapes.
+    card = loaded.card
+    assert card['steps'] == loaded.config.num_train_steps
+    assert os.path.isdir(os.path.join(os.path.dirname(zoo.ZOO_DIR),
+                                      card['results'])), card['results']
+    for step, metrics in card['metrics'].items():
+      assert all(np.isfinite(v) for values in metrics.values()
+                 for v in values.values()), (name, step)
+
+
+def test_the_zoo_stays_small():
+  total = sum(os.path.getsize(os.path.join(root, name))
+              for root, _, files in os.walk(zoo.ZOO_DIR) for name in files)
+  assert total < 40e6, f'zoo/ holds {total / 1e6:.1f} MB'
+
+
+def test_a_committed_models_check_metrics_recompute(tmp_path):
+  # The card's `check`: metrics on zoo.CHECK_EVAL's small fixed sample. The
+  # tests compile without XLA's optimisations (conftest.py), which can move
+  # codes in the last float bits, hence the tolerance.
+  name = zoo.list_models()[0]
+  loaded = zoo.load(name)
+  config = loaded.config
+  config.data_dir = str(tmp_path)
+  check = study_results.check_metrics(config, loaded.params,
+                                      loaded.card['steps'])
+  expected = loaded.card['check']
+  assert check['eval'] == expected['eval']
+  for metric, values in expected['metrics'].items():
+    for key, value in values.items():
+      assert check['metrics'][metric][key] == pytest.approx(value, abs=1e-4), (
+          metric, key)
