@@ -1,0 +1,79 @@
+"""The 50k-step study's table from results folders: means, sds, collapse, ranking."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+from bvae_jax.reproductions import study_50k
+
+
+def write_run(root, folder, metrics_by_step, history):
+  path = os.path.join(root, folder)
+  os.makedirs(path)
+  json.dump({'steps': max(metrics_by_step)}, open(f'{path}/run.json', 'w'))
+  json.dump({str(step): {'step': step, 'metrics': metrics,
+                         'informative_latents': list(range(informative))}
+             for step, (metrics, informative) in metrics_by_step.items()},
+            open(f'{path}/metrics.json', 'w'))
+  json.dump(history, open(f'{path}/history.json', 'w'))
+
+
+def history(kl_total, kl_input_dependent):
+  return {'step': [10, 20], 'reconstruction': [300.0, 200.0],
+          'kl_total': [kl_total, kl_total],
+          'kl_input_dependent': [kl_input_dependent, kl_input_dependent]}
+
+
+@pytest.fixture
+def results(tmp_path):
+  mig = lambda value: {'mig': {'discrete_mig': value}}
+  # capacity leads at step 10 and falls behind at step 20; seed 1 collapsed.
+  write_run(tmp_path, 'capacity_s0', {10: (mig(0.3), 2), 20: (mig(0.1), 3)},
+            history(20.0, 15.0))
+  write_run(tmp_path, 'capacity_s1', {10: (mig(0.5), 0), 20: (mig(0.2), 1)},
+            history(20.0, 0.5))
+  write_run(tmp_path, 'beta_vae_s0', {10: (mig(0.2), 4), 20: (mig(0.4), 4)},
+            history(8.0, 7.0))
+  os.makedirs(tmp_path / 'not_a_run')
+  return str(tmp_path)
+
+
+def test_table_means_sds_collapse_and_ranking(results):
+  summary = study_50k.write_report(results)
+  assert summary['steps'] == [10, 20]
+  capacity = summary['methods']['capacity']
+  assert capacity['seeds'] == [0, 1]
+  assert capacity['collapsed'] == [False, True]  # 0.5 of 20 nats: 2.5%.
+  cell = capacity['10']['mig.discrete_mig']
+  assert cell['mean'] == pytest.approx(0.4)
+  assert cell['std'] == pytest.approx(np.std([0.3, 0.5], ddof=1))
+  assert capacity['20']['informative_latents']['per_seed'] == [3, 1]
+  # History at the evaluated step: the last log interval at or before it.
+  assert capacity['10']['reconstruction']['mean'] == 300.0
+  assert summary['methods']['beta_vae']['10']['mig.discrete_mig']['std'] is None
+  assert summary['ranking']['mig.discrete_mig'] == {
+      '10': ['capacity', 'beta_vae'], '20': ['beta_vae', 'capacity']}
+  assert summary['ranking_changed']['mig.discrete_mig'] is True
+  assert summary['ranking_changed']['sap.SAP_score'] is False  # Absent.
+  assert sorted(os.listdir(results)) == [
+      'beta_vae_s0', 'capacity_s0', 'capacity_s1', 'not_a_run', 'study.json',
+      'study.md', 'study.png']
+  table = open(os.path.join(results, 'study.md')).read()
+  assert '| capacity | 2 (0, 1) | 1 | 0.4 ± 0.14 |' in table
+  assert '| MIG | capacity > beta_vae | beta_vae > capacity | yes |' in table
+  assert json.load(open(os.path.join(results, 'study.json')))[
+      'ranking_changed']['mig.discrete_mig'] is True
+
+
+def test_a_run_folder_missing_a_file_is_named(results):
+  os.remove(os.path.join(results, 'capacity_s1', 'history.json'))
+  with pytest.raises(FileNotFoundError, match='capacity_s1/history.json is '
+                     'missing'):
+    study_50k.read_runs(results)
+
+
+def test_no_runs_is_refused(tmp_path):
+  with pytest.raises(FileNotFoundError, match='No published run'):
+    study_50k.write_report(str(tmp_path))
