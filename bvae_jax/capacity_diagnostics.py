@@ -16,10 +16,12 @@ MIG discretisation scales each latent to its own range) can still be large.
 A KL can also be large and carry nothing: an encoder whose posterior means
 are the same for every input meets any target C by shifting or narrowing
 that shared posterior (issue 25 found such a capacity run, |KL − C| ≈ 0 for
-10,000 steps with every mean constant). The train step reports the part of
-the KL that moves with the input, ½ Var_x[μ] per latent (objectives/elbo.py);
-`CollapseMonitor` warns when the KL is mostly not of that kind, and
-`informative_latents` counts latents by it rather than by their KL.
+10,000 steps with every mean constant). The train step reports, per latent,
+the part of the KL that depends on the input, `information_per_latent`: the
+Gaussian upper bound on I(x; z_l), which is 0 when every input gets the same
+posterior (objectives/elbo.py). `CollapseMonitor` warns when the KL is mostly
+not of that kind, and `informative_latents` counts latents by it rather than
+by their KL.
 """
 
 from typing import Mapping
@@ -33,8 +35,9 @@ GAP_WARNING_NATS = 1.0
 GAP_WARNING_INTERVALS = 3
 # A latent whose batch-mean KL is below this many nats is inactive.
 ACTIVE_KL_NATS = 0.1
-# A latent whose input-dependent KL (½ Var_x[μ]) is at least this many nats
-# is informative; the same threshold as ACTIVE_KL_NATS, on the part that counts.
+# A latent whose information (the Gaussian bound on I(x; z_l)) is at least
+# this many nats is informative; ACTIVE_KL_NATS's threshold, on the part of
+# the KL that depends on the input.
 INFORMATIVE_KL_NATS = 0.1
 # The encoder has collapsed when the KL is at least COLLAPSE_MIN_KL_NATS and
 # less than this share of it depends on the input ...
@@ -80,18 +83,17 @@ def inactive_latents(kl_per_latent: np.ndarray) -> np.ndarray:
   return np.asarray(kl_per_latent) < ACTIVE_KL_NATS
 
 
-def informative_latents(kl_input_dependent_per_latent: np.ndarray
-                        ) -> np.ndarray:
-  """(L,) bool: latents whose input-dependent KL is ≥ INFORMATIVE_KL_NATS."""
-  return np.asarray(kl_input_dependent_per_latent) >= INFORMATIVE_KL_NATS
+def informative_latents(information_per_latent: np.ndarray) -> np.ndarray:
+  """(L,) bool: latents whose information is ≥ INFORMATIVE_KL_NATS."""
+  return np.asarray(information_per_latent) >= INFORMATIVE_KL_NATS
 
 
-def input_dependent_share(means: Mapping[str, np.ndarray]) -> float | None:
-  """kl_input_dependent / kl_total of one log interval (None without both)."""
-  if 'kl_input_dependent' not in means or 'kl_total' not in means:
+def information_share(means: Mapping[str, np.ndarray]) -> float | None:
+  """information / kl_total of one log interval (None without both)."""
+  if 'information' not in means or 'kl_total' not in means:
     return None
   kl = float(means['kl_total'])
-  return float(means['kl_input_dependent']) / kl if kl > 0 else None
+  return float(means['information']) / kl if kl > 0 else None
 
 
 class CollapseMonitor:
@@ -100,7 +102,7 @@ class CollapseMonitor:
   Feed it each log interval's mean metrics. It warns once per episode, when
   for COLLAPSE_WARNING_INTERVALS intervals in a row the KL is at least
   COLLAPSE_MIN_KL_NATS and under COLLAPSE_INPUT_SHARE of it depends on the
-  input (½ Var_x[μ], objectives/elbo.py).
+  input (`information`, objectives/elbo.py).
   """
 
   def __init__(self, name: str = ''):
@@ -110,7 +112,7 @@ class CollapseMonitor:
 
   def update(self, step: int, means: Mapping[str, np.ndarray]) -> str | None:
     """Returns (and logs) the warning when the streak reaches its length."""
-    share = input_dependent_share(means)
+    share = information_share(means)
     if share is None or not np.isfinite(share):
       return None
     collapsed = (float(means['kl_total']) >= COLLAPSE_MIN_KL_NATS and
@@ -120,7 +122,7 @@ class CollapseMonitor:
       return None
     message = (
         f'{self._prefix}step {step}: the encoder has collapsed: only '
-        f'{float(means["kl_input_dependent"]):.3f} of the '
+        f'{float(means["information"]):.3f} of the '
         f'{float(means["kl_total"]):.2f} nats of KL depend on the input '
         f'({100 * share:.1f}%, under {100 * COLLAPSE_INPUT_SHARE:g}% for '
         f'{COLLAPSE_WARNING_INTERVALS} log intervals): the posterior means are '

@@ -263,8 +263,8 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str,
   metrics, timings, draws = suite.compute_suite(
       ground_truth, setup.representation_fn, c)
   total = time.perf_counter() - start
-  kl, kl_input_dependent = _mean_kl_per_latent(eval_model, params,
-                                               ground_truth, c.seed)
+  kl, kl_input_dependent, information = _mean_kl_per_latent(
+      eval_model, params, ground_truth, c.seed)
   result = {
       'step': int(step), 'dataset': dataset.describe(),
       'representation': c.representation, 'seed': c.seed,
@@ -275,12 +275,13 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str,
       'active_latents': np.flatnonzero(
           ~capacity_diagnostics.inactive_latents(kl)).tolist(),
       'active_kl_threshold_nats': capacity_diagnostics.ACTIVE_KL_NATS,
-      # ½ Var_x[μ] of each latent (objectives/elbo.py): the part of its KL
-      # that moves with the input; latents with enough of it are informative.
+      # Two splits of each latent's KL (objectives/elbo.py): ½ Var_x[μ], and
+      # the Gaussian bound on I(x; z_l); latents with enough of the latter
+      # are informative.
       'kl_input_dependent_per_latent': kl_input_dependent.tolist(),
+      'information_per_latent': information.tolist(),
       'informative_latents': np.flatnonzero(
-          capacity_diagnostics.informative_latents(kl_input_dependent)
-      ).tolist(),
+          capacity_diagnostics.informative_latents(information)).tolist(),
       'informative_kl_threshold_nats': capacity_diagnostics.INFORMATIVE_KL_NATS,
       'seconds': {**{k: round(v, 2) for k, v in timings.items()},
                   'total': round(total, 2)},
@@ -293,13 +294,14 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str,
 
 
 def _mean_kl_per_latent(model, params, ground_truth, seed, num=2048):
-  """Average KL of each latent over `num` random observations, and its
-  input-dependent part ½ Var[μ] (objectives/elbo.py), both (L,)."""
+  """Average KL of each latent over `num` random observations, its part
+  ½ Var[μ] and its information bound (objectives/elbo.py), each (L,)."""
   observations = ground_truth.sample_observations(
       num, np.random.RandomState(seed))
   mean, log_var = step_lib.jitted_encode(model)(params, observations)
   return (np.asarray(gaussians.kl_per_latent(mean, log_var).mean(axis=0)),
-          np.asarray(elbo.input_dependent_kl_per_latent(mean)))
+          np.asarray(elbo.input_dependent_kl_per_latent(mean)),
+          np.asarray(elbo.information_bound_per_latent(mean, log_var)))
 
 
 def _write_outputs(workdir, result, draws, kl, ground_truth, num_bins):

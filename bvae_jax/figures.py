@@ -239,7 +239,7 @@ def save_mutual_information_figure(path, mutual_information, latent_order,
 
 
 def save_kl_history_figure(path, steps, kl_per_latent, capacity=None,
-                           kl_input_dependent_per_latent=None):
+                           information_per_latent=None):
   """Each latent's KL over training (and C, dashed), as Burgess Fig. 3.
 
   Args:
@@ -247,13 +247,14 @@ def save_kl_history_figure(path, steps, kl_per_latent, capacity=None,
     steps: (T,) logged steps.
     kl_per_latent: (T, L) batch-mean KL of each latent at those steps.
     capacity: (T,) the target C, or None for objectives without one.
-    kl_input_dependent_per_latent: (T, L) the input-dependent part of each
-      latent's KL (½ Var_x[μ], objectives/elbo.py), or None. When given, a
-      second panel draws it in the same colours, with the total of each: a
-      KL that tracks C while this stays near 0 is an encoder that collapsed.
+    information_per_latent: (T, L) the part of each latent's KL that depends
+      on the input (the Gaussian bound on I(x; z_l), objectives/elbo.py), or
+      None. When given, a second panel draws it in the same colours, with
+      its total: a KL that tracks C while this stays near 0 is an encoder
+      that collapsed.
   """
   kl_per_latent = np.asarray(kl_per_latent)
-  has_input_part = kl_input_dependent_per_latent is not None
+  has_input_part = information_per_latent is not None
   figure = Figure(figsize=(11 if has_input_part else 6, 3.5))
   panels = figure.subplots(1, 2 if has_input_part else 1, sharey=True,
                            squeeze=False)[0]
@@ -272,7 +273,7 @@ def save_kl_history_figure(path, steps, kl_per_latent, capacity=None,
   axes.legend(fontsize=6, ncol=2, loc='upper left')
   axes.set_title('KL per latent')
   if has_input_part:
-    input_part = np.asarray(kl_input_dependent_per_latent)
+    input_part = np.asarray(information_per_latent)
     axes = panels[1]
     for latent in order:
       axes.plot(steps, input_part[:, latent], color=colours[latent],
@@ -280,7 +281,7 @@ def save_kl_history_figure(path, steps, kl_per_latent, capacity=None,
     axes.plot(steps, input_part.sum(1), 'k:', label='total')
     axes.set_xlabel('step')
     axes.legend(fontsize=6, ncol=2, loc='upper left')
-    axes.set_title('input-dependent part, ½ Var$_x$[μ]')
+    axes.set_title('information: bound on I(x; z), nats')
   figure.tight_layout()
   figure.savefig(path, dpi=100)
 

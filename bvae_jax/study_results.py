@@ -9,8 +9,9 @@ writes `results_dir/`:
   metrics.json                {step: eval/metrics_<step>.json} of every
                               evaluated step
   history.json                every log interval: loss, reconstruction NLL,
-                              KL and its input-dependent part, in total and
-                              per latent (and C for capacity runs)
+                              KL and its input-dependent parts (information,
+                              ½ Var[μ]), in total and per latent (and C for
+                              capacity runs)
   figures/                    the final traversal, reconstructions, KL per
                               latent, and each evaluated step's MI matrix
 
@@ -41,9 +42,11 @@ from bvae_jax import metric_logging
 from bvae_jax import zoo
 
 # Scalars of history.json; vectors are read as '<name>/z<i>'.
-HISTORY_SCALARS = ('loss', 'reconstruction', 'kl_total', 'kl_input_dependent',
-                   'capacity', 'kl_capacity_gap', 'images_per_sec')
-HISTORY_VECTORS = ('kl_per_latent', 'kl_input_dependent_per_latent')
+HISTORY_SCALARS = ('loss', 'reconstruction', 'kl_total', 'information',
+                   'kl_input_dependent', 'capacity', 'kl_capacity_gap',
+                   'images_per_sec')
+HISTORY_VECTORS = ('kl_per_latent', 'information_per_latent',
+                   'kl_input_dependent_per_latent')
 
 
 def training_history(workdir: str) -> dict[str, Any]:

@@ -98,7 +98,7 @@ class FigureWriter:
                    for s in steps])
     capacity = ([history['capacity'].get(s, np.nan) for s in steps]
                 if 'capacity' in history else None)
-    input_tags = [tag.replace('kl_per_latent/', 'kl_input_dependent_per_latent/')
+    input_tags = [tag.replace('kl_per_latent/', 'information_per_latent/')
                   for tag in latents]
     input_part = (np.array([[history[tag].get(s, np.nan) for tag in input_tags]
                             for s in steps])

@@ -22,7 +22,12 @@ One (method, seed) per command, so each fits in one background job; seeds are
   python -m bvae_jax.main --config=configs/study_50k.py:method=beta_vae,seed=0 --workdir=/tmp/study/beta_vae_s0
 
 A re-run of the same command on the same workdir resumes from its last
-checkpoint. `python -m bvae_jax.study_results --workdir=/tmp/study/beta_vae_s0
+checkpoint. `:method=NAME,seed=N,quick` is a smoke run of the same pipeline
+(1,000 steps, C over 800, the suite at 200, 500 and 1,000 steps on 1,000
+training points):
+
+  python -m bvae_jax.main --config=configs/study_50k.py:method=capacity,seed=0,quick --workdir=/tmp/study_smoke
+ `python -m bvae_jax.study_results --workdir=/tmp/study/beta_vae_s0
 --out=docs/results/study_50k/beta_vae_s0` collects a finished run's results
 folder (config, data source, rate, metrics at each step, KL and reconstruction
 history), and `--zoo=zoo/` publishes its final parameters.
@@ -44,17 +49,21 @@ METHODS = {
 
 # The steps at which every run is checkpointed and evaluated.
 EVAL_STEPS = (10_000, 25_000, 50_000)
+# The study is of dSprites (its metrics need the ground-truth factors).
+FIXED_DATASET = 'dsprites'
 
 
 def get_config(arg=None):
-  """Returns the config; `arg` is 'method=NAME,seed=N' (NAME a key of METHODS)."""
-  args = experiment_config.parse_arg(arg, method='capacity', seed=0)
+  """Returns the config; `arg` is 'method=NAME,seed=N' (NAME a key of
+  METHODS), and 'quick' for the smoke run."""
+  args = experiment_config.parse_arg(arg, method='capacity', seed=0,
+                                     quick=False)
   if args.method not in METHODS:
     raise ValueError(f'configs/study_50k.py: unknown method {args.method!r}; '
                      f'known: {sorted(METHODS)}')
   fields = dict(METHODS[args.method])
   config = experiment_config.base_config()
-  experiment_config.set_dataset(config, 'dsprites')
+  experiment_config.set_dataset(config, FIXED_DATASET)
   experiment_config.set_objective(config, fields.pop('objective'))
   config.update(fields)
   # The faithful renderer, so every run and machine sees the same images.
@@ -67,4 +76,17 @@ def get_config(arg=None):
   config.checkpoint_every_steps = 5_000
   config.figure_every_steps = 25_000
   config.eval_at_steps = EVAL_STEPS
+  # Every checkpoint stays (~6 MB each), so any evaluated step can be
+  # evaluated again, and published, from the workdir.
+  config.max_checkpoints_to_keep = 20
+  if args.quick:
+    config.num_train_steps = 1_000
+    config.eval_at_steps = (200, 500, 1_000)
+    config.checkpoint_every_steps = 500
+    config.figure_every_steps = 1_000
+    if config.objective == 'capacity':
+      config.capacity_anneal_steps = 800
+    config.eval.num_train = 1_000
+    config.eval.num_test = 500
+    config.eval.num_variance_estimate = 1_000
   return config

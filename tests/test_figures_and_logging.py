@@ -229,7 +229,7 @@ def test_kl_history_and_marked_mutual_information_figures(tmp_path):
   one_panel_width = matplotlib.image.imread(path).shape[1]
   # With the input-dependent part: a second panel beside the first.
   figures.save_kl_history_figure(path, steps, kl, capacity=kl.sum(1),
-                                 kl_input_dependent_per_latent=kl / 2)
+                                 information_per_latent=kl / 2)
   assert matplotlib.image.imread(path).shape[1] > 1.5 * one_panel_width
   path = str(tmp_path / 'mi.png')
   figures.save_mutual_information_figure(
@@ -262,7 +262,7 @@ def test_inactive_latents_are_those_below_a_tenth_of_a_nat():
 def test_collapse_monitor_warns_when_the_kl_does_not_depend_on_the_input():
   monitor = capacity_diagnostics.CollapseMonitor(name='seed=7')
   means = lambda kl, input_part: {'kl_total': np.float32(kl),
-                                  'kl_input_dependent': np.float32(input_part)}
+                                  'information': np.float32(input_part)}
   history = [(0.2, 0.0),     # Too little KL to judge.
              (10.65, 0.0),   # Issue 25's collapsed seed: all of it shared.
              (11.0, 0.5),    # 4.5%: still collapsed.
@@ -277,7 +277,7 @@ def test_collapse_monitor_warns_when_the_kl_does_not_depend_on_the_input():
   assert monitor.update(9, {'kl_total': np.float32(1.0)}) is None
 
 
-def test_informative_latents_count_the_input_dependent_kl():
+def test_informative_latents_count_the_information():
   np.testing.assert_array_equal(
       capacity_diagnostics.informative_latents([2.0, 0.1, 0.099, 0.0]),
       [True, True, False, False])

@@ -103,6 +103,54 @@ def test_input_dependent_kl_is_half_the_variance_of_the_means_and_splits_kl():
   assert float(terms['kl_input_dependent_per_latent'][0]) == 0.0
 
 
+def test_information_bound_splits_the_kl_and_is_zero_for_a_shared_posterior():
+  # E_x KL = ½ [log(Var μ + E σ²) − E log σ²] + KL(N(E μ, Var μ + E σ²) ‖ N(0, 1)).
+  rng = np.random.default_rng(4)
+  mean = rng.normal(size=(32, 3)) * [0.0, 0.5, 2.0] + 1.0
+  log_var = rng.normal(size=(32, 3)) * [0.0, 1.0, 1.0] - 2.0
+  terms = elbo.elbo_terms(_outputs(jnp.zeros((32, 1)), mean, log_var),
+                          jnp.zeros((32, 1)), _HPARAMS, _STATIC)
+  aggregate_var = mean.var(0) + np.exp(log_var).mean(0)
+  information = 0.5 * (np.log(aggregate_var) - log_var.mean(0))
+  np.testing.assert_allclose(terms['information_per_latent'], information,
+                             rtol=1e-5, atol=1e-6)
+  aggregate_kl = 0.5 * (mean.mean(0)**2 + aggregate_var -
+                        np.log(aggregate_var) - 1)
+  np.testing.assert_allclose(terms['kl_per_latent'],
+                             information + aggregate_kl, rtol=1e-5)
+  # Latent 0: N(1, e^-2) for every input: KL > 1 nat, no information.
+  assert float(terms['kl_per_latent'][0]) > 1.0
+  assert abs(float(terms['information_per_latent'][0])) < 1e-6
+
+
+def test_information_bound_is_shannons_capacity_for_gaussian_means():
+  # z = μ + σε with μ ~ N(0, V): I(μ; z) = ½ log(1 + V/σ²) (Shannon 1948),
+  # which the Gaussian bound meets; the sample has Var μ ≈ V.
+  rng = np.random.default_rng(5)
+  variance, sigma = 4.0, 0.5
+  mean = rng.normal(size=(200_000, 1)) * np.sqrt(variance)
+  log_var = np.full_like(mean, 2 * np.log(sigma))
+  bound = elbo.information_bound_per_latent(mean, log_var)
+  np.testing.assert_allclose(bound, [0.5 * np.log(1 + variance / sigma**2)],
+                             rtol=2e-3)
+
+
+def test_information_bound_is_above_the_exact_information_of_binary_means():
+  # μ = ±1 with equal weight, σ = 1: I(μ; z) = h(z) − h(z|μ) by quadrature,
+  # the binary-input AWGN channel at SNR 1 (0 dB): ≈ 0.486 bits = 0.337 nats
+  # in the channel-coding tables. It is below the Gaussian bound ½ log 2.
+  z = np.linspace(-12, 12, 200_001)
+  density = 0.5 * (np.exp(-0.5 * (z - 1)**2) + np.exp(-0.5 * (z + 1)**2)) / (
+      np.sqrt(2 * np.pi))
+  entropy = -np.trapezoid(density * np.log(density), z)
+  exact = entropy - 0.5 * np.log(2 * np.pi * np.e)
+  bound = float(elbo.information_bound_per_latent(
+      np.array([[1.0], [-1.0]]), np.zeros((2, 1)))[0])
+  assert bound == pytest.approx(0.5 * np.log(2.0), rel=1e-6)
+  assert exact == pytest.approx(0.486 * np.log(2), abs=1e-3)
+  assert exact < bound  # 0.337 < 0.693 nats.
+
+
 def test_input_dependent_kl_carries_no_gradient():
   mean = jnp.arange(8.0).reshape(4, 2)
 

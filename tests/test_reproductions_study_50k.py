@@ -23,7 +23,7 @@ def write_run(root, folder, metrics_by_step, history):
 def history(kl_total, kl_input_dependent):
   return {'step': [10, 20], 'reconstruction': [300.0, 200.0],
           'kl_total': [kl_total, kl_total],
-          'kl_input_dependent': [kl_input_dependent, kl_input_dependent]}
+          'information': [kl_input_dependent, kl_input_dependent]}
 
 
 @pytest.fixture

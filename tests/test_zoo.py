@@ -48,8 +48,8 @@ def test_results_folder_holds_what_the_study_tables_read(published):
   history = json.load(open(os.path.join(results_dir, 'history.json')))
   assert history['step'] == [2, 4, 6]  # Every log interval.
   assert np.shape(history['kl_per_latent']) == (3, config.latent_dim)
-  assert np.shape(history['kl_input_dependent_per_latent']) == (
-      3, config.latent_dim)
+  for name in ('kl_input_dependent_per_latent', 'information_per_latent'):
+    assert np.shape(history[name]) == (3, config.latent_dim), name
   assert len(history['capacity']) == 3
   run = json.load(open(os.path.join(results_dir, 'run.json')))
   assert run['steps'] == 6 and run['evaluated_steps'] == [3, 6]

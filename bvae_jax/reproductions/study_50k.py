@@ -102,11 +102,12 @@ def values_at(run: dict[str, Any], step: int) -> dict[str, float]:
 
 def collapsed(run: dict[str, Any]) -> bool | None:
   """Whether the run ended collapsed (capacity_diagnostics.CollapseMonitor's
-  rule on its last log interval); None without the input-dependent KL."""
+  rule on its last log interval); None where the run logged no information
+  (runs before it was logged)."""
   history = run['history']
-  if 'kl_input_dependent' not in history:
+  if 'information' not in history:
     return None
-  kl, input_part = history['kl_total'][-1], history['kl_input_dependent'][-1]
+  kl, input_part = history['kl_total'][-1], history['information'][-1]
   return bool(kl >= capacity_diagnostics.COLLAPSE_MIN_KL_NATS and
               input_part < capacity_diagnostics.COLLAPSE_INPUT_SHARE * kl)
 
