@@ -1,6 +1,6 @@
 r"""One sweep from seed shards: sweeps trained apart, merged into one workdir.
 
-A sweep can be too long for one session or machine (configs/sweep_beta.py at
+A sweep can be too long for one job or machine (configs/sweep_beta.py at
 its full size, 7 β × 3 seeds, is ~6 hours of training on a 2-core CPU). Train
 it as shards that differ only in `config.sweep.seeds`, each in its own workdir
 and at its own time, then merge them:

@@ -15,7 +15,8 @@ latents, discontinuities and MIG:
 trains the two models alone; the command above then finds them trained and
 only draws and measures.)
 
-CPU-sized (5,000 steps, ~30 minutes on 2 cores):
+CPU-sized (5,000 steps; wall time on 2 cores: docs/benchmarks.md,
+"Reproduction runs: wall times"):
 
   python -m bvae_jax.reproductions.burgess_fig2 --config=configs/burgess_fig2.py:quick --workdir=/tmp/fig2_quick
 """

@@ -8,7 +8,8 @@ ramps C over 100,000 steps, as its dSprites VAEs do:
 
   python -m bvae_jax.reproductions.burgess_fig3 --config=configs/burgess_fig3.py --workdir=/tmp/fig3
 
-CPU-sized (C ramped over 18,000 of 20,000 steps; ~45 minutes on 2 cores):
+CPU-sized (C ramped over 18,000 of 20,000 steps; wall time on 2 cores:
+docs/benchmarks.md, "Reproduction runs: wall times"):
 
   python -m bvae_jax.reproductions.burgess_fig3 --config=configs/burgess_fig3.py:quick --workdir=/tmp/fig3_quick
 """

@@ -20,8 +20,8 @@ trains the sweep alone; the command above then finds it trained and only
 reads the latents.)
 
 CPU-sized (one seed, 25,000 steps with C rising over the first 20,000, the
-paper's ramp being 100,000; 71 minutes of training on 2 cores, measured on
-2026-11-30; results in docs/results/burgess_fig4a_quick/):
+paper's ramp being 100,000; wall time on 2 cores: docs/benchmarks.md,
+"Reproduction runs: wall times"; results in docs/results/burgess_fig4a_quick/):
 
   python -m bvae_jax.reproductions.burgess_fig4a --config=configs/burgess_fig4a.py:quick --workdir=/tmp/fig4a_quick
 

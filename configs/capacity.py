@@ -6,12 +6,14 @@ rising linearly from 0 to 25 nats over 100,000 steps; Adam 5e-4, batch 64,
 steps; we train 300,000, the budget disentanglement_lib (Locatello et al. 2019)
 gives its AnnealedVAE runs, so the last 200,000 steps train at C = 25.
 
-Paper scale (a GPU or TPU; ~3.5 h on one CPU core pair at ~1,500 images/s):
+Paper scale (a GPU or TPU; on a 2-core CPU a prediction from the measured step
+rate is in docs/benchmarks.md, "How cost grows"):
 
   python -m bvae_jax.main --config=configs/capacity.py --workdir=/tmp/capacity
 
-CPU-sized run of the same experiment (≤ 15 minutes on 2 cores, C to 25 nats
-over 4,000 steps, 5,000 steps in all; shows KL tracking C):
+CPU-sized run of the same experiment (C to 25 nats over 4,000 steps, 5,000
+steps in all; shows KL tracking C; its wall time on 2 cores is in
+docs/benchmarks.md, "The `:quick` run end to end"):
 
   python -m bvae_jax.main --config=configs/capacity.py:quick --workdir=/tmp/capacity_quick
 

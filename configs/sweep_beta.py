@@ -12,10 +12,10 @@ members share each batch (common random numbers). Full sweep, 7 β × 3 seeds:
 
   python -m bvae_jax.main --config=configs/sweep_beta.py --workdir=/tmp/sweep_beta
 
-The study's own size is one seed (--config.sweep.seeds='(0,)': ~1.5 h of
-training on a 2-core CPU, docs/reproductions.md). Seeds trained as such
-shards, in separate runs, merge into the 3-seed sweep with
-bvae_jax/sweep_merge.py.
+The study's own size is one seed (--config.sweep.seeds='(0,)'; its wall
+time on a 2-core CPU, and a prediction for 3 seeds, are in docs/benchmarks.md,
+"Reproduction runs: wall times"). Seeds trained as such shards, in separate
+runs, merge into the 3-seed sweep with bvae_jax/sweep_merge.py.
 
 CPU-sized (7 β × 1 seed, 10 epochs of a 5,000-image subset, 1,563 steps):
 
