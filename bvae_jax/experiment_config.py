@@ -93,6 +93,10 @@ def base_config() -> ml_collections.ConfigDict:
   # images/s for 'matmul', batch 2048, 2 cores); parameters are the same.
   config.eval.conv_impl = 'lax'
   config.eval.encode_batch_size = 2048  # Images per encoder call.
+  # DCI's gradient-boosted trees: 'fast' (metrics/gradient_boosting.py, a
+  # refit of sklearn's, faster: docs/benchmarks.md) or 'sklearn' (sklearn's
+  # own, the reference). docs/metrics.md says where they agree bit for bit.
+  config.eval.dci_classifier = 'fast'
   # Encode each factor combination once and look codes up, where that gives
   # the same codes (mean representation, deterministic rendering) and is
   # cheaper: dSprites' 737,280 combinations instead of ~2.9M drawn images.
@@ -296,6 +300,9 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   _require(config.eval.representation in ('mean', 'sampled'),
            'eval.representation', "must be 'mean' or 'sampled'",
            config.eval.representation)
+  _require(config.eval.dci_classifier in ('fast', 'sklearn'),
+           'eval.dci_classifier', "must be 'fast' or 'sklearn'",
+           config.eval.dci_classifier)
   _require(config.eval.conv_impl in conv_layers.CONV_IMPLS, 'eval.conv_impl',
            f'must be one of {conv_layers.CONV_IMPLS}', config.eval.conv_impl)
   _require(config.dataset in registry.DATASET_NAMES, 'dataset',

@@ -5,17 +5,6 @@ A caller's own XLA_FLAGS device count wins.
 """
 
 import os
-import platform
-
-# numpy's AVX-512 kernels (exp, log, reductions) round differently from the C
-# library, which sklearn's Cython calls; metrics/gradient_boosting.py is
-# checked bit for bit against sklearn, so pin numpy to its AVX2 kernels, as
-# on x86-64 CPUs without AVX-512 (on an AVX-512 Xeon, 10 of those 16 tests
-# failed by one flipped near-tie, and all passed with this). Set before numpy
-# is imported; these are numpy ≥ 2.4's dispatch names.
-if platform.machine() in ('x86_64', 'AMD64'):
-  os.environ.setdefault('NPY_DISABLE_CPU_FEATURES',
-                        'X86_V4 AVX512_ICL AVX512_SPR')
 
 if '--xla_force_host_platform_device_count' not in os.environ.get('XLA_FLAGS', ''):
   os.environ['XLA_FLAGS'] = (os.environ.get('XLA_FLAGS', '') +

@@ -5,6 +5,7 @@ import pytest
 from sklearn import ensemble
 
 from bvae_jax.metrics import dci
+import numpy_kernels
 
 SIZES = (3, 4, 5)
 
@@ -82,6 +83,8 @@ def mixed_data():
   return codes_train @ mix, factors_train, codes_test @ mix, factors_test
 
 
+@pytest.mark.slow
+@numpy_kernels.requires_avx2_kernels
 def test_importance_matrix_equals_dislibs_and_is_the_same_in_parallel(
     mixed_data):
   codes_train, factors_train, codes_test, factors_test = mixed_data
@@ -98,6 +101,14 @@ def test_importance_matrix_equals_dislibs_and_is_the_same_in_parallel(
                                atol=1e-15)
     assert train_accuracy == reference[1]
     assert test_accuracy == reference[2]
+
+
+def test_importance_matrix_is_the_same_in_parallel_on_any_kernels(
+    mixed_data):
+  serial = dci.importance_matrix(*mixed_data, n_jobs=1)
+  parallel = dci.importance_matrix(*mixed_data, n_jobs=2)
+  np.testing.assert_array_equal(serial[0], parallel[0])
+  assert serial[1:] == parallel[1:]
 
 
 def test_codes_equal_to_factors_score_one():
@@ -137,6 +148,7 @@ def test_duplicated_and_mixed_codes_score_lower():
   assert mixed['completeness'] < clean['completeness'] - 0.2
 
 
+@pytest.mark.slow
 def test_permuting_codes_permutes_importance(mixed_data):
   # Only approximately: once a tree's node is split perfectly, later trees
   # fit residuals on a few samples, where several codes often give the same

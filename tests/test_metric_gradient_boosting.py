@@ -3,7 +3,9 @@
 The reference is `sklearn.ensemble.GradientBoostingClassifier(**dci.GBT_PARAMS)`
 on the same data: trees, leaf values, raw predictions, predictions and
 feature importances must agree (the implementation reproduces sklearn's
-roundings, so in practice they are equal, not just close).
+roundings, so in practice they are equal, not just close). That holds with
+numpy's AVX2 kernels: tests/numpy_kernels.py says how the tests marked
+`requires_avx2_kernels` run on an AVX-512 CPU.
 """
 
 import numpy as np
@@ -12,6 +14,7 @@ from sklearn import ensemble
 
 from bvae_jax.metrics import dci
 from bvae_jax.metrics import gradient_boosting
+import numpy_kernels
 
 # (num_points, num_classes, n_estimators): binary (one tree per stage),
 # multiclass, and many classes like dSprites' positions (fewer stages, so
@@ -69,11 +72,13 @@ def assert_same_trees(reference, ours):
                                  rtol=1e-9, atol=1e-15, err_msg=where)
 
 
+@numpy_kernels.requires_avx2_kernels
 def test_trees_are_sklearns(fitted):
   _, _, reference, ours = fitted
   assert_same_trees(reference, ours)
 
 
+@numpy_kernels.requires_avx2_kernels
 def test_predictions_are_sklearns(fitted):
   codes, labels, reference, ours = fitted
   np.testing.assert_array_equal(ours.classes_, reference.classes_)
@@ -95,6 +100,7 @@ def test_predictions_are_sklearns(fitted):
                              rtol=1e-9, atol=1e-12)
 
 
+@numpy_kernels.requires_avx2_kernels
 def test_feature_importances_are_sklearns(fitted):
   _, _, reference, ours = fitted
   np.testing.assert_allclose(ours.feature_importances_,
@@ -104,6 +110,7 @@ def test_feature_importances_are_sklearns(fitted):
   assert ours.feature_importances_[7] == 0.
 
 
+@numpy_kernels.requires_avx2_kernels
 def test_duplicated_codes_break_ties_as_sklearn():
   # Two copies of a code split every node the same way: exact ties, which
   # sklearn breaks by its (seeded) order of visiting features.
@@ -116,6 +123,7 @@ def test_duplicated_codes_break_ties_as_sklearn():
                              atol=1e-15)
 
 
+@numpy_kernels.requires_avx2_kernels
 def test_unseeded_draws_as_sklearn_from_the_global_state():
   # disentanglement_lib's classifiers are unseeded; with duplicated codes the
   # seeds decide splits.
@@ -148,6 +156,7 @@ def ulp_chains(labels, num_chains, rs):
   return bits.view(np.float32)
 
 
+@numpy_kernels.requires_avx2_kernels
 def test_values_within_feature_threshold_are_sklearns():
   rs = np.random.RandomState(4)
   codes, labels = draw(600, 5, seed=4)
@@ -238,6 +247,7 @@ def test_partition_is_sklearns_swap_loop():
                                   sklearn_loop(order, goes_left))
 
 
+@numpy_kernels.requires_avx2_kernels
 def test_dci_is_the_sklearn_based_dci():
   rs = np.random.RandomState(0)
   sizes = (2, 3, 6)

@@ -52,6 +52,7 @@ on `n_jobs`.
 import joblib
 import numpy as np
 import scipy.stats
+from sklearn import ensemble
 
 from bvae_jax.metrics import gradient_boosting
 from bvae_jax.metrics import sampling
@@ -74,7 +75,13 @@ GBT_PARAMS = dict(
     random_state=0)
 
 
-def dci(codes_train, factors_train, codes_test, factors_test, n_jobs=None):
+# The classifiers DCI can fit: 'fast' (gradient_boosting's refit, the
+# default) or 'sklearn' (sklearn's own, the reference path).
+CLASSIFIERS = ('fast', 'sklearn')
+
+
+def dci(codes_train, factors_train, codes_test, factors_test, n_jobs=None,
+        classifier='fast'):
   """DCI scores of codes against the factors that generated them.
 
   Args:
@@ -83,13 +90,17 @@ def dci(codes_train, factors_train, codes_test, factors_test, n_jobs=None):
     codes_test: (num_test, num_codes) codes.
     factors_test: (num_test, num_factors) int factors.
     n_jobs: worker processes; None: one per factor, at most one per CPU.
+    classifier: 'fast' (gradient_boosting.GradientBoostingClassifier) or
+      'sklearn' (sklearn.ensemble.GradientBoostingClassifier), both with
+      GBT_PARAMS. docs/metrics.md says where the two agree bit for bit.
 
   Returns:
     {'disentanglement', 'completeness', 'informativeness_train',
      'informativeness_test'}, floats.
   """
   importance, train_accuracy, test_accuracy = importance_matrix(
-      codes_train, factors_train, codes_test, factors_test, n_jobs=n_jobs)
+      codes_train, factors_train, codes_test, factors_test, n_jobs=n_jobs,
+      classifier=classifier)
   return {
       'informativeness_train': float(train_accuracy),
       'informativeness_test': float(test_accuracy),
@@ -99,7 +110,7 @@ def dci(codes_train, factors_train, codes_test, factors_test, n_jobs=None):
 
 
 def importance_matrix(codes_train, factors_train, codes_test, factors_test,
-                      n_jobs=None):
+                      n_jobs=None, classifier='fast'):
   """Gradient-boosted-tree importances and accuracies.
 
   Args: as `dci`.
@@ -109,8 +120,12 @@ def importance_matrix(codes_train, factors_train, codes_test, factors_test,
     test accuracy).
 
   Raises:
-    ValueError: on shapes that do not match (naming them).
+    ValueError: on shapes that do not match (naming them), or an unknown
+      classifier.
   """
+  if classifier not in CLASSIFIERS:
+    raise ValueError(f'DCI classifier must be one of {CLASSIFIERS}, got '
+                     f'{classifier!r}')
   codes_train, factors_train = _checked(codes_train, factors_train, 'train')
   codes_test, factors_test = _checked(codes_test, factors_test, 'test')
   if codes_train.shape[1] != codes_test.shape[1]:
@@ -127,7 +142,8 @@ def importance_matrix(codes_train, factors_train, codes_test, factors_test,
   if n_jobs is None:
     n_jobs = min(num_factors, joblib.cpu_count())
   jobs = [joblib.delayed(_fit_factor)(codes_train, factors_train[:, j],
-                                      codes_test, factors_test[:, j])
+                                      codes_test, factors_test[:, j],
+                                      classifier)
           for j in order]
   if n_jobs == 1:
     results = [function(*args) for function, args, _ in jobs]
@@ -153,13 +169,20 @@ def _checked(codes, factors, split):
   return codes, factors
 
 
-def _fit_factor(codes_train, labels_train, codes_test, labels_test):
+def _fit_factor(codes_train, labels_train, codes_test, labels_test,
+                classifier='fast'):
   """Importances and accuracies of one factor's classifier."""
-  model = gradient_boosting.GradientBoostingClassifier(**GBT_PARAMS)
-  model.fit(codes_train, labels_train)
-  # train_predictions_ is predict(codes_train), kept from the fit.
+  if classifier == 'sklearn':
+    model = ensemble.GradientBoostingClassifier(**GBT_PARAMS)
+    model.fit(codes_train, labels_train)
+    train_predictions = model.predict(codes_train)
+  else:
+    model = gradient_boosting.GradientBoostingClassifier(**GBT_PARAMS)
+    model.fit(codes_train, labels_train)
+    # train_predictions_ is predict(codes_train), kept from the fit.
+    train_predictions = model.train_predictions_
   return (np.abs(model.feature_importances_),
-          np.mean(model.train_predictions_ == labels_train),
+          np.mean(train_predictions == labels_train),
           np.mean(model.predict(codes_test) == labels_test))
 
 
@@ -205,7 +228,7 @@ def image_count(eval_config) -> int:
 
 
 def compute(inputs: sampling.MetricInputs, eval_config) -> dict[str, float]:
-  """`dci` of the shared codes."""
-  del eval_config  # No setting of config.eval changes it.
+  """`dci` of the shared codes, with eval_config.dci_classifier."""
   return dci(inputs.codes_train, inputs.factors_train, inputs.codes_test,
-             inputs.factors_test)
+             inputs.factors_test,
+             classifier=eval_config.get('dci_classifier', 'fast'))
