@@ -198,6 +198,7 @@ def _run_main(*args):
                         cwd=REPO, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_mistyped_override_fails_and_names_the_field(tmp_path):
   result = _run_main('--config=configs/capacity.py:quick', '--config.gama=3',
                      f'--workdir={tmp_path / "run"}')
@@ -206,6 +207,7 @@ def test_mistyped_override_fails_and_names_the_field(tmp_path):
   assert not (tmp_path / 'run').exists()
 
 
+@pytest.mark.slow
 def test_negative_gamma_on_the_command_line_fails_before_writing(tmp_path):
   result = _run_main('--config=configs/capacity.py:quick', '--config.gamma=-1',
                      f'--workdir={tmp_path / "run"}')
@@ -214,6 +216,7 @@ def test_negative_gamma_on_the_command_line_fails_before_writing(tmp_path):
   assert not (tmp_path / 'run').exists()
 
 
+@pytest.mark.slow
 def test_evaluate_mode_without_a_checkpoint_says_what_is_there(tmp_path):
   (tmp_path / 'notes.txt').write_text('x')
   result = _run_main('--config=configs/capacity.py:quick', '--mode=evaluate',

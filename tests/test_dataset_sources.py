@@ -122,6 +122,7 @@ def test_procedural_source_never_probes_the_network(tmp_path, monkeypatch):
   assert dataset.source == 'procedural'
 
 
+@pytest.mark.slow
 def test_auto_downloads_the_official_file_when_it_can(
     tmp_path, official_npz, online_with, caplog, monkeypatch):
   downloads = online_with(official_npz)
@@ -147,6 +148,7 @@ def test_auto_downloads_the_official_file_when_it_can(
   assert again.source == 'official'
 
 
+@pytest.mark.slow
 def test_official_builder_records_match_tfds_generic_serializer(
     tmp_path, official_npz, online_with):
   online_with(official_npz)
@@ -169,6 +171,7 @@ def test_official_builder_records_match_tfds_generic_serializer(
     ('shuffled', 'are not the 737,280 factor rows'),
     ('truncated', 'not a readable dSprites .npz'),
 ])
+@pytest.mark.slow
 def test_broken_official_files_are_errors_naming_the_file(
     tmp_path, official_npz, breakage, message):
   path = tmp_path / 'broken.npz'

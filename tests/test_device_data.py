@@ -198,6 +198,7 @@ def test_config_field_is_validated():
     experiment_config.validate_config(config)
 
 
+@pytest.mark.slow
 def test_training_is_identical_with_data_on_device(data_dir, tmp_path):
   tags = ('loss', 'reconstruction', 'kl_total', 'grad_norm')
   results = {}

@@ -21,6 +21,7 @@ def matches():
   return frames, shapes, iou, factors
 
 
+@pytest.mark.slow
 def test_every_shape_meets_the_fidelity_bar(matches):
   _, shapes, iou, _ = matches
   summary = dataset_fidelity.summary(iou, shapes)
@@ -34,6 +35,7 @@ def test_every_shape_meets_the_fidelity_bar(matches):
   assert np.sum(iou == 1.0) >= 140
 
 
+@pytest.mark.slow
 def test_best_matches_are_the_animations_factors(matches):
   # The animation grows each shape through the six scales at orientation 0
   # and position (0, 0) before rotating it: its first frames must be matched
@@ -44,6 +46,7 @@ def test_best_matches_are_the_animations_factors(matches):
   assert sorted(set(squares[:12, 1])) == list(range(6))
 
 
+@pytest.mark.slow
 def test_best_match_search_finds_a_rendered_image_exactly():
   wanted = dsprites.index_to_factors(np.array([1_000, 300_000, 700_000]))
   frames = dsprites.render(wanted)[..., 0]

@@ -57,6 +57,7 @@ def reconstructions(config, params, images):
                                 method=models.VAE.decode))
 
 
+@pytest.mark.slow
 def test_restored_model_reproduces_the_saved_reconstructions_exactly(trained):
   config, workdir, state = trained
   params, step, stored_config = evaluate.restore_params(config, workdir)
@@ -67,6 +68,7 @@ def test_restored_model_reproduces_the_saved_reconstructions_exactly(trained):
       reconstructions(config, jax.device_get(state.params), images))
 
 
+@pytest.mark.slow
 def test_representation_fn_pads_and_chunks_without_changing_codes(trained):
   config, workdir, _ = trained
   params, _, _ = evaluate.restore_params(config, workdir)
@@ -87,6 +89,7 @@ def test_representation_fn_pads_and_chunks_without_changing_codes(trained):
   assert not np.allclose(sampled(images), expected)
 
 
+@pytest.mark.slow
 def test_evaluate_writes_json_tensorboard_and_figures(trained):
   config, workdir, _ = trained
   result = evaluate.evaluate(config, workdir, step=2)
@@ -187,6 +190,7 @@ def test_evaluate_reuses_an_open_data_set_and_its_ground_truth(
   assert result['dataset'] == dataset.describe()
 
 
+@pytest.mark.slow
 def test_training_evaluates_every_eval_every_steps(data_dir, tmp_path,
                                                    monkeypatch):
   counts = {'opened': 0, 'built': 0}
@@ -210,6 +214,7 @@ def test_training_evaluates_every_eval_every_steps(data_dir, tmp_path,
   assert counts == {'opened': 1, 'built': 1}
 
 
+@pytest.mark.slow
 def test_training_evaluates_and_checkpoints_at_eval_at_steps(data_dir,
                                                              tmp_path):
   # Steps 3 and 5 are off the checkpoint interval (4): each is checkpointed

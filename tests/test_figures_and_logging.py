@@ -189,6 +189,7 @@ def test_progress_reporter_rate_and_eta():
   assert metric_logging.format_eta(float('inf')) == '?'
 
 
+@pytest.mark.slow
 def test_importing_bvae_jax_leaves_the_matplotlib_backend_alone():
   # A notebook's inline backend must survive `import bvae_jax.evaluate`; these
   # modules used to call matplotlib.use('Agg') on import.

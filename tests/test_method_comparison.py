@@ -58,6 +58,7 @@ def test_summary_leaves_failed_seeds_out_and_the_table_shows_mean_and_std():
       {'capacity': one_seed})
 
 
+@pytest.mark.slow
 def test_the_command_trains_each_method_and_writes_the_comparison(tmp_path):
   config = configs.compare_methods.get_config('methods=capacity+beta_vae')
   config.dataset = 'dsprites_procedural/tiny'

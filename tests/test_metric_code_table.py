@@ -116,6 +116,7 @@ def test_suite_uses_the_table_and_encodes_each_combination_once():
   assert 'code_table' in seconds
 
 
+@pytest.mark.slow
 def test_whole_suite_same_scores_with_and_without_table_on_real_encoder(
     encoder):
   data = dsprites_subset()
@@ -136,6 +137,7 @@ def test_whole_suite_same_scores_with_and_without_table_on_real_encoder(
   assert with_table['factor_vae']['num_active_dims'] > 0
 
 
+@pytest.mark.slow
 def test_table_codes_match_encoding_of_drawn_images(encoder):
   data = dsprites_subset()
   table = code_table.tabulate(data, encoder)
@@ -146,6 +148,7 @@ def test_table_codes_match_encoding_of_drawn_images(encoder):
       table.sample_observations_from_factors(factors, None), direct)
 
 
+@pytest.mark.slow
 def test_encoder_codes_do_not_depend_on_call_size(encoder):
   data = dsprites_subset()
   observations = data.sample_observations(96, np.random.RandomState(4))

@@ -47,6 +47,7 @@ def _param_count(params):
   return sum(leaf.size for leaf in jax.tree.leaves(params))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('num_channels', [1, 3])
 def test_parameter_count_matches_the_paper(num_channels):
   params = _init(models.VAE(LATENT_DIM, num_channels), num_channels)
@@ -59,6 +60,7 @@ def test_hand_count_is_the_known_total_for_dsprites():
   assert _expected_param_count(1, 10) == 502_005
 
 
+@pytest.mark.slow
 def test_parameter_tree_does_not_depend_on_conv_impl():
   shapes = {
       impl: jax.tree.map(jnp.shape, _init(models.VAE(LATENT_DIM, 3, impl), 3))
@@ -68,6 +70,7 @@ def test_parameter_tree_does_not_depend_on_conv_impl():
     assert tree == shapes['lax'], impl
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('num_channels', [1, 3])
 def test_vae_output_shapes(num_channels):
   model = models.VAE(LATENT_DIM, num_channels)
@@ -79,6 +82,7 @@ def test_vae_output_shapes(num_channels):
   chex.assert_tree_all_finite(outputs)
 
 
+@pytest.mark.slow
 def test_encode_and_decode_methods():
   model = models.VAE(LATENT_DIM, 1)
   params = _init(model, 1)
@@ -89,6 +93,7 @@ def test_encode_and_decode_methods():
   chex.assert_shape(decoded, (5, 64, 64, 1))
 
 
+@pytest.mark.slow
 def test_call_uses_reparameterised_sample_with_log_variance():
   model = models.VAE(LATENT_DIM, 1)
   params = _init(model, 1)

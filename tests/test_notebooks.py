@@ -29,6 +29,9 @@ OWNER_PLACEHOLDER = 'YOUR_GITHUB_USER'
 # Seconds a cell may run before the test fails (a hung kernel).
 CELL_TIMEOUT = 300
 
+# Child processes and notebooks: the whole file is in the slow tier.
+pytestmark = pytest.mark.slow
+
 
 def tiny_overrides(data_dir, **fields):
   """Config fields for a few steps of batch 8 on dsprites_procedural/tiny."""

@@ -49,6 +49,7 @@ def reference_discr_vae_loss(logits_z, logits_shuffled):
           0.5 * np.mean(np.log(reference_clipped_softmax(logits_shuffled)[:, 1])))
 
 
+@pytest.mark.slow
 def test_discriminator_is_fc_discriminator():
   params = factor_vae.init_auxiliary(10, jax.random.key(0)).params
   shapes = {name: layer['kernel'].shape for name, layer in params.items()}
@@ -103,6 +104,7 @@ def _hparams(gamma):
           np.float32(1e-3), 'gaussian_stddev': np.float32(1.0)}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('gamma', [0.0, 35.0])
 def test_vae_loss_is_elbo_plus_gamma_tc(gamma):
   rng = np.random.RandomState(2)
@@ -138,6 +140,7 @@ def _tiny_state_and_batch(data_dir):
   return config, model, state, images, noise_key
 
 
+@pytest.mark.slow
 def test_one_step_updates_both_players_from_one_forward_pass(tmp_path):
   config, model, state, images, noise_key = _tiny_state_and_batch(
       str(tmp_path))

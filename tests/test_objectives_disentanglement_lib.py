@@ -110,6 +110,7 @@ def test_total_correlation_matches_disentanglement_lib(seed):
       reference_total_correlation(z, mean, log_var), rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_total_correlation_of_identical_standard_posteriors_is_closed_form():
   # Every posterior N(0, 1): q(z) and each q(z_l) are the sample's own density,
   # so the estimate is (1 − L) · log B (no log(B·N) normalisation).

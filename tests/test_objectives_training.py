@@ -99,6 +99,7 @@ def _train_steps(config, step_fn, steps=5):
     ('capacity', dict(capacity_max=25.0, capacity_anneal_steps=3)),
     ('beta_vae', dict(beta=4.0)),
 ])
+@pytest.mark.slow
 def test_plugin_objectives_train_bit_identically_to_the_pre_plugin_step(
     data_dir, objective, overrides):
   config = tiny_config(data_dir, objective, **overrides)
@@ -128,6 +129,7 @@ def test_plugin_objectives_train_bit_identically_to_the_pre_plugin_step(
     ('dip_vae', dict(dip_type='i'), 'dip_penalty'),
     ('factor_vae', dict(factor_vae_gamma=30.0), 'discriminator_loss'),
 ])
+@pytest.mark.slow
 def test_new_objectives_train_log_their_terms_and_evaluate(
     data_dir, tmp_path, objective, overrides, term):
   config = tiny_config(data_dir, objective, **overrides)
@@ -143,6 +145,7 @@ def test_new_objectives_train_log_their_terms_and_evaluate(
   assert term in tags and 'reconstruction' in tags
 
 
+@pytest.mark.slow
 def test_a_sweep_of_a_new_objective_reports_its_terms(data_dir, tmp_path):
   config = tiny_config(data_dir, 'beta_tcvae', num_train_steps=3,
                        log_every_steps=1, checkpoint_every_steps=3)
@@ -164,6 +167,7 @@ def test_a_sweep_rejects_a_field_its_objective_does_not_read(data_dir):
     sweep.sweep_members(config)
 
 
+@pytest.mark.slow
 def test_factor_vae_sweep_members_match_solo_runs_with_the_discriminator(
     data_dir, tmp_path):
   # The discriminator and its Adam live in the train state, so they are

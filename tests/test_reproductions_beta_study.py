@@ -90,6 +90,7 @@ def _tiny_beta_sweep(data_dir):
   return config
 
 
+@pytest.mark.slow
 def test_the_command_reads_the_sweep_and_writes_the_study(tmp_path):
   config = _tiny_beta_sweep(str(tmp_path / 'tfds'))
   workdir = str(tmp_path / 'sweep')

@@ -50,6 +50,7 @@ def test_position_grid_images_put_the_blob_where_the_factors_say():
   assert peak == (16 + 20, 16 + 3)  # (row = pos_y, column = pos_x).
 
 
+@pytest.mark.slow
 def test_the_command_trains_both_models_and_writes_figure_and_summary(
     tmp_path):
   config = configs.burgess_fig2.get_config('quick')
@@ -70,6 +71,7 @@ def test_the_command_trains_both_models_and_writes_figure_and_summary(
     assert len(model['kl_per_latent']) == 10 and model['step'] == 4
 
 
+@pytest.mark.slow
 def test_the_command_modules_import_beside_main():
   # Both define --workdir-like flags only when run as commands; importing them
   # with bvae_jax.main (as notebooks and the test run do) must not clash.

@@ -149,6 +149,7 @@ def _leaves(state):
   return [np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(state.params)]
 
 
+@pytest.mark.slow
 def test_training_resumes_bit_exactly_and_writes_the_outputs(tmp_path):
   straight = burgess_fig3.train(_tiny_config(6), str(tmp_path / 'straight'))
   resumed_dir = str(tmp_path / 'resumed')
@@ -175,6 +176,7 @@ def test_training_resumes_bit_exactly_and_writes_the_outputs(tmp_path):
     assert int(s['step']) == 3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize('encoding', factor_inputs.ENCODINGS)
 def test_the_capacity_term_opens_every_channel(encoding):
   # KL ≈ 0.04 nats at initialisation, C ≥ 0.5: γ·|KL − C| must raise every

@@ -67,6 +67,7 @@ def test_traversal_row_labels_must_match_the_rows(tmp_path):
         np.array([1, 0]), np.array([0.5, 1.0]), 3.0, 0, row_labels=['z1'])
 
 
+@pytest.mark.slow
 def test_the_command_trains_and_writes_the_reading_and_figures(tmp_path):
   config = configs.burgess_fig4a.get_config('quick')
   assert config.dataset == 'color_dsprites' and config.num_channels == 3

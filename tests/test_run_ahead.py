@@ -84,6 +84,7 @@ def data_dir(tmp_path_factory):
     (2, 4, 500, 100_000),  # A log interval far longer than the run.
     (4, 8, 400, 400),  # log_every_steps = num_train_steps.
 ])
+@pytest.mark.slow
 def test_training_with_a_long_log_interval_finishes(data_dir, tmp_path,
                                                     devices, batch_size, steps,
                                                     log_every_steps):
@@ -104,6 +105,7 @@ def test_training_with_a_long_log_interval_finishes(data_dir, tmp_path,
     assert f'(bound {bound})' in result.stderr
 
 
+@pytest.mark.slow
 def test_sweep_with_a_long_log_interval_finishes(data_dir, tmp_path):
   # The sweep's own loop: 2 members × 2-way data parallelism on 4 devices.
   steps = 300

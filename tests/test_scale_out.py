@@ -29,6 +29,9 @@ from training_equivalence import assert_same_trajectory
 STEPS = 6
 LEARNING_RATE = 5e-4
 
+# Child processes and notebooks: the whole file is in the slow tier.
+pytestmark = pytest.mark.slow
+
 
 def tiny_config(data_dir):
   config = configs.capacity.get_config()

@@ -107,6 +107,7 @@ def test_sweep_refuses_data_on_device(data_dir):
     sweep.validate_sweep_config(config)
 
 
+@pytest.mark.slow
 def test_vmapped_members_match_solo_runs_under_data_parallelism(data_dir, runs):
   # 3 members on 2 devices: mesh (members 1, data 2), vmapped and
   # data-parallel at once; shared batches.
@@ -124,6 +125,7 @@ def test_vmapped_members_match_solo_runs_under_data_parallelism(data_dir, runs):
                        learning_rate=solo_config.learning_rate, steps=STEPS)
 
 
+@pytest.mark.slow
 def test_members_with_own_batches_match_solo_runs(data_dir, runs):
   # 2 members on 2 devices: mesh (members 2, data 1); each member reads the
   # stream of its own seed, like its solo run with data_seed unset.
@@ -144,6 +146,7 @@ def test_members_with_own_batches_match_solo_runs(data_dir, runs):
   assert first is not None
 
 
+@pytest.mark.slow
 def test_failing_member_is_reported_and_the_others_are_unaffected(
     data_dir, runs, caplog):
   config = tiny_sweep(data_dir, seeds=(0,), grid={'learning_rate': (5e-4, 1e30)})
@@ -203,6 +206,7 @@ def test_report_table_and_plot(data_dir, runs):
         f'traversal_{STEPS:08d}.gif', f'traversal_{STEPS:08d}.png']
 
 
+@pytest.mark.slow
 def test_restore_member_alone_and_evaluate_it(data_dir, runs):
   config = tiny_sweep(data_dir, seeds=(0,),
                       grid={'learning_rate': (5e-4, 1e-3, 2e-3)})
@@ -227,6 +231,7 @@ def test_restore_member_alone_and_evaluate_it(data_dir, runs):
                                      f'metrics_{STEPS}.json'))
 
 
+@pytest.mark.slow
 def test_evaluate_mode_opens_the_data_once_for_all_members(data_dir, runs,
                                                           monkeypatch):
   # `--mode=evaluate` on a sweep workdir: every member, one open data set.
@@ -246,6 +251,7 @@ def test_evaluate_mode_opens_the_data_once_for_all_members(data_dir, runs,
                                        f'metrics_{STEPS}.json'))
 
 
+@pytest.mark.slow
 def test_resumed_sweep_is_bit_identical(data_dir, runs, tmp_path):
   config = tiny_sweep(data_dir, seeds=(0,),
                       grid={'learning_rate': (5e-4, 1e-3, 2e-3)})

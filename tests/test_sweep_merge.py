@@ -43,6 +43,7 @@ def trained(tmp_path_factory):
   return root, data_dir, runs
 
 
+@pytest.mark.slow
 def test_merged_shards_are_the_whole_sweep(trained):
   root, data_dir, runs = trained
   config = beta_sweep(data_dir, (0, 1))
@@ -92,6 +93,7 @@ def _copy_part(workdir, destination, edit_json=None):
   return str(destination)
 
 
+@pytest.mark.slow
 def test_parts_that_do_not_make_the_sweep_are_refused(trained, tmp_path):
   root, data_dir, runs = trained
   seed0, seed1 = runs['seed0'][1], runs['seed1'][1]
@@ -129,6 +131,7 @@ def test_parts_that_do_not_make_the_sweep_are_refused(trained, tmp_path):
   assert (tmp_path / 'out' / 'kept.txt').read_text() == 'mine'
 
 
+@pytest.mark.slow
 def test_a_nan_in_a_part_stays_a_nan(trained, tmp_path):
   # sweep_results.json stores nan as null; merged, it must be nan again
   # (the plot of a None raised TypeError).
@@ -150,6 +153,7 @@ def test_a_nan_in_a_part_stays_a_nan(trained, tmp_path):
   assert os.path.exists(os.path.join(out, 'sweep_kl_total.png'))
 
 
+@pytest.mark.slow
 def test_a_merge_that_fails_midway_leaves_the_directory_as_it_was(
     trained, tmp_path, monkeypatch):
   _, data_dir, runs = trained

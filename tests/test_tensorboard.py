@@ -41,6 +41,7 @@ def decoded(image_event):
   return np.asarray(Image.open(io.BytesIO(image_event.encoded_image_string)))
 
 
+@pytest.mark.slow
 def test_tensorboard_reads_the_scalars(run):
   config, _, accumulator = run
   scalars = accumulator.Tags()['scalars']
@@ -59,6 +60,7 @@ def test_tensorboard_reads_the_scalars(run):
   assert [e.step for e in mig] == [STEPS] and 0 <= mig[0].value <= 1
 
 
+@pytest.mark.slow
 def test_tensorboard_reads_the_training_images(run):
   config, _, accumulator = run
   images = accumulator.Tags()['images']
@@ -80,6 +82,7 @@ def test_tensorboard_reads_the_training_images(run):
   assert set(np.unique(picture[:side])) <= {0, 255}
 
 
+@pytest.mark.slow
 def test_tensorboard_reads_the_evaluation_figures_as_on_disk(run):
   _, workdir, accumulator = run
   for tag, name in [('eval_figures/mutual_information',

@@ -37,6 +37,7 @@ def snapshot(workdir):
   return listing
 
 
+@pytest.mark.slow
 def test_capacity_objective_pulls_kl_toward_c(data_dir, tmp_path):
   # C held at 4 nats (start = max); KL starts near 0 and γ·|KL − C| pulls it up.
   config = tiny_config(data_dir, num_train_steps=40, log_every_steps=40,
@@ -50,6 +51,7 @@ def test_capacity_objective_pulls_kl_toward_c(data_dir, tmp_path):
   assert abs(kl - 4.0) < 1.0, kl
 
 
+@pytest.mark.slow
 def test_workdir_outputs_and_figures(data_dir, tmp_path):
   config = tiny_config(data_dir, num_train_steps=4, figure_every_steps=4)
   train.train_and_evaluate(config, str(tmp_path))
@@ -63,6 +65,7 @@ def test_workdir_outputs_and_figures(data_dir, tmp_path):
   assert manager.all_steps() == [3, 4]
 
 
+@pytest.mark.slow
 def test_resume_is_bit_identical(data_dir, tmp_path, caplog):
   uninterrupted = train.train_and_evaluate(tiny_config(data_dir),
                                            str(tmp_path / 'a'))
@@ -84,6 +87,7 @@ def _empty_metadata(checkpoint):
   path.write_text('')
 
 
+@pytest.mark.slow
 def test_resume_skips_a_damaged_checkpoint_and_keeps_it(data_dir, tmp_path,
                                                         caplog):
   # Checkpoints at 3 and 6 of a 6-step run; the one at 6 is damaged. Training
@@ -105,6 +109,7 @@ def test_resume_skips_a_damaged_checkpoint_and_keeps_it(data_dir, tmp_path,
     np.testing.assert_array_equal(a, b)
 
 
+@pytest.mark.slow
 def test_no_restorable_checkpoint_names_each_one(data_dir, tmp_path):
   train.train_and_evaluate(tiny_config(data_dir), str(tmp_path))
   for step in (3, 6):
@@ -117,6 +122,7 @@ def test_no_restorable_checkpoint_names_each_one(data_dir, tmp_path):
   assert sorted(os.listdir(tmp_path / 'checkpoints')) == ['3', '6']  # Untouched.
 
 
+@pytest.mark.slow
 def test_same_seed_same_result_other_seed_differs(data_dir, tmp_path):
   run = lambda seed, name: params_of(train.train_and_evaluate(
       tiny_config(data_dir, num_train_steps=2, seed=seed), str(tmp_path / name)))
@@ -126,6 +132,7 @@ def test_same_seed_same_result_other_seed_differs(data_dir, tmp_path):
   assert any(not np.array_equal(x, z) for x, z in zip(a, c))
 
 
+@pytest.mark.slow
 def test_other_architecture_in_workdir_fails_and_keeps_files(data_dir, tmp_path):
   train.train_and_evaluate(tiny_config(data_dir, num_train_steps=3), str(tmp_path))
   before = snapshot(tmp_path)
@@ -137,6 +144,7 @@ def test_other_architecture_in_workdir_fails_and_keeps_files(data_dir, tmp_path)
   assert snapshot(tmp_path) == before
 
 
+@pytest.mark.slow
 def test_non_finite_loss_names_the_step_and_keeps_checkpoints(data_dir, tmp_path):
   train.train_and_evaluate(tiny_config(data_dir, num_train_steps=3), str(tmp_path))
   # σ = 1e-30 makes the Gaussian NLL overflow to inf on the first new step.
@@ -154,6 +162,7 @@ def test_batch_not_divisible_by_devices(data_dir, tmp_path):
   assert not os.path.exists(tmp_path / 'checkpoints')
 
 
+@pytest.mark.slow
 def test_a_kl_that_does_not_follow_c_is_warned_about(data_dir, tmp_path,
                                                      caplog):
   # C held at 4 nats with a γ far too small to pull the KL (≈0 at the start)

@@ -52,6 +52,7 @@ def test_rank_correlation_is_left_out_where_one_side_is_constant():
   assert varied['mig.discrete_mig']['spearman'] == pytest.approx(0.5)
 
 
+@pytest.mark.slow
 def test_udr_of_a_trained_sweep(tmp_path):
   config = _tiny_sweep(str(tmp_path / 'tfds'), seeds=(0, 1))
   workdir = str(tmp_path / 'sweep')

@@ -36,6 +36,7 @@ def published(data_dir, tmp_path_factory):
   return config, workdir, results_dir, zoo_dir
 
 
+@pytest.mark.slow
 def test_results_folder_holds_what_the_study_tables_read(published):
   config, workdir, results_dir, _ = published
   assert sorted(os.listdir(results_dir)) == [
@@ -61,6 +62,7 @@ def test_results_folder_holds_what_the_study_tables_read(published):
       'traversal_00000006.png']
 
 
+@pytest.mark.slow
 def test_a_published_model_loads_and_its_evaluation_equals_its_card(
     published, tmp_path):
   config, workdir, _, zoo_dir = published
@@ -77,6 +79,7 @@ def test_a_published_model_loads_and_its_evaluation_equals_its_card(
   assert check == loaded.card['check']
 
 
+@pytest.mark.slow
 def test_a_damaged_or_missing_model_is_named(published, tmp_path):
   _, _, _, zoo_dir = published
   with pytest.raises(zoo.ZooError, match=r"No zoo model 'nope'.*Known: "
@@ -118,6 +121,7 @@ def test_the_zoo_stays_small():
   assert total < 40e6, f'zoo/ holds {total / 1e6:.1f} MB'
 
 
+@pytest.mark.slow
 def test_a_committed_models_check_metrics_recompute(tmp_path):
   # The card's `check`: metrics on zoo.CHECK_EVAL's small fixed sample. The
   # tests compile without XLA's optimisations (conftest.py), which can move
