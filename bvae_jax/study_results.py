@@ -122,12 +122,23 @@ def _copy_figures(workdir: str, results_dir: str, final_step: int,
   return copied
 
 
-def check_metrics(config: ml_collections.ConfigDict, params: Any,
-                  step: int) -> dict[str, Any]:
-  """The metrics of zoo.CHECK_EVAL on `params` (a card's `check`)."""
+def check_evaluation(config: ml_collections.ConfigDict, params: Any,
+                     step: int) -> dict[str, Any]:
+  """evaluate.evaluate's result for zoo.CHECK_EVAL on `params`, written to a
+  scratch directory (its KL and information per latent are on the same 2,048
+  observations as any evaluation of these parameters: those do not depend
+  on the sample sizes)."""
   small = zoo.check_config(config)
   with tempfile.TemporaryDirectory() as scratch:
-    result = evaluate.evaluate(small, scratch, step, params=params)
+    return evaluate.evaluate(small, scratch, step, params=params)
+
+
+def check_metrics(config: ml_collections.ConfigDict, params: Any,
+                  step: int, result: dict[str, Any] | None = None
+                  ) -> dict[str, Any]:
+  """A card's `check`: zoo.CHECK_EVAL and its metrics on `params` (from
+  `result`, check_evaluation's, when given)."""
+  result = result or check_evaluation(config, params, step)
   return {'eval': {key: (list(value) if isinstance(value, tuple) else value)
                    for key, value in zoo.CHECK_EVAL.items()},
           'metrics': result['metrics']}
@@ -185,16 +196,23 @@ def publish(config: ml_collections.ConfigDict, workdir: str, results_dir: str,
     if final is None:
       raise FileNotFoundError(f'{workdir}/eval/metrics_{step}.json is missing: '
                               f'evaluate step {step} before publishing it')
+    check = check_evaluation(config, params, step)
+    # Evaluations written before the information per latent existed lack it
+    # (and the ½ Var μ split): the check's evaluation computes both on the
+    # same observations as the final evaluation would have.
+    latents = {field: final.get(field, check[field]) for field in (
+        'kl_input_dependent_per_latent', 'information_per_latent',
+        'informative_latents')}
     card = {
         **run, 'config': stored_config, 'dataset': dataset,
         'metrics': {s: result['metrics'] for s, result in metrics.items()},
         'kl_per_latent': final['kl_per_latent'],
-        'kl_input_dependent_per_latent': final.get(
-            'kl_input_dependent_per_latent'),
         'active_latents': final['active_latents'],
-        'informative_latents': final.get('informative_latents'),
+        **latents,
+        'latents_from': ('final evaluation' if all(
+            field in final for field in latents) else 'check evaluation'),
         'results': os.path.relpath(results_dir, os.path.dirname(zoo_dir)),
-        'check': check_metrics(config, params, step),
+        'check': check_metrics(config, params, step, check),
     }
     folder = zoo.save(zoo_name, params, card, zoo_dir)
     logging.info('Published zoo model %s in %s.', zoo_name, folder)
