@@ -61,10 +61,21 @@ def test_table_means_sds_collapse_and_ranking(results):
       'beta_vae_s0', 'capacity_s0', 'capacity_s1', 'not_a_run', 'study.json',
       'study.md', 'study.png']
   table = open(os.path.join(results, 'study.md')).read()
-  assert '| capacity | 2 (0, 1) | 1 | 0.4 ± 0.14 |' in table
+  assert '| capacity | 2 (0, 1) | 1 of 2 | 0.4 ± 0.14 |' in table
   assert '| MIG | capacity > beta_vae | beta_vae > capacity | yes |' in table
   assert json.load(open(os.path.join(results, 'study.json')))[
       'ranking_changed']['mig.discrete_mig'] is True
+
+
+def test_runs_without_information_are_not_counted_as_healthy(results):
+  history_path = os.path.join(results, 'beta_vae_s0', 'history.json')
+  history = json.load(open(history_path))
+  del history['information']  # As runs logged before it existed.
+  json.dump(history, open(history_path, 'w'))
+  summary = study_50k.write_report(results)
+  assert summary['methods']['beta_vae']['collapsed'] == [None]
+  assert '| beta_vae | 1 (0) | — |' in open(os.path.join(results,
+                                                          'study.md')).read()
 
 
 def test_a_run_folder_missing_a_file_is_named(results):

@@ -160,10 +160,12 @@ def markdown(summary: dict[str, Any]) -> str:
               '| method | seeds | collapsed | ' + ' | '.join(labels) + ' |',
               '|---|---|---|' + '---|' * len(labels)]
     for name, entry in summary['methods'].items():
-      collapsed_count = sum(bool(c) for c in entry['collapsed'])
+      known = [c for c in entry['collapsed'] if c is not None]
+      # Runs that logged no information cannot say: '—' rather than 0.
+      collapsed_cell = (f'{sum(known)} of {len(known)}' if known else '—')
       lines.append(
           f"| {name} | {len(entry['seeds'])} ({', '.join(map(str, entry['seeds']))}) "
-          f"| {collapsed_count} | " +
+          f"| {collapsed_cell} | " +
           ' | '.join(_cell(entry[str(step)][key]) for key, _ in COLUMNS) + ' |')
     lines.append('')
   lines += ['### Ranking by seed mean (best first)', '',
