@@ -29,6 +29,7 @@ import jax
 import ml_collections
 import numpy as np
 
+from bvae_jax import experiment_config
 from bvae_jax import step as step_lib
 
 # zoo/ at the repository root, beside bvae_jax/.
@@ -83,14 +84,20 @@ def read_card(name: str, zoo_dir: str = ZOO_DIR) -> dict:
 
 
 def config_of(card: dict) -> ml_collections.ConfigDict:
-  """The training config of a card, as a ConfigDict (lists back to tuples)."""
+  """The training config of a card, as a ConfigDict (lists back to tuples).
+
+  Fields added to the project after the model was trained (a card's config
+  lacks them) take base_config()'s defaults, so old cards keep loading.
+  """
   def tuples(value):
     if isinstance(value, dict):
       return {key: tuples(entry) for key, entry in value.items()}
     if isinstance(value, list):
       return tuple(tuples(entry) for entry in value)
     return value
-  return ml_collections.ConfigDict(tuples(card['config']))
+  config = experiment_config.base_config()
+  config.update(tuples(card['config']))
+  return config
 
 
 def validate_card(card: dict, name: str) -> None:

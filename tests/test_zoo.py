@@ -79,6 +79,14 @@ def test_a_published_model_loads_and_its_evaluation_equals_its_card(
   assert check == loaded.card['check']
 
 
+def test_a_card_from_before_a_config_field_existed_still_loads():
+  # config.eval.dci_classifier came after the first zoo models were trained.
+  card = {'config': {'latent_dim': 6, 'eval': {'num_train': 7}}}
+  config = zoo.config_of(card)
+  assert config.latent_dim == 6 and config.eval.num_train == 7
+  assert config.eval.dci_classifier == 'fast'
+
+
 @pytest.mark.slow
 def test_a_damaged_or_missing_model_is_named(published, tmp_path):
   _, _, _, zoo_dir = published
