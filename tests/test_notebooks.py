@@ -13,6 +13,7 @@ import datetime
 import io
 import json
 import os
+import re
 import time
 
 import nbclient
@@ -20,6 +21,7 @@ import nbformat
 from PIL import Image
 import pytest
 
+from bvae_jax import devices
 from colabs import clear_outputs
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -174,7 +176,10 @@ def test_committed_notebooks_are_clean(name):
 def test_quickstart_trains_and_shows_figures_and_the_gif(quickstart):
   notebook, workdir = quickstart
   text = text_of(notebook)
-  assert 'Runtime: cpu, 4 device(s)' in text  # 2 per core dividing batch 8.
+  # The notebook's default split: 2 devices per usable core, dividing the
+  # batch of 8 (devices.default_host_device_count), on whatever machine.
+  expected = devices.default_host_device_count(8, devices.available_cores())
+  assert f'Runtime: cpu, {expected} device(s)' in text
   assert 'Trained to step 4' in text  # The injected parameters took effect.
   assert 'Images: ' in text and 'traversal' in text and 'reconstructions' in text
   pngs = images(notebook, 'image/png')
@@ -220,7 +225,15 @@ def test_sweeps_on_tpu_trains_the_grid_and_shows_the_table(data_dir,
       SEEDS=(0, 1), UDR_POINTS=200,
       CONFIG_OVERRIDES={**tiny_overrides(data_dir), 'eval': TINY_EVAL})
   text = text_of(notebook)
-  assert '4 members on a mesh of 4 (members) × 1 (data) devices' in text
+  # The mesh depends on the machine's device count (devices.py's default
+  # split of its cores): all of them, members along the first axis.
+  mesh = re.search(r'4 members on a mesh of (\d+) \(members\) × (\d+) '
+                   r'\(data\) devices', text)
+  assert mesh, text[-2000:]
+  member_axis, data_axis = int(mesh[1]), int(mesh[2])
+  assert member_axis * data_axis == devices.default_host_device_count(
+      8, devices.available_cores())
+  assert 4 % member_axis == 0
   assert 'beta=1,seed=0' in text and 'beta=8,seed=1' in text
   assert 'mig.discrete_mig' in text  # The evaluated table.
   assert len(images(notebook, 'image/gif')) == 2
