@@ -13,7 +13,10 @@ latents, Bernoulli decoder (configs/study_50k.py's settings).
 
 `capacity_start=C0` starts C above 0 (as Burgess et al.'s Fig. 3 does), one
 candidate remedy; `quick` is a 300-step smoke run of 2 seeds. No metric suite
-runs: the collapse rate is read from each member's logged KL and information.
+runs: the collapse rate is read from each member's logged KL and information
+by
+
+  python -m bvae_jax.reproductions.collapse_rate --sweeps=/tmp/collapse/g1000_r40000,/tmp/collapse/g100_r40000 --out=docs/results/collapse_rate
 """
 
 from bvae_jax import experiment_config
