@@ -11,6 +11,7 @@ if '--xla_force_host_platform_device_count' not in os.environ.get('XLA_FLAGS', '
                              ' --xla_force_host_platform_device_count=2').strip()
 
 import jax  # pylint: disable=g-import-not-at-top
+import pytest  # pylint: disable=g-import-not-at-top
 
 # Tests compile the same small programs many times (every train_and_evaluate
 # call jits its step anew); a session-wide persistent cache turns the repeats
@@ -36,3 +37,22 @@ def pytest_xdist_auto_num_workers(config):
   import xdist_workers  # pylint: disable=g-import-not-at-top
   return xdist_workers.auto_workers(xdist_workers.usable_cores(),
                                     xdist_workers.physical_memory_bytes())
+
+
+@pytest.fixture
+def users_xla_optimizations():
+  """XLA's full optimisation passes for one test, as users' runs compile.
+
+  The suite compiles with most passes off (above) to compile faster; tests
+  whose claim is that two different programs give bit-identical numbers
+  must hold with the passes users get, so they take this fixture. Caches are
+  cleared on both sides so that no executable compiled under the other
+  setting is reused.
+  """
+  jax.clear_caches()
+  jax.config.update('jax_disable_most_optimizations', False)
+  try:
+    yield
+  finally:
+    jax.clear_caches()
+    jax.config.update('jax_disable_most_optimizations', True)

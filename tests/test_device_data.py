@@ -199,7 +199,8 @@ def test_config_field_is_validated():
 
 
 @pytest.mark.slow
-def test_training_is_identical_with_data_on_device(data_dir, tmp_path):
+def test_training_is_identical_with_data_on_device(data_dir, tmp_path,
+                                                   users_xla_optimizations):
   tags = ('loss', 'reconstruction', 'kl_total', 'grad_norm')
   results = {}
   for on_device in (False, True):

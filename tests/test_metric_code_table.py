@@ -39,8 +39,7 @@ def dsprites_subset():
       max_pixel_value=1)
 
 
-@pytest.fixture(scope='module')
-def encoder():
+def random_encoder():
   """The representation function of a randomly initialised VAE."""
   config = experiment_config.base_config()
   model = step_lib.create_model(config)
@@ -51,6 +50,11 @@ def encoder():
   # A random encoder's means barely move (std < 0.05, FactorVAE's pruning
   # threshold); scaled up, every metric has something to score.
   return lambda observations: 50. * representation_fn(observations)
+
+
+@pytest.fixture(scope='module')
+def encoder():
+  return random_encoder()
 
 
 def test_all_factors_enumerates_in_index_order():
@@ -118,7 +122,9 @@ def test_suite_uses_the_table_and_encodes_each_combination_once():
 
 @pytest.mark.slow
 def test_whole_suite_same_scores_with_and_without_table_on_real_encoder(
-    encoder):
+    users_xla_optimizations):
+  # Its own encoder, compiled with the optimisations users' runs get.
+  encoder = random_encoder()
   data = dsprites_subset()
   config = tiny_eval_config(num_train=300, num_test=150, batch_size=8,
                             num_variance_estimate=300)

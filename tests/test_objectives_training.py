@@ -101,7 +101,7 @@ def _train_steps(config, step_fn, steps=5):
 ])
 @pytest.mark.slow
 def test_plugin_objectives_train_bit_identically_to_the_pre_plugin_step(
-    data_dir, objective, overrides):
+    data_dir, objective, overrides, users_xla_optimizations):
   config = tiny_config(data_dir, objective, **overrides)
   registry.open_dataset(config)
   mesh = devices.create_mesh()
