@@ -88,6 +88,13 @@ def informative_latents(information_per_latent: np.ndarray) -> np.ndarray:
   return np.asarray(information_per_latent) >= INFORMATIVE_KL_NATS
 
 
+def is_collapsed(kl_total: float, information: float) -> bool:
+  """The collapse rule: KL ≥ COLLAPSE_MIN_KL_NATS with under
+  COLLAPSE_INPUT_SHARE of it information."""
+  return bool(kl_total >= COLLAPSE_MIN_KL_NATS and
+              information < COLLAPSE_INPUT_SHARE * kl_total)
+
+
 def information_share(means: Mapping[str, np.ndarray]) -> float | None:
   """information / kl_total of one log interval (None without both)."""
   if 'information' not in means or 'kl_total' not in means:
@@ -115,8 +122,8 @@ class CollapseMonitor:
     share = information_share(means)
     if share is None or not np.isfinite(share):
       return None
-    collapsed = (float(means['kl_total']) >= COLLAPSE_MIN_KL_NATS and
-                 share < COLLAPSE_INPUT_SHARE)
+    collapsed = is_collapsed(float(means['kl_total']),
+                             float(means['information']))
     self._streak = self._streak + 1 if collapsed else 0
     if self._streak != COLLAPSE_WARNING_INTERVALS:
       return None

@@ -37,12 +37,6 @@ from bvae_jax import sweep_report
 FINAL_INTERVALS = 5
 
 
-def is_collapsed(kl: float, information: float) -> bool:
-  """capacity_diagnostics.CollapseMonitor's rule for one (KL, information)."""
-  return bool(kl >= capacity_diagnostics.COLLAPSE_MIN_KL_NATS and
-              information < capacity_diagnostics.COLLAPSE_INPUT_SHARE * kl)
-
-
 def member_summary(member_dir: str) -> dict[str, Any]:
   """One member's final KL, information, NLL and collapse, from its events.
 
@@ -59,7 +53,7 @@ def member_summary(member_dir: str) -> dict[str, Any]:
   information = np.array([scalars['information'][s] for s in steps])
   last = slice(-FINAL_INTERVALS, None)
   collapsed_at = [s for s, k, i in zip(steps, kl, information)
-                  if is_collapsed(k, i)]
+                  if capacity_diagnostics.is_collapsed(k, i)]
   final_kl, final_information = float(kl[last].mean()), float(
       information[last].mean())
   return {
@@ -67,7 +61,8 @@ def member_summary(member_dir: str) -> dict[str, Any]:
       'kl_total': final_kl, 'information': final_information,
       'reconstruction': float(np.mean(
           [scalars['reconstruction'][s] for s in steps[last]])),
-      'collapsed': is_collapsed(final_kl, final_information),
+      'collapsed': capacity_diagnostics.is_collapsed(final_kl,
+                                                   final_information),
       'first_collapsed_step': collapsed_at[0] if collapsed_at else None,
   }
 

@@ -108,8 +108,7 @@ def collapsed(run: dict[str, Any]) -> bool | None:
   if 'information' not in history:
     return None
   kl, input_part = history['kl_total'][-1], history['information'][-1]
-  return bool(kl >= capacity_diagnostics.COLLAPSE_MIN_KL_NATS and
-              input_part < capacity_diagnostics.COLLAPSE_INPUT_SHARE * kl)
+  return capacity_diagnostics.is_collapsed(kl, input_part)
 
 
 def summarise(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
