@@ -277,8 +277,8 @@ stage metrics 300 "$PYTHON" -m benchmarks.metrics --workdir="$RUN" \
 
 # Resumes a sweep an earlier call left unfinished (checkpoints every 2,500
 # steps); the study's files are rewritten from the sweep's results each time.
-stage beta_sweep 520 "$PYTHON" -m bvae_jax.reproductions.beta_sweep_study \
-    --config=configs/sweep_beta.py --workdir="$BETA_RUN" "${DATA_FLAGS[@]}" \
+stage beta_sweep 520 "$PYTHON" -m bvae_jax.main \
+    --config=configs/sweep_beta.py:study --workdir="$BETA_RUN" "${DATA_FLAGS[@]}" \
     "${EVAL_OVERRIDES[@]}" "${BETA_SWEEP_OVERRIDES[@]}"
 if wanted beta_sweep; then
   mkdir -p "$OUT/beta_sweep"

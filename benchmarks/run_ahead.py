@@ -27,8 +27,8 @@ import jax
 
 from bvae_jax import devices
 from bvae_jax import input_pipeline
-from bvae_jax import loop
 from bvae_jax import run_ahead
+from bvae_jax import run_records
 from bvae_jax import step as step_lib
 import configs.capacity
 
@@ -48,7 +48,7 @@ class Dispatcher:
   """The training loop's dispatch path: batch, global array, step."""
 
   def __init__(self, config):
-    dataset, self.config = loop.open_training_data(config)
+    dataset, self.config = run_records.open_training_data(config)
     mesh = devices.create_mesh()
     model = step_lib.create_model(self.config)
     self.state = step_lib.initial_train_state(self.config, model, mesh)

@@ -75,6 +75,7 @@ def save(manager: ocp.CheckpointManager, step: int, state: Any,
       _STATE: ocp.args.StandardSave(state),
       _CONFIG: ocp.args.JsonSave(config.to_dict()),
   }), force=True)
+  logging.info('Saving checkpoint %d in %s.', step, manager.directory)
 
 
 def _key_name(key: Any) -> str:
@@ -160,6 +161,39 @@ def restore(manager: ocp.CheckpointManager, step: int, abstract_state: Any
       _CONFIG: ocp.args.JsonRestore(),
   }))
   return restored[_STATE], restored[_CONFIG]
+
+
+def restore_step(manager: ocp.CheckpointManager, step: int,
+                 abstract_state: Any) -> tuple[Any, dict]:
+  """`restore` of one chosen step (evaluation), read-only.
+
+  Raises:
+    CheckpointMismatchError: as `restore`.
+    DamagedCheckpointsError: the checkpoint does not restore; names it, the
+      error and the steps that do restore.
+  """
+  try:
+    return restore(manager, step, abstract_state)
+  except CheckpointMismatchError:
+    raise
+  except Exception as error:  # pylint: disable=broad-except
+    # Orbax raises many types for a damaged file (see restore_latest).
+    path = os.path.join(str(manager.directory), str(step))
+    restorable = []
+    for other in sorted(manager.all_steps()):
+      if other == step:
+        continue
+      try:
+        restore(manager, other, abstract_state)
+        restorable.append(other)
+      except Exception:  # pylint: disable=broad-except
+        pass
+    raise DamagedCheckpointsError(
+        f'The checkpoint {path} does not restore ({type(error).__name__}: '
+        f'{str(error)[:300]}). '
+        + (f'Steps that restore: {restorable}; pick one with --step=N.'
+           if restorable else 'No other checkpoint there restores either.')
+    ) from error
 
 
 def _files(directory: str) -> list[str]:

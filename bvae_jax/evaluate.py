@@ -47,8 +47,8 @@ from bvae_jax import checkpointing
 from bvae_jax import devices
 from bvae_jax import experiment_config
 from bvae_jax import figures
-from bvae_jax import loop
 from bvae_jax import metric_logging
+from bvae_jax import run_records
 from bvae_jax import step as step_lib
 from bvae_jax.datasets import registry
 from bvae_jax.metrics import mig
@@ -136,6 +136,7 @@ def checkpoint_step(workdir: str, step: int | None = None) -> int:
     NoCheckpointError: no checkpoint in workdir, or none at `step`; the
       message lists what is there.
   """
+  run_records.check_workdir(workdir)
   steps = checkpointing.all_steps(workdir)
   directory = checkpointing.checkpoint_dir(workdir)
   if not steps:
@@ -178,7 +179,8 @@ def restore_params(config: ml_collections.ConfigDict, workdir: str,
   model = step_lib.create_model(config)
   abstract_state = step_lib.abstract_train_state(config, model, mesh)
   manager = checkpointing.create_manager(workdir, config, read_only=True)
-  state, stored_config = checkpointing.restore(manager, step, abstract_state)
+  state, stored_config = checkpointing.restore_step(manager, step,
+                                                   abstract_state)
   return state.params, step, stored_config
 
 
@@ -216,7 +218,7 @@ def prepare_evaluation(config: ml_collections.ConfigDict, workdir: str,
   stored_config = {}
   if params is None:
     params, step, stored_config = restore_params(config, workdir, step)
-  config = loop.data_source_as_trained(config, stored_config)
+  config = run_records.data_source_as_trained(config, stored_config)
   c = config.eval
   model = step_lib.create_model(config).clone(conv_impl=c.conv_impl)
   return EvaluationSetup(
@@ -309,7 +311,7 @@ def _write_outputs(workdir, result, draws, kl, ground_truth, num_bins):
   eval_dir = os.path.join(workdir, 'eval')
   os.makedirs(eval_dir, exist_ok=True)
   path = os.path.join(eval_dir, f'metrics_{step}.json')
-  loop.write_json(path, result)  # Atomic: never a half-written result.
+  run_records.write_json(path, result)  # Atomic: never a half-written result.
   codes = draws['codes_train']
   factors = draws['factors_train']
   order = figures.latent_order_by_kl(kl)

@@ -32,6 +32,11 @@ def base_config() -> ml_collections.ConfigDict:
   """Defaults shared by every experiment: Burgess et al. (2018) on dSprites."""
   config = ml_collections.ConfigDict()
 
+  # What runs the config (bvae_jax/main.py RUNNERS): 'train' is one run, or a
+  # sweep when the config has a `sweep` block; a reproduction's name runs its
+  # module (e.g. 'burgess_fig4a': its sweep, then the figure).
+  config.runner = 'train'
+
   # Data.
   config.dataset = 'dsprites'  # Data set name; see bvae_jax/datasets/registry.py.
   config.dataset_source = 'auto'  # 'auto' (real if obtainable), 'real' or 'procedural'.

@@ -1,114 +1,158 @@
-"""Bookkeeping shared by the training loops of one run (train.py) and of sweeps.
+"""The one training-loop skeleton: every loop of bvae_jax runs its steps here.
 
-Opening the training data with its source resolved, resuming from the newest
-checkpoint that restores (or starting afresh), the rule that a run resumes
-only on records of the source it was trained on, and the run's JSON records
-(written atomically; a resumed run adds `config_resumed_<step>.json` instead of
-overwriting `config.json`).
+A loop (one run: train.py; a sweep: sweep.py; the Fig. 3 generator:
+reproductions/burgess_fig3.py) hands `run_loop` two things of its own:
+
+- `dispatch(step)`: runs training step `step` (1-based: the number of
+  updates once it is done) and returns a small output of it (e.g. the loss),
+  which the skeleton hands to `RunAhead` without fetching it;
+- its periodic actions: `Periodic(name, every, action)`, asked in order after
+  each step whether it is their time (`is_time`, big_vision's `itstime`).
+
+The skeleton owns what every loop needs alike: the run-ahead bound
+(run_ahead.py: on XLA:CPU an unbounded run-ahead deadlocks the all-reduce of
+multi-device steps), the one rule for "is it time?", progress with steps/s and
+ETA (`Progress`), and the end-of-run summary. What to log, check, save or draw
+stays in the loop that owns it.
 """
 
-import json
-import os
-from typing import Any, Callable, Mapping
+import dataclasses
+import time
+from typing import Any, Callable, Mapping, Sequence
 
 from absl import logging
-import ml_collections
-import orbax.checkpoint as ocp
+import numpy as np
 
-from bvae_jax import checkpointing
-from bvae_jax.datasets import registry
+from bvae_jax import metric_logging
+from bvae_jax import run_ahead
 
 
-def open_training_data(config: ml_collections.ConfigDict
-                       ) -> tuple[registry.Dataset, ml_collections.ConfigDict]:
-  """Opens the configured data set; returns it and the config to save.
+def is_time(step: int, every: int, last_step: int,
+            at_steps: Sequence[int] = ()) -> bool:
+  """Whether a periodic action runs after `step`.
 
-  The saved config has `dataset_source` resolved ('real' or 'procedural'), so
-  evaluating or resuming the run reads the same records.
-
-  The config's channels are checked against the data set's images by
-  `experiment_config.validate_config`, before anything is opened.
+  Args:
+    step: the step just finished (1-based).
+    every: the interval; 0 or less: never periodically (nor at the end).
+    last_step: the run's last step; an action with an interval also runs
+      there, so that the end of the run is always logged, saved and drawn.
+    at_steps: steps at which it also runs (e.g. config.eval_at_steps).
   """
-  dataset = registry.open_dataset(config)
-  resolved = config.copy_and_resolve_references()
-  resolved.dataset_source = (
-      'procedural' if dataset.source == 'procedural' else 'real')
-  return dataset, resolved
+  periodic = every > 0 and (step % every == 0 or step == last_step)
+  return periodic or step in tuple(at_steps)
 
 
-def check_same_data_source(stored_config: Mapping[str, Any],
-                            config: ml_collections.ConfigDict,
-                            workdir: str) -> None:
-  """Refuses to resume a run on records from another source."""
-  stored = stored_config.get('dataset_source')
-  if stored in ('real', 'procedural') and stored != config.dataset_source:
-    raise ValueError(
-        f'The checkpoint in {checkpointing.checkpoint_dir(workdir)} was '
-        f'trained on {stored} {config.dataset} data, but here the data set '
-        f'resolves to {config.dataset_source} data. Make the {stored} data '
-        f'available (docs/datasets.md), or use a fresh --workdir.')
+@dataclasses.dataclass(frozen=True)
+class Periodic:
+  """An action that runs after the steps `is_time` picks.
 
-
-def data_source_as_trained(config: ml_collections.ConfigDict,
-                           stored_config: Mapping[str, Any]
-                           ) -> ml_collections.ConfigDict:
-  """A copy of `config` that reads the records the checkpoint was trained on.
-
-  The one rule for evaluating or restoring a checkpoint: a config left at
-  `dataset_source='auto'` takes the source stored with the checkpoint; a
-  source the user set is kept, with a warning when it differs.
+  Attributes:
+    name: what it does ('log', 'checkpoint', 'evaluate', 'figures', …).
+    every: its interval in steps (0: only at `at_steps`).
+    action: called with the step just finished.
+    at_steps: steps at which it also runs.
+    enabled: False leaves it out (e.g. figures on processes other than 0).
   """
-  config = config.copy_and_resolve_references()
-  stored = stored_config.get('dataset_source')
-  if stored not in ('real', 'procedural'):
-    return config
-  if config.dataset_source == 'auto':
-    config.dataset_source = stored
-  elif config.dataset_source != stored:
-    logging.warning('The checkpoint was trained on %s %s data; reading %s '
-                    'data as config.dataset_source asks.', stored,
-                    config.dataset, config.dataset_source)
-  return config
+  name: str
+  every: int
+  action: Callable[[int], None]
+  at_steps: tuple[int, ...] = ()
+  enabled: bool = True
+
+  def is_due(self, step: int, last_step: int) -> bool:
+    return self.enabled and is_time(step, self.every, last_step, self.at_steps)
 
 
-def write_json(path: str, value: Any) -> None:
-  """Writes `value` as JSON to `path` atomically (a crash leaves old or new)."""
-  temporary = f'{path}.tmp'
-  with open(temporary, 'w') as f:
-    json.dump(value, f, indent=2, sort_keys=True)
-  os.replace(temporary, path)
+class Progress:
+  """Steps/s over the last interval, the ETA, and the console line.
+
+  Like clu's `periodic_actions.ReportProgress`: the rate is measured over the
+  last interval only, so a slow first step (compilation) does not skew the
+  ETA.
+  """
+
+  def __init__(self, start_step: int, num_train_steps: int, *,
+               units_per_step: float | None = None, unit: str = 'images',
+               clock: Callable[[], float] = time.monotonic):
+    self.start_step = start_step
+    self.num_train_steps = num_train_steps
+    self._units_per_step = units_per_step
+    self._unit = unit
+    self._clock = clock
+    self._start_time = clock()
+    self._reporter = metric_logging.ProgressReporter(num_train_steps,
+                                                     start_step, clock=clock)
+
+  def report(self, step: int, scalars: Mapping[str, float],
+             label: str = '') -> dict[str, float]:
+    """Logs the interval's line; returns its rates to record beside the
+    scalars ({'steps_per_sec', and '<unit>_per_sec' with units_per_step})."""
+    timing = self._reporter.report(step)
+    logging.info('%s', metric_logging.interval_line(
+        step, self.num_train_steps, timing, scalars, unit=self._unit,
+        units_per_step=self._units_per_step, label=label))
+    rates = {'steps_per_sec': timing['steps_per_sec']}
+    if self._units_per_step:
+      rates[f'{self._unit.replace("-", "_")}_per_sec'] = (
+          timing['steps_per_sec'] * self._units_per_step)
+    return rates
+
+  def summary(self, last_step: int) -> str:
+    """'Trained steps a–b in H:MM:SS (x steps/s).'"""
+    seconds = self._clock() - self._start_time
+    steps = last_step - self.start_step
+    rate = steps / seconds if seconds > 0 else float('nan')
+    return (f'Trained steps {self.start_step + 1}–{last_step} in '
+            f'{metric_logging.format_eta(seconds)} ({rate:.1f} steps/s).')
 
 
-def write_config_json(directory: str, config: ml_collections.ConfigDict,
-                      start_step: int) -> None:
-  """Records the config of this run: config.json at step 0, else
-  config_resumed_<start_step>.json; an existing file is never overwritten."""
-  name = 'config.json' if start_step == 0 else f'config_resumed_{start_step}.json'
-  path = os.path.join(directory, name)
-  if not os.path.exists(path):
-    write_json(path, config.to_dict())
+def run_loop(dispatch: Callable[[int], Any], *, start_step: int,
+             num_train_steps: int, actions: Sequence[Periodic],
+             in_flight: run_ahead.RunAhead | None = None,
+             progress: Progress | None = None) -> None:
+  """Runs steps start_step + 1 … num_train_steps with the periodic actions.
 
-
-def write_dataset_json(workdir: str, dataset: registry.Dataset) -> None:
-  """Records the data set's source, size and shape in workdir/dataset.json."""
-  write_json(os.path.join(workdir, 'dataset.json'), dataset.describe())
-
-
-def resume_or_init(manager: ocp.CheckpointManager, workdir: str,
-                   abstract_state: Any, config: ml_collections.ConfigDict,
-                   init_fn: Callable[[], Any]) -> Any:
-  """The state to train from: the newest checkpoint that restores, or init_fn().
+  Args:
+    dispatch: runs one step (given its 1-based number) and returns a small
+      output of it to bound the run-ahead with (never fetched).
+    start_step: the steps already done (a resumed run's checkpoint step).
+    num_train_steps: the last step.
+    actions: run in this order after each step whose time it is.
+    in_flight: the run-ahead bound (default: run_ahead.RunAhead()).
+    progress: logs the end-of-run summary when given.
 
   Raises:
-    ValueError: the checkpoint was trained on another data source.
-    checkpointing.CheckpointMismatchError, DamagedCheckpointsError: see
-      checkpointing.restore_latest.
+    Whatever an action raises (e.g. FloatingPointError on a non-finite loss);
+    the caller's `finally` closes what it opened.
   """
-  restored = checkpointing.restore_latest(manager, workdir, abstract_state)
-  if restored is None:
-    return init_fn()
-  state, stored_config, step = restored
-  check_same_data_source(stored_config, config, workdir)
-  logging.info('Resuming from step %d (checkpoint in %s).', step,
-               checkpointing.checkpoint_dir(workdir))
-  return state
+  in_flight = in_flight or run_ahead.RunAhead()
+  if start_step >= num_train_steps:
+    logging.info('Already trained for %d ≥ num_train_steps=%d steps.',
+                 start_step, num_train_steps)
+    return
+  logging.info('Training from step %d to %d.', start_step, num_train_steps)
+  for step in range(start_step + 1, num_train_steps + 1):
+    in_flight.admit(dispatch(step))
+    for periodic in actions:
+      if periodic.is_due(step, num_train_steps):
+        periodic.action(step)
+  logging.info(in_flight.summary())
+  if progress is not None:
+    logging.info(progress.summary(num_train_steps))
+
+
+def first_nonfinite(metric_history: Sequence[Mapping[str, np.ndarray]],
+                    first_step: int, names: Sequence[str] = ('loss',)
+                    ) -> int | None:
+  """The step of the first entry whose `names` are not all finite, or None.
+
+  Args:
+    metric_history: per-step metrics on the host, oldest first.
+    first_step: the step of metric_history[0].
+    names: the metrics that must be finite (those present are checked).
+  """
+  for offset, metrics in enumerate(metric_history):
+    if not all(np.all(np.isfinite(metrics[name])) for name in names
+               if name in metrics):
+      return first_step + offset
+  return None

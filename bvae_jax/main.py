@@ -18,13 +18,21 @@ and the metric suite on a zoo model (bvae_jax/zoo.py; no --config needed):
   python -m bvae_jax.main --mode=evaluate --zoo=study50k_beta_vae_s0 --workdir=/tmp/zoo_eval
 
 A config with a `sweep` block (configs/sweep_*.py) trains all its members in
-one process (bvae_jax/sweep.py). Multi-process jobs: see launch/README.md.
+one process (bvae_jax/sweep.py); a config whose `runner` names a
+reproduction (configs/burgess_fig3.py, configs/compare_methods.py, …) runs
+that module's `run(config, workdir)`. Multi-process jobs: see launch/README.md.
+
+Errors the user can act on (a bad config value, a workdir that is a file, no
+or a damaged checkpoint, missing data) print one line and exit with status
+1; --traceback shows where they were raised. Other libraries' INFO lines
+(Orbax, TFDS, JAX) stay off the console unless --verbose.
 Any config field can be overridden, e.g. `--config.latent_dim=6`; a mistyped
 field name fails (the config is locked).
 """
 
+import importlib
 import os
-
+import re
 import sys
 
 from absl import app
@@ -33,12 +41,16 @@ from absl import logging
 from ml_collections import config_flags
 
 from bvae_jax import devices
+from bvae_jax import checkpointing
 from bvae_jax import evaluate
+from bvae_jax import metric_logging
 from bvae_jax import multihost
+from bvae_jax import run_records
 from bvae_jax import study_results
 from bvae_jax import sweep
 from bvae_jax import train
 from bvae_jax import zoo
+from bvae_jax.datasets import dataset_spec
 from bvae_jax.datasets import registry
 
 FLAGS = flags.FLAGS
@@ -75,10 +87,33 @@ flags.DEFINE_integer('num_processes', None,
                      'Processes in the job (env JAX_NUM_PROCESSES).')
 flags.DEFINE_integer('process_id', None,
                      'This process, in [0, num_processes) (env JAX_PROCESS_ID).')
+flags.DEFINE_bool('verbose', False,
+                  'Show other libraries\' INFO lines (Orbax, TFDS, JAX) and '
+                  'the whole config on the console.')
+flags.DEFINE_bool('traceback', False,
+                  'On an error the user can act on, show the traceback too.')
 config_flags.DEFINE_config_file(
     'config', None, 'Training configuration file, e.g. configs/capacity.py:quick.',
     lock_config=True)
 flags.mark_flags_as_required(['workdir'])
+
+# config.runner -> the module whose run(config, workdir) runs it; 'train' is
+# one run or, with a `sweep` block, a sweep (bvae_jax/train.py, sweep.py).
+RUNNERS = {
+    'train': None,
+    'beta_sweep_study': 'bvae_jax.reproductions.beta_sweep_study',
+    'burgess_fig2': 'bvae_jax.reproductions.burgess_fig2',
+    'burgess_fig3': 'bvae_jax.reproductions.burgess_fig3',
+    'burgess_fig4a': 'bvae_jax.reproductions.burgess_fig4a',
+    'method_comparison': 'bvae_jax.reproductions.method_comparison',
+}
+
+# The errors a person can act on: the message names the field, file or step
+# and says what to do, so the traceback only hides it (--traceback shows it).
+USER_ERRORS = (ValueError, KeyError, FileNotFoundError, NotADirectoryError,
+               FloatingPointError, checkpointing.DamagedCheckpointsError,
+               dataset_spec.DatasetUnavailableError,
+               dataset_spec.SourceUnavailableError)
 
 
 def _evaluate_sweep(config, workdir, step, member):
@@ -105,44 +140,99 @@ def _evaluate_zoo_model(name, workdir):
 def main(argv):
   if len(argv) > 1:
     raise app.UsageError(f'Unexpected arguments: {argv[1:]}')
+  if not FLAGS.verbose:
+    metric_logging.quiet_library_logs()
+  try:
+    _run(FLAGS.config, FLAGS.workdir)
+  except USER_ERRORS as error:
+    if FLAGS.traceback:
+      raise
+    message = error.args[0] if isinstance(error, KeyError) and error.args else error
+    print(f'Error ({type(error).__name__}): {message}\n'
+          '(--traceback shows where it was raised.)', file=sys.stderr)
+    sys.exit(1)
+
+
+def _run(config, workdir: str) -> None:
+  """Runs the --mode on the config (or zoo model); see the flags."""
+  run_records.check_workdir(workdir)
   if FLAGS.mode == 'evaluate' and FLAGS.zoo:
     devices.configure_host_devices(FLAGS.cpu_devices, 64)
-    _evaluate_zoo_model(FLAGS.zoo, FLAGS.workdir)
+    _evaluate_zoo_model(FLAGS.zoo, workdir)
     return
-  config = FLAGS.config
   if config is None:
     raise app.UsageError('--config is required (except for --mode=evaluate '
                          '--zoo=NAME).')
+  runner = config.get('runner', 'train')
+  if runner not in RUNNERS:
+    raise ValueError(f'config.runner must be one of {sorted(RUNNERS)}, got '
+                     f'{runner!r}')
   # Both must precede the first JAX computation: the CPU device count is
   # fixed when the backend starts, and the distributed runtime must join first.
   devices.configure_host_devices(FLAGS.cpu_devices, config.batch_size)
   multihost.initialize(FLAGS.distributed, FLAGS.coordinator_address,
                        FLAGS.num_processes, FLAGS.process_id)
-  logging.info('Config:\n%s', config)
+  if FLAGS.verbose:
+    logging.info('Config:\n%s', config)
+  else:
+    logging.info('Config %s (runner %s, objective %s, data set %s, %d steps, '
+                 'batch %d); every field goes to %s.',
+                 FLAGS['config'].config_filename, runner,
+                 config.get('objective', '—'), config.get('dataset', 'dsprites'),
+                 config.num_train_steps, config.batch_size,
+                 os.path.join(workdir, 'config.json'))
   is_sweep = config.get('sweep') is not None
   if FLAGS.mode == 'publish':
     if not FLAGS.results_dir:
       raise app.UsageError('--mode=publish needs --results_dir.')
-    study_results.publish(config, FLAGS.workdir, FLAGS.results_dir, FLAGS.zoo,
+    study_results.publish(config, workdir, FLAGS.results_dir, FLAGS.zoo,
                           command=' '.join(['python -m bvae_jax.main'] +
                                            _training_flags(sys.argv[1:])))
   elif FLAGS.mode == 'evaluate':
     if is_sweep:
-      _evaluate_sweep(config, FLAGS.workdir, FLAGS.step, FLAGS.member)
+      _evaluate_sweep(config, workdir, FLAGS.step, FLAGS.member)
     else:
-      evaluate.evaluate(config, FLAGS.workdir, FLAGS.step)
+      evaluate.evaluate(config, workdir, FLAGS.step)
+  elif RUNNERS[runner] is not None:
+    importlib.import_module(RUNNERS[runner]).run(config, workdir)
   elif is_sweep:
-    sweep.train_sweep(config, FLAGS.workdir)
+    sweep.train_sweep(config, workdir)
   else:
-    train.train_and_evaluate(config, FLAGS.workdir)
+    train.train_and_evaluate(config, workdir)
 
 
 def _training_flags(args):
   """The flags of a publish command that also make up its training command."""
-  dropped = ('--mode', '--results_dir', '--zoo')
+  dropped = ('--mode', '--results_dir', '--zoo', '--verbose', '--traceback')
   return [('--workdir=DIR' if arg.startswith('--workdir') else arg)
           for arg in args if not arg.startswith(dropped)]
 
 
+def parse_flags(argv: list[str]) -> list[str]:
+  """Parses the flags; a config file that fails to load, or a --config.X
+  override of no field, is one line, not a traceback (unless --traceback)."""
+  try:
+    return FLAGS(argv)
+  except (flags.Error, AttributeError, KeyError, TypeError,
+          ValueError) as error:
+    if '--traceback' in argv:
+      raise
+    text = str(error.args[0] if error.args else error)
+    if 'Traceback (most recent call last)' in text:
+      lines = [line.strip() for line in text.splitlines() if line.strip()]
+      text = f'{lines[0].rstrip(":")}: {lines[-1]}'
+    if isinstance(error, (AttributeError, KeyError)):
+      # ml_collections' message for an override of a field the config lacks
+      # ('gama'\nDid you mean "gamma" …), from a locked config.
+      name = re.search(r'\w+', text).group(0)
+      hint = text.replace('\\n', '\n').partition('\n')[2].strip('\'" ')
+      flag = next((arg.split('=')[0] for arg in argv
+                   if arg.split('=')[0].endswith(f'.{name}')), name)
+      text = f'{flag}: the config has no field {name!r}. {hint}'.strip()
+    print(f'Error: {text}\n(--traceback shows where it was raised; '
+          '--helpshort lists the flags.)', file=sys.stderr)
+    sys.exit(1)
+
+
 if __name__ == '__main__':
-  app.run(main)
+  app.run(main, flags_parser=parse_flags)

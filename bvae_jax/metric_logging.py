@@ -57,11 +57,15 @@ class MetricWriter:
     self._summary_writer = (None if just_logging else
                             tensorboardX.SummaryWriter(logdir=logdir))
 
-  def write_scalars(self, step: int, scalars: Mapping[str, float]) -> None:
-    """Logs `scalars` at `step`; vector-valued per-latent entries are folded."""
+  def write_scalars(self, step: int, scalars: Mapping[str, float], *,
+                    console: bool = True) -> None:
+    """Writes `scalars` at `step` to TensorBoard, and logs the headline ones
+    (vector entries, `name/...`, are left out of the log) unless `console` is
+    False: training loops log their own one line per interval
+    (`interval_line`)."""
     headline = {k: v for k, v in scalars.items() if '/' not in k}
-    logging.info('[%d] %s', step,
-                 ', '.join(f'{k}={v:.4g}' for k, v in sorted(headline.items())))
+    if console:
+      logging.info('[%d] %s', step, format_scalars(headline))
     if self._summary_writer is not None:
       for name, value in scalars.items():
         self._summary_writer.add_scalar(name, value, global_step=step)
@@ -124,26 +128,99 @@ def read_events(logdir: str) -> Iterator[event_pb2.Event]:
 # The package's directory: log records from files below it are bvae_jax's own.
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
+# Warnings that libraries log on every run although nothing is wrong, as
+# (file name, start of the message). TFDS scans every version folder of a data
+# set it is asked for and warns about each one without metadata: the real
+# dSprites' folders exist but are empty wherever only the procedural renderer
+# is prepared.
+_HARMLESS_WARNINGS = (('file_utils.py', 'Variant folder '),)
+
+# Python loggers (not absl's) that log at INFO on every start, e.g. JAX's
+# "Unable to initialize backend 'tpu'" on a machine without one.
+_CHATTY_LOGGERS = ('jax', 'orbax', 'tensorflow_datasets')
+
 
 class OwnInfoFilter(std_logging.Filter):
-  """Passes bvae_jax's INFO lines and every library's warnings and errors.
+  """Passes bvae_jax's INFO lines and every library's warnings and errors,
+  except the known harmless ones (_HARMLESS_WARNINGS).
 
   Other libraries log through absl too; Orbax alone writes ~60 INFO lines per
-  checkpoint, which would bury the progress log in a notebook.
+  checkpoint, which would bury the progress log.
   """
 
   def filter(self, record: std_logging.LogRecord) -> bool:
+    if any(os.path.basename(record.pathname) == name and
+           str(record.msg).startswith(start)
+           for name, start in _HARMLESS_WARNINGS):
+      return False
     return (record.levelno >= std_logging.WARNING or
             os.path.abspath(record.pathname).startswith(_PACKAGE_DIR))
 
 
-def show_progress_log() -> None:
-  """For notebooks: bvae_jax's INFO log (loss terms, steps/s, ETA) on, other
-  libraries' INFO lines off (`OwnInfoFilter`). Calling it again changes nothing."""
-  logging.set_verbosity(logging.INFO)
+def quiet_library_logs() -> None:
+  """Keeps other libraries' INFO lines (Orbax, TFDS, JAX) off the console.
+
+  bvae_jax's own INFO lines (where a run writes, one line per log interval,
+  what it saved, its summary) and every warning and error stay. `main.py`
+  calls it unless --verbose; calling it again changes nothing.
+  """
   logger = std_logging.getLogger('absl')
   if not any(isinstance(f, OwnInfoFilter) for f in logger.filters):
     logger.addFilter(OwnInfoFilter())
+  for name in _CHATTY_LOGGERS:
+    std_logging.getLogger(name).setLevel(std_logging.WARNING)
+
+
+def show_progress_log() -> None:
+  """For notebooks: bvae_jax's INFO log (loss terms, steps/s, ETA) on, other
+  libraries' INFO lines off (`quiet_library_logs`). Calling it again changes
+  nothing."""
+  logging.set_verbosity(logging.INFO)
+  quiet_library_logs()
+
+
+# The loss terms every objective logs, first in the console line.
+_LEADING_SCALARS = ('loss', 'reconstruction', 'kl_total')
+# Shown in the line's rate part instead.
+_RATE_SCALARS = ('steps_per_sec', 'images_per_sec')
+
+
+def format_scalars(scalars: Mapping[str, float]) -> str:
+  """'loss=1.2, reconstruction=…, kl_total=…, <the rest by name>' (4 digits)."""
+  names = ([n for n in _LEADING_SCALARS if n in scalars] +
+           sorted(n for n in scalars if n not in _LEADING_SCALARS))
+  return ', '.join(f'{n}={scalars[n]:.4g}' for n in names)
+
+
+def interval_line(step: int, num_train_steps: int,
+                  timing: Mapping[str, float],
+                  scalars: Mapping[str, float], unit: str = 'images',
+                  units_per_step: float | None = None,
+                  label: str = '') -> str:
+  """The console line of one log interval: progress, rate, ETA, loss terms.
+
+  E.g. 'Step 200/5000 (4%), 14.2 steps/s (909 images/s), ETA 0:05:38 |
+  loss=533, reconstruction=522, kl_total=0.45, capacity=0.34, …'.
+
+  Args:
+    step: the step just finished.
+    num_train_steps: the run's last step.
+    timing: ProgressReporter.report's {'steps_per_sec', 'eta_seconds'}.
+    scalars: the interval's means; per-latent entries (`name/...`) and the
+      rates are left out.
+    unit: what `units_per_step` counts ('images', 'member-images').
+    units_per_step: e.g. the batch size; None: no second rate.
+    label: says what the scalars are, e.g. 'median of 6 members'.
+  """
+  rate = f'{timing["steps_per_sec"]:.1f} steps/s'
+  if units_per_step:
+    rate += f' ({timing["steps_per_sec"] * units_per_step:.0f} {unit}/s)'
+  headline = {k: v for k, v in scalars.items()
+              if '/' not in k and k not in _RATE_SCALARS}
+  return (f'Step {step}/{num_train_steps} '
+          f'({100 * step / max(num_train_steps, 1):.0f}%), {rate}, ETA '
+          f'{format_eta(timing["eta_seconds"])} | '
+          f'{label + ": " if label else ""}{format_scalars(headline)}')
 
 
 class ProgressReporter:

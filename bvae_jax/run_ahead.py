@@ -11,8 +11,9 @@ thread per device) that the queued steps need to run their all-reduce. Once
 one pool thread waits there, the oldest step can never gather all its devices,
 and XLA aborts the process after its rendezvous timeout.
 
-Every loop that dispatches steps without fetching their results (training,
-sweeps, benchmarks) keeps its run-ahead below that limit with `RunAhead`.
+Every loop that dispatches steps without fetching their results keeps its
+run-ahead below that limit with `RunAhead`: the training loops through the
+skeleton they share (loop.run_loop), benchmarks directly.
 Two or three steps in flight already keep the device busy while the host
 prepares the next batch; benchmarks/run_ahead.py measures the choice.
 """

@@ -37,8 +37,8 @@ import ml_collections
 import numpy as np
 
 from bvae_jax import evaluate
-from bvae_jax import loop
 from bvae_jax import metric_logging
+from bvae_jax import run_records
 from bvae_jax import zoo
 
 # Scalars of history.json; vectors are read as '<name>/z<i>'.
@@ -185,11 +185,11 @@ def publish(config: ml_collections.ConfigDict, workdir: str, results_dir: str,
       'reconstruction_nll': history['reconstruction'][-1],
   }
   os.makedirs(results_dir, exist_ok=True)
-  loop.write_json(os.path.join(results_dir, 'config.json'), stored_config)
-  loop.write_json(os.path.join(results_dir, 'dataset.json'), dataset)
-  loop.write_json(os.path.join(results_dir, 'run.json'), run)
-  loop.write_json(os.path.join(results_dir, 'metrics.json'), metrics)
-  loop.write_json(os.path.join(results_dir, 'history.json'), history)
+  run_records.write_json(os.path.join(results_dir, 'config.json'), stored_config)
+  run_records.write_json(os.path.join(results_dir, 'dataset.json'), dataset)
+  run_records.write_json(os.path.join(results_dir, 'run.json'), run)
+  run_records.write_json(os.path.join(results_dir, 'metrics.json'), metrics)
+  run_records.write_json(os.path.join(results_dir, 'history.json'), history)
   figures = _copy_figures(workdir, results_dir, step, list(metrics))
   logging.info('Wrote %s (%d figures).', results_dir, len(figures))
   if zoo_name:

@@ -57,7 +57,7 @@ from bvae_jax import input_pipeline
 from bvae_jax import loop
 from bvae_jax import metric_logging
 from bvae_jax import models
-from bvae_jax import run_ahead
+from bvae_jax import run_records
 from bvae_jax import step as step_lib
 from bvae_jax import sweep_report
 from bvae_jax import training_figures
@@ -391,12 +391,13 @@ def train_sweep(config: ml_collections.ConfigDict, workdir: str) -> SweepState:
       field), or a checkpoint of another sweep or architecture in workdir.
     FloatingPointError: when every member has failed.
   """
+  run_records.check_workdir(workdir)
   members = validate_sweep_config(config)
-  dataset, config = loop.open_training_data(config)
+  dataset, config = run_records.open_training_data(config)
   setup = setup_sweep(config)
   is_chief = jax.process_index() == 0
   manager = checkpointing.create_manager(workdir, config)
-  state = loop.resume_or_init(manager, workdir, setup.abstract_state, config,
+  state = run_records.resume_or_init(manager, workdir, setup.abstract_state, config,
                               lambda: initial_sweep_state(setup))
   start_step = int(jax.device_get(state.step))
 
@@ -405,18 +406,19 @@ def train_sweep(config: ml_collections.ConfigDict, workdir: str) -> SweepState:
     member_dir = member_workdir(workdir, member.name)
     if is_chief:
       os.makedirs(member_dir, exist_ok=True)
-      loop.write_config_json(member_dir, member_config(config, member),
+      run_records.write_config_json(member_dir, member_config(config, member),
                              start_step)
     writers.append(metric_logging.MetricWriter(member_dir,
                                                just_logging=not is_chief))
   if is_chief:
-    loop.write_json(os.path.join(workdir, 'sweep_members.json'),
+    run_records.write_json(os.path.join(workdir, 'sweep_members.json'),
                     [dataclasses.asdict(m) for m in members])
-    loop.write_config_json(workdir, config, start_step)
+    run_records.write_config_json(workdir, config, start_step)
 
   batches = _SweepBatches(setup, dataset, start_step)
-  progress = metric_logging.ProgressReporter(config.num_train_steps, start_step)
-  in_flight = run_ahead.RunAhead()
+  progress = loop.Progress(start_step, config.num_train_steps,
+                           units_per_step=config.batch_size * len(members),
+                           unit='member-images')
   pending: list[dict[str, jax.Array]] = []
   reported: set[int] = set()
   gap_monitors = [capacity_diagnostics.CapacityGapMonitor(
@@ -425,44 +427,53 @@ def train_sweep(config: ml_collections.ConfigDict, workdir: str) -> SweepState:
   collapse_monitors = [capacity_diagnostics.CollapseMonitor(member.name)
                        for member in members]
   final: dict[str, np.ndarray] = {}
+
+  def dispatch(step: int) -> jax.Array:
+    nonlocal state
+    del step  # The batches and the state's own step count it.
+    state, metrics = setup.step_fn(state, next(batches))
+    pending.append(metrics)
+    return metrics['loss']
+
+  def log(step: int) -> None:
+    history = [jax.tree.map(host_array, metrics) for metrics in pending]
+    pending.clear()
+    failed_at = host_array(state.failed_at)
+    _report_failures(members, failed_at, reported)
+    if len(reported) == len(members):
+      raise FloatingPointError(
+          'Every sweep member has a non-finite loss or gradient (first at '
+          f'steps {failed_at.tolist()}); checkpoints up to step '
+          f'{manager.latest_step()} are kept.')
+    means, has_data = _log_members(step, history, members, failed_at,
+                                   writers)
+    for member, gap, collapse in zip(members, gap_monitors,
+                                     collapse_monitors):
+      if has_data[member.index]:
+        member_means = {name: value[member.index]
+                        for name, value in means.items()}
+        gap.update(step, member_means)
+        collapse.update(step, member_means)
+    for name, value in means.items():  # A failed member keeps its last.
+      final[name] = (value if name not in final else np.where(
+          has_data.reshape((-1,) + (1,) * (value.ndim - 1)), value,
+          final[name]))
+    # One line for all members (each member's values go to its own
+    # TensorBoard run): the median of each loss term over them.
+    progress.report(step, _member_medians(means, has_data),
+                    label=f'median of {int(has_data.sum())} members')
+
+  def save_checkpoint(step: int) -> None:
+    checkpointing.save(manager, step, state, config)
+
   try:
-    for step in range(start_step + 1, config.num_train_steps + 1):
-      state, metrics = setup.step_fn(state, next(batches))
-      in_flight.admit(metrics['loss'])  # As in train.py: bounded run-ahead.
-      pending.append(metrics)
-      is_last = step == config.num_train_steps
-      if step % config.log_every_steps == 0 or is_last:
-        history = [jax.tree.map(host_array, metrics) for metrics in pending]
-        pending.clear()
-        failed_at = host_array(state.failed_at)
-        _report_failures(members, failed_at, reported)
-        if len(reported) == len(members):
-          raise FloatingPointError(
-              'Every sweep member has a non-finite loss or gradient (first at '
-              f'steps {failed_at.tolist()}); checkpoints up to step '
-              f'{manager.latest_step()} are kept.')
-        means, has_data = _log_members(step, history, members, failed_at,
-                                       writers)
-        for member, gap, collapse in zip(members, gap_monitors,
-                                         collapse_monitors):
-          if has_data[member.index]:
-            member_means = {name: value[member.index]
-                            for name, value in means.items()}
-            gap.update(step, member_means)
-            collapse.update(step, member_means)
-        for name, value in means.items():  # A failed member keeps its last.
-          final[name] = (value if name not in final else np.where(
-              has_data.reshape((-1,) + (1,) * (value.ndim - 1)), value,
-              final[name]))
-        timing = progress.report(step)
-        logging.info('Sweep step %d/%d, %.2f steps/s (%d members, %.0f '
-                     'member-images/s), ETA %s.', step, config.num_train_steps,
-                     timing['steps_per_sec'], len(members),
-                     timing['steps_per_sec'] * config.batch_size * len(members),
-                     metric_logging.format_eta(timing['eta_seconds']))
-      if step % config.checkpoint_every_steps == 0 or is_last:
-        checkpointing.save(manager, step, state, config)
-    logging.info(in_flight.summary())
+    loop.run_loop(dispatch, start_step=start_step,
+                  num_train_steps=config.num_train_steps, progress=progress,
+                  actions=[
+                      loop.Periodic('log', config.log_every_steps, log),
+                      loop.Periodic('checkpoint', config.checkpoint_every_steps,
+                                    save_checkpoint),
+                  ])
   finally:
     manager.wait_until_finished()
     for writer in writers:
@@ -476,6 +487,14 @@ def train_sweep(config: ml_collections.ConfigDict, workdir: str) -> SweepState:
     sweep_report.write_report(workdir, config, members, final, failed_at,
                               evaluations)
   return state
+
+
+def _member_medians(means: dict[str, np.ndarray], has_data: np.ndarray
+                    ) -> dict[str, float]:
+  """{'loss': median over the healthy members, …} of the scalar metrics."""
+  return {name: float(np.median(value[has_data]))
+          for name, value in means.items()
+          if value.ndim == 1 and has_data.any()}
 
 
 def _log_members(step, history, members, failed_at, writers):
@@ -502,7 +521,8 @@ def _log_members(step, history, members, failed_at, writers):
   for member, writer in zip(members, writers):
     if has_data[member.index]:
       writer.write_scalars(step, metric_logging.flatten_metrics(
-          {name: value[member.index] for name, value in means.items()}))
+          {name: value[member.index] for name, value in means.items()}),
+                           console=False)
   return means, has_data
 
 
@@ -590,6 +610,6 @@ def restore_member(config: ml_collections.ConfigDict, workdir: str,
   manager = checkpointing.create_manager(workdir, config, read_only=True)
   state, stored_config = checkpointing.restore(manager, step,
                                                setup.abstract_state)
-  solo = loop.data_source_as_trained(member_config(config, chosen[0]),
+  solo = run_records.data_source_as_trained(member_config(config, chosen[0]),
                                      stored_config)
   return solo, member_params(state, chosen[0].index), step

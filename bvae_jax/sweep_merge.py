@@ -56,7 +56,7 @@ import numpy as np
 from bvae_jax import checkpointing
 from bvae_jax import devices
 from bvae_jax import evaluate
-from bvae_jax import loop
+from bvae_jax import run_records
 from bvae_jax import sweep
 from bvae_jax import sweep_report
 
@@ -244,10 +244,10 @@ def _write_merged(config, workdir, members, state, part_of, rows, parts):
   for member in members:
     shutil.copytree(sweep.member_workdir(part_of[member.name], member.name),
                     sweep.member_workdir(workdir, member.name))
-  loop.write_json(os.path.join(workdir, 'sweep_members.json'),
+  run_records.write_json(os.path.join(workdir, 'sweep_members.json'),
                   [dataclasses.asdict(m) for m in members])
-  loop.write_config_json(workdir, config, 0)
-  loop.write_json(os.path.join(workdir, MERGED_FROM_JSON), {
+  run_records.write_config_json(workdir, config, 0)
+  run_records.write_json(os.path.join(workdir, MERGED_FROM_JSON), {
       'step': config.num_train_steps,
       'dataset_source': config.dataset_source,
       'parts': [{'workdir': os.path.abspath(part.workdir),
@@ -287,7 +287,7 @@ def merge_sweeps(config: ml_collections.ConfigDict, workdir: str,
   members = sweep.validate_sweep_config(config)
   parts = [read_part(config, part) for part in part_workdirs]
   # One data source for all: the first part's, when the config says 'auto'.
-  config = loop.data_source_as_trained(config, parts[0].stored_config)
+  config = run_records.data_source_as_trained(config, parts[0].stored_config)
   for part in parts:
     check_part(config, part)
   check_seeds(config, parts)

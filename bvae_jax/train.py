@@ -25,19 +25,10 @@ from bvae_jax import experiment_config
 from bvae_jax import input_pipeline
 from bvae_jax import loop
 from bvae_jax import metric_logging
-from bvae_jax import run_ahead
+from bvae_jax import run_records
 from bvae_jax import step as step_lib
 from bvae_jax import training_figures
 from bvae_jax.datasets import registry
-
-
-def first_nonfinite(metric_history: list[dict[str, np.ndarray]],
-                    first_step: int) -> int | None:
-  """The step (1-based update count) of the first non-finite loss or gradient."""
-  for offset, metrics in enumerate(metric_history):
-    if not (np.isfinite(metrics['loss']) and np.isfinite(metrics['grad_norm'])):
-      return first_step + offset
-  return None
 
 
 def mean_metrics(metric_history: list[dict[str, np.ndarray]]
@@ -68,10 +59,8 @@ def training_batches(config: ml_collections.ConfigDict,
 def is_evaluation_step(config: ml_collections.ConfigDict, step: int) -> bool:
   """Whether the metric suite runs after `step`: every config.eval_every_steps
   (and at the last step), or at one of config.eval_at_steps."""
-  is_last = step == config.num_train_steps
-  periodic = bool(config.eval_every_steps) and (
-      step % config.eval_every_steps == 0 or is_last)
-  return periodic or step in tuple(config.get('eval_at_steps', ()))
+  return loop.is_time(step, config.eval_every_steps, config.num_train_steps,
+                      tuple(config.get('eval_at_steps', ())))
 
 
 def run_periodic_evaluation(config: ml_collections.ConfigDict, workdir: str,
@@ -111,8 +100,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     FloatingPointError: on a non-finite loss or gradient, naming the step; the
       last good checkpoint is kept.
   """
+  run_records.check_workdir(workdir)
   experiment_config.validate_config(config)
-  dataset, config = loop.open_training_data(config)
+  dataset, config = run_records.open_training_data(config)
   mesh = devices.create_mesh()
   devices.check_batch_divisible(config.batch_size, jax.device_count())
   is_chief = jax.process_index() == 0
@@ -123,7 +113,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
   model = step_lib.create_model(config)
   abstract_state = step_lib.abstract_train_state(config, model, mesh)
   manager = checkpointing.create_manager(workdir, config)
-  state = loop.resume_or_init(
+  state = run_records.resume_or_init(
       manager, workdir, abstract_state, config,
       lambda: step_lib.initial_train_state(config, model, mesh))
   start_step = int(jax.device_get(state.step))
@@ -132,8 +122,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
 
   if is_chief:
     os.makedirs(workdir, exist_ok=True)
-    loop.write_config_json(workdir, config, start_step)
-    loop.write_dataset_json(workdir, dataset)
+    run_records.write_config_json(workdir, config, start_step)
+    run_records.write_dataset_json(workdir, dataset)
   writer = metric_logging.MetricWriter(workdir, just_logging=not is_chief)
   step_fn = step_lib.make_train_step(config, model, mesh)
   _, noise_key = step_lib.rng_streams(config.seed)
@@ -142,15 +132,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       input_pipeline.fixed_images(
           config, max(config.num_figure_images, config.traversal_steps),
           dataset=dataset))
-  progress = metric_logging.ProgressReporter(config.num_train_steps, start_step)
+  progress = loop.Progress(start_step, config.num_train_steps,
+                           units_per_step=config.batch_size)
   gap_monitor = capacity_diagnostics.CapacityGapMonitor(config.get('gamma', 0))
   collapse_monitor = capacity_diagnostics.CollapseMonitor()
 
   # Metrics stay on the device until a log, checkpoint or figure step needs
-  # them: fetching every step would stall the dispatch of the next one. But
-  # the loop never runs more than a few steps ahead of the device: on XLA:CPU
-  # an unbounded run-ahead deadlocks the all-reduce (run_ahead.py).
-  in_flight = run_ahead.RunAhead()
+  # them: fetching every step would stall the dispatch of the next one (the
+  # skeleton bounds how far the loop runs ahead: loop.run_loop).
   pending: list[dict[str, jax.Array]] = []
   fetched: list[dict[str, np.ndarray]] = []
   last_interval: dict[str, np.ndarray] = {}
@@ -159,7 +148,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     """Moves metrics of steps ≤ `step` to the host; fails on non-finite."""
     history = jax.device_get(pending)
     first_step = step - len(history) + 1
-    bad_step = first_nonfinite(history, first_step)
+    bad_step = loop.first_nonfinite(history, first_step, ('loss', 'grad_norm'))
     if bad_step is not None:
       raise FloatingPointError(
           f'Non-finite loss or gradient at step {bad_step} (loss='
@@ -169,46 +158,64 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     fetched.extend(history)
     pending.clear()
 
-  if start_step >= config.num_train_steps:
-    logging.info('Already trained for %d ≥ num_train_steps=%d steps.', start_step,
-                 config.num_train_steps)
-  logging.info('Training from step %d to %d.', start_step, config.num_train_steps)
+  def dispatch(step: int) -> jax.Array:
+    nonlocal state
+    del step  # The batch iterator and the state's own step count it.
+    state, metrics = step_fn(state, next(batches), noise_key)
+    pending.append(metrics)
+    return metrics['loss']
+
+  def log(step: int) -> None:
+    nonlocal last_interval
+    fetch_pending(step)
+    last_interval = mean_metrics(fetched)
+    fetched.clear()
+    gap_monitor.update(step, last_interval)
+    collapse_monitor.update(step, last_interval)
+    scalars = metric_logging.flatten_metrics(last_interval)
+    scalars.update(progress.report(step, scalars))
+    writer.write_scalars(step, scalars, console=False)
+
+  saved_step = start_step
+
+  def save_checkpoint(step: int) -> None:
+    nonlocal saved_step
+    fetch_pending(step)  # Never save a state whose history is unchecked.
+    checkpointing.save(manager, step, state, config)
+    saved_step = step
+
+  def run_evaluation(step: int) -> None:
+    # Saved first, so that the evaluated parameters are a checkpoint's (a
+    # later --mode=evaluate or publish reads the same ones).
+    if saved_step != step:
+      save_checkpoint(step)
+    run_periodic_evaluation(config, workdir, step, state.params, dataset)
+
+  def draw_figures(step: int) -> None:
+    fetch_pending(step)
+    kl_per_latent = mean_metrics(fetched or [last_interval])['kl_per_latent']
+    paths = figure_writer.write(step, state.params, kl_per_latent, writer)
+    logging.info('Wrote %s.', ', '.join(paths))
+
+  eval_at_steps = tuple(config.get('eval_at_steps', ()))
   try:
-    for step in range(start_step + 1, config.num_train_steps + 1):
-      state, metrics = step_fn(state, next(batches), noise_key)
-      in_flight.admit(metrics['loss'])
-      pending.append(metrics)
-      is_last = step == config.num_train_steps
-      if step % config.log_every_steps == 0 or is_last:
-        fetch_pending(step)
-        last_interval = mean_metrics(fetched)
-        fetched.clear()
-        gap_monitor.update(step, last_interval)
-        collapse_monitor.update(step, last_interval)
-        scalars = metric_logging.flatten_metrics(last_interval)
-        timing = progress.report(step)
-        scalars['steps_per_sec'] = timing['steps_per_sec']
-        scalars['images_per_sec'] = timing['steps_per_sec'] * config.batch_size
-        writer.write_scalars(step, scalars)
-        logging.info('Step %d/%d, %.1f steps/s, ETA %s.', step,
-                     config.num_train_steps, timing['steps_per_sec'],
-                     metric_logging.format_eta(timing['eta_seconds']))
-      evaluate_now = is_evaluation_step(config, step)
-      if (step % config.checkpoint_every_steps == 0 or is_last or
-          evaluate_now):
-        fetch_pending(step)  # Never save a state whose history is unchecked.
-        checkpointing.save(manager, step, state, config)
-      if evaluate_now:
-        run_periodic_evaluation(config, workdir, step, state.params, dataset)
-      if (step % config.figure_every_steps == 0 or is_last) and is_chief:
-        fetch_pending(step)
-        kl_per_latent = mean_metrics(fetched or [last_interval])['kl_per_latent']
-        paths = figure_writer.write(step, state.params, kl_per_latent, writer)
-        logging.info('Wrote %s.', ', '.join(paths))
-    logging.info(in_flight.summary())
+    loop.run_loop(dispatch, start_step=start_step,
+                  num_train_steps=config.num_train_steps, progress=progress,
+                  actions=[
+                      loop.Periodic('log', config.log_every_steps, log),
+                      loop.Periodic('checkpoint', config.checkpoint_every_steps,
+                                    save_checkpoint),
+                      loop.Periodic('evaluate', config.eval_every_steps,
+                                    run_evaluation, at_steps=eval_at_steps),
+                      loop.Periodic('figures', config.figure_every_steps,
+                                    draw_figures, enabled=is_chief),
+                  ])
   finally:
     batches.close()  # Ends data_on_device's position workers now.
     manager.wait_until_finished()
     writer.flush()
     writer.close()
+  if is_chief:
+    logging.info('Wrote checkpoints to %s, TensorBoard events and figures to '
+                 '%s.', checkpointing.checkpoint_dir(workdir), workdir)
   return state

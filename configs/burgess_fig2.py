@@ -9,16 +9,15 @@ bvae_jax/reproductions/burgess_fig2.py draws each latent's mean over the
 position grid (the paper's position-tuning heat maps) and measures active
 latents, discontinuities and MIG:
 
-  python -m bvae_jax.reproductions.burgess_fig2 --config=configs/burgess_fig2.py --workdir=/tmp/fig2
+  python -m bvae_jax.main --config=configs/burgess_fig2.py --workdir=/tmp/fig2
 
-(`python -m bvae_jax.main --config=configs/burgess_fig2.py --workdir=/tmp/fig2`
-trains the two models alone; the command above then finds them trained and
-only draws and measures.)
+(`--config.runner=train` trains the two models alone; the command above then
+finds them trained and only draws and measures.)
 
 CPU-sized (5,000 steps; wall time on 2 cores: docs/benchmarks.md,
 "Reproduction runs: wall times"):
 
-  python -m bvae_jax.reproductions.burgess_fig2 --config=configs/burgess_fig2.py:quick --workdir=/tmp/fig2_quick
+  python -m bvae_jax.main --config=configs/burgess_fig2.py:quick --workdir=/tmp/fig2_quick
 """
 
 from bvae_jax import experiment_config
@@ -43,4 +42,5 @@ def get_config(arg=None):
     config.num_train_steps = 5_000
     config.checkpoint_every_steps = 1_000
     config.figure_every_steps = 2_500
+  config.runner = 'burgess_fig2'  # The sweep, then the figure (reproductions/burgess_fig2.py).
   return config

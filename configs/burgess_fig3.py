@@ -6,20 +6,18 @@ with Eq. 7, γ·|Σ_k KL_k − C| + reconstruction, C from 0.5 to 25 nats. The
 paper gives γ, the C range and the architecture but not the step budget; ours
 ramps C over 100,000 steps, as its dSprites VAEs do:
 
-  python -m bvae_jax.reproductions.burgess_fig3 --config=configs/burgess_fig3.py --workdir=/tmp/fig3
+  python -m bvae_jax.main --config=configs/burgess_fig3.py --workdir=/tmp/fig3
 
 CPU-sized (C ramped over 18,000 of 20,000 steps; wall time on 2 cores:
 docs/benchmarks.md, "Reproduction runs: wall times"):
 
-  python -m bvae_jax.reproductions.burgess_fig3 --config=configs/burgess_fig3.py:quick --workdir=/tmp/fig3_quick
+  python -m bvae_jax.main --config=configs/burgess_fig3.py:quick --workdir=/tmp/fig3_quick
 """
 
 import ml_collections
 
 from bvae_jax import conv_layers
 
-# The command that runs this config (not bvae_jax.main: a generator, not a VAE).
-RUNNER = 'bvae_jax.reproductions.burgess_fig3'
 FIXED_DATASET = 'dsprites'  # The generator is fed dSprites' own factors.
 from bvae_jax import experiment_config
 
@@ -29,6 +27,9 @@ def get_config(arg=None):
   args = experiment_config.parse_arg(arg, quick=False)
   # Only the fields below: a generator, not a VAE run.
   config = ml_collections.ConfigDict()
+  # bvae_jax.main runs it with reproductions/burgess_fig3.py (a generator,
+  # not a VAE).
+  config.runner = 'burgess_fig3'
   config.seed = 0
   config.batch_size = 64  # Burgess et al. A.1.
   config.learning_rate = 5e-4  # Adam, the decoder's (A.1).

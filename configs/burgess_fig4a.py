@@ -13,17 +13,16 @@ traversals labelled with that reading.
 
 Paper scale (a GPU; the schedule of configs/capacity.py, 3 seeds):
 
-  python -m bvae_jax.reproductions.burgess_fig4a --config=configs/burgess_fig4a.py --workdir=/tmp/fig4a
+  python -m bvae_jax.main --config=configs/burgess_fig4a.py --workdir=/tmp/fig4a
 
-(`python -m bvae_jax.main --config=configs/burgess_fig4a.py --workdir=/tmp/fig4a`
-trains the sweep alone; the command above then finds it trained and only
-reads the latents.)
+(`--config.runner=train` trains the sweep alone; the command above then finds
+it trained and only reads the latents.)
 
 CPU-sized (one seed, 25,000 steps with C rising over the first 20,000, the
 paper's ramp being 100,000; wall time on 2 cores: docs/benchmarks.md,
 "Reproduction runs: wall times"; results in docs/results/burgess_fig4a_quick/):
 
-  python -m bvae_jax.reproductions.burgess_fig4a --config=configs/burgess_fig4a.py:quick --workdir=/tmp/fig4a_quick
+  python -m bvae_jax.main --config=configs/burgess_fig4a.py:quick --workdir=/tmp/fig4a_quick
 
 Any field can be overridden, e.g. `--config.gamma=100` (issue 13's γ probe).
 """
@@ -50,4 +49,5 @@ def get_config(arg=None):
     config.checkpoint_every_steps = 2_000
     config.figure_every_steps = 10_000
     config.sweep.seeds = (0,)
+  config.runner = 'burgess_fig4a'  # The sweep, then each latent read (reproductions/burgess_fig4a.py).
   return config

@@ -20,13 +20,13 @@ are defensible middles, not tuned optima. Shared: Burgess A.1 architecture,
 `model_configs/shared.gin`), batch 64, 300,000 steps, 3 seeds. Paper-sized
 (a GPU: the five sweeps run one after another):
 
-  python -m bvae_jax.reproductions.method_comparison --config=configs/compare_methods.py --workdir=/tmp/compare
+  python -m bvae_jax.main --config=configs/compare_methods.py --workdir=/tmp/compare
 
 CPU-sized (3 seeds, 3,000 steps each, C ramp over 1,000; Adam 5e-4 so that
 something is learnt at all in so few steps; disentanglement_lib's metric
 sample sizes):
 
-  python -m bvae_jax.reproductions.method_comparison --config=configs/compare_methods.py:quick --workdir=/tmp/compare_quick
+  python -m bvae_jax.main --config=configs/compare_methods.py:quick --workdir=/tmp/compare_quick
 
 `:methods=capacity+beta_vae` picks a subset.
 """
@@ -35,8 +35,6 @@ import ml_collections
 
 from bvae_jax import experiment_config
 
-# The command that runs this config: one sweep per method, then the tables.
-RUNNER = 'bvae_jax.reproductions.method_comparison'
 
 # name -> the objective and its fields (method_comparison.method_config).
 METHODS = {
@@ -62,6 +60,8 @@ def get_config(arg=None):
     raise ValueError(f'configs/compare_methods.py: unknown methods {unknown}; '
                      f'known: {sorted(METHODS)}')
   config = experiment_config.base_config()
+  # One sweep per method, then the tables (reproductions/method_comparison.py).
+  config.runner = 'method_comparison'
   experiment_config.set_dataset(config, args.dataset)
   # The methods to run, in order: {name: {objective, its fields}}.
   config.methods = ml_collections.ConfigDict(

@@ -30,7 +30,7 @@ against β, the matrices at β = 1 and 10, traversals at β = 5) and its Table 1
 beside ours, in DIR/study (bvae_jax/reproductions/beta_sweep_study.py; it
 trains the sweep first when DIR holds no finished one):
 
-  python -m bvae_jax.reproductions.beta_sweep_study --config=configs/sweep_beta.py:quick --workdir=DIR
+  python -m bvae_jax.main --config=configs/sweep_beta.py:quick,study --workdir=DIR
 """
 
 from bvae_jax import experiment_config
@@ -43,8 +43,10 @@ def epochs_to_steps(epochs: int, subset_size: int, batch_size: int) -> int:
 
 
 def get_config(arg=None):
-  """Returns the config; `arg` is e.g. 'quick', 'dataset=color_dsprites'."""
-  args = experiment_config.parse_arg(arg, quick=False, dataset='dsprites')
+  """Returns the config; `arg` is e.g. 'quick', 'dataset=color_dsprites',
+  and 'study' for the study's figures and table after the sweep."""
+  args = experiment_config.parse_arg(arg, quick=False, dataset='dsprites',
+                                     study=False)
   config = experiment_config.base_config()
   experiment_config.set_dataset(config, args.dataset)
   experiment_config.set_objective(config, 'beta_vae')
@@ -71,4 +73,8 @@ def get_config(arg=None):
     config.num_train_steps = epochs_to_steps(10, config.train_subset_size,
                                              config.batch_size)
     config.checkpoint_every_steps = 500
+  if args.study:
+    # The study's figures and Table 1 (reproductions/beta_sweep_study.py),
+    # after training the sweep if DIR holds no finished one.
+    config.runner = 'beta_sweep_study'
   return config

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from bvae_jax import experiment_config
+from bvae_jax import main
 from bvae_jax import sweep
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -29,8 +30,13 @@ def load_config(name, arg=None):
 
 
 def runner(name):
-  """The module that runs config `name`: its RUNNER, else bvae_jax.main."""
-  return getattr(load_module(name), 'RUNNER', 'bvae_jax.main')
+  """The module that validates config `name`: its runner's when that has a
+  validate_config of its own (a generator, a comparison of methods), else
+  bvae_jax.main's (experiment_config.validate_config)."""
+  module = main.RUNNERS[load_config(name).runner]
+  if module and hasattr(importlib.import_module(module), 'validate_config'):
+    return module
+  return 'bvae_jax.main'
 
 
 def validate(name, config):
@@ -39,6 +45,11 @@ def validate(name, config):
     experiment_config.validate_config(config)
   else:
     importlib.import_module(runner(name)).validate_config(config)
+
+
+@pytest.mark.parametrize('name', CONFIG_FILES)
+def test_every_config_names_a_known_runner(name):
+  assert load_config(name).runner in main.RUNNERS
 
 
 # Configs of a paper's figure on one data set (FIXED_DATASET) take no dataset=.
@@ -155,7 +166,7 @@ def test_config_docstrings_hold_their_command():
   for name in CONFIG_FILES:
     with open(os.path.join(REPO, 'configs', name)) as f:
       text = f.read()
-    assert f'python -m {runner(name)} --config=configs/{name}' in text
+    assert f'python -m bvae_jax.main --config=configs/{name}' in text
 
 
 def test_parse_arg():

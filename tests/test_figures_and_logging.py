@@ -282,3 +282,36 @@ def test_informative_latents_count_the_information():
   np.testing.assert_array_equal(
       capacity_diagnostics.informative_latents([2.0, 0.1, 0.099, 0.0]),
       [True, True, False, False])
+
+
+def test_interval_line_puts_progress_rate_eta_and_loss_terms_on_one_line():
+  line = metric_logging.interval_line(
+      200, 5000, {'steps_per_sec': 14.2, 'eta_seconds': 338.0},
+      {'kl_total': 0.45, 'capacity': 0.34, 'loss': 533.0,
+       'reconstruction': 522.0, 'kl_per_latent/z0': 0.1, 'steps_per_sec': 14.2},
+      units_per_step=64)
+  assert line == ('Step 200/5000 (4%), 14.2 steps/s (909 images/s), ETA '
+                  '0:05:38 | loss=533, reconstruction=522, kl_total=0.45, '
+                  'capacity=0.34')
+
+
+def test_quiet_library_logs_drops_known_harmless_warnings(caplog):
+  absl_logger = logging.getLogger('absl')
+  try:
+    metric_logging.quiet_library_logs()
+    record = logging.LogRecord('absl', logging.WARNING,
+                               '/x/tensorflow_datasets/core/file_utils.py', 1,
+                               'Variant folder %s has no dataset_info.json',
+                               ('/data/dsprites/2.0.0',), None)
+    own_filter = [f for f in absl_logger.filters
+                  if isinstance(f, metric_logging.OwnInfoFilter)][0]
+    assert not own_filter.filter(record)
+    record.msg = 'Some other warning'
+    assert own_filter.filter(record)
+    assert logging.getLogger('jax').level == logging.WARNING
+  finally:
+    for f in list(absl_logger.filters):
+      if isinstance(f, metric_logging.OwnInfoFilter):
+        absl_logger.removeFilter(f)
+    for name in metric_logging._CHATTY_LOGGERS:
+      logging.getLogger(name).setLevel(logging.NOTSET)

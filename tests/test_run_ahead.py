@@ -120,5 +120,27 @@ def test_sweep_with_a_long_log_interval_finishes(data_dir, tmp_path):
       '--config.sweep.evaluate=False',
       '--config.sweep.grid.capacity_max=(5.0,25.0)'
   ], timeout=240)
-  assert f'Sweep step {steps}/{steps}' in result.stderr
+  assert f'Step {steps}/{steps} (100%)' in result.stderr
+  assert 'median of 2 members' in result.stderr
   assert f'(bound {run_ahead.DEFAULT_MAX_IN_FLIGHT})' in result.stderr
+
+
+@pytest.mark.slow
+def test_fig3_generator_with_a_long_log_interval_finishes(tmp_path):
+  # The Fig. 3 generator's loop (reproductions/burgess_fig3.py) on 4 devices,
+  # with a log interval as long as the run: only the skeleton's bound keeps
+  # its run-ahead below XLA:CPU's limit.
+  steps = 300
+  result = run([
+      sys.executable, '-m', 'bvae_jax.main',
+      '--config=configs/burgess_fig3.py:quick', f'--workdir={tmp_path}',
+      '--cpu_devices=4', '--config.batch_size=8',
+      f'--config.num_train_steps={steps}',
+      f'--config.log_every_steps={steps}',
+      f'--config.checkpoint_every_steps={steps}',
+      f'--config.capacity_anneal_steps={steps}',
+  ], timeout=240)
+  assert 'Devices' not in result.stderr or 'Devices: 4' in result.stderr
+  assert f'Step {steps}/{steps} (100%)' in result.stderr
+  assert f'(bound {run_ahead.DEFAULT_MAX_IN_FLIGHT})' in result.stderr
+  assert (tmp_path / 'fig3_capacity_allocation.png').exists()

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from bvae_jax import experiment_config
-from bvae_jax import loop
+from bvae_jax import run_records
 from bvae_jax.datasets import dsprites_tfds
 
 
@@ -26,15 +26,15 @@ def offline(monkeypatch):
 def test_saved_config_holds_the_resolved_source(tmp_path):
   config = make_config(str(tmp_path))
   assert config.dataset_source == 'auto'
-  dataset, saved = loop.open_training_data(config)
+  dataset, saved = run_records.open_training_data(config)
   assert dataset.source == 'procedural'
   assert saved.dataset_source == 'procedural'
   assert config.dataset_source == 'auto'  # The caller's config is untouched.
 
 
 def test_dataset_json_describes_the_source(tmp_path):
-  dataset, _ = loop.open_training_data(make_config(str(tmp_path)))
-  loop.write_dataset_json(str(tmp_path), dataset)
+  dataset, _ = run_records.open_training_data(make_config(str(tmp_path)))
+  run_records.write_dataset_json(str(tmp_path), dataset)
   described = json.loads((tmp_path / 'dataset.json').read_text())
   assert described == {
       'name': 'dsprites/tiny', 'source': 'procedural',
@@ -57,11 +57,11 @@ def test_resuming_on_another_source_is_refused(tmp_path):
   config = make_config(str(tmp_path), dataset_source='procedural')
   with pytest.raises(ValueError, match='trained on real dsprites/tiny data, '
                      'but here the data set resolves to procedural'):
-    loop.check_same_data_source({'dataset_source': 'real'}, config,
+    run_records.check_same_data_source({'dataset_source': 'real'}, config,
                                   str(tmp_path))
   # Same source, or a checkpoint from before sources were recorded: fine.
-  loop.check_same_data_source({'dataset_source': 'procedural'}, config, '')
-  loop.check_same_data_source({}, config, '')
+  run_records.check_same_data_source({'dataset_source': 'procedural'}, config, '')
+  run_records.check_same_data_source({}, config, '')
 
 
 @pytest.mark.parametrize('asked, stored, expected', [
@@ -74,7 +74,7 @@ def test_resuming_on_another_source_is_refused(tmp_path):
 def test_evaluation_reads_the_source_as_trained_unless_told(asked, stored,
                                                             expected):
   config = make_config(None, dataset_source=asked)
-  resolved = loop.data_source_as_trained(
+  resolved = run_records.data_source_as_trained(
       config, {} if stored is None else {'dataset_source': stored})
   assert resolved.dataset_source == expected
   assert config.dataset_source == asked  # The caller's config is untouched.

@@ -5,7 +5,7 @@ on dSprites for β ∈ {0.5, 1, 2.5, 5, 7.5, 10, 50} (configs/sweep_beta.py) and
 shows the loss terms over training, MIG, Z-diff (the β-VAE score of Higgins
 et al. 2017) and modularity against β, and the matrices behind the metrics.
 
-  python -m bvae_jax.reproductions.beta_sweep_study --config=configs/sweep_beta.py:quick --workdir=DIR
+  python -m bvae_jax.main --config=configs/sweep_beta.py:quick,study --workdir=DIR
 
 reads the sweep in DIR (training it first, or resuming it, when
 DIR/sweep_results.json is missing) and writes to DIR/study:
@@ -48,16 +48,12 @@ import os
 import shutil
 from typing import Any, Mapping, Sequence
 
-from absl import app
-from absl import flags
 from absl import logging
 from matplotlib.figure import Figure
 import ml_collections
-from ml_collections import config_flags
 import numpy as np
 
 from bvae_jax import capacity_diagnostics
-from bvae_jax import devices
 from bvae_jax import evaluate
 from bvae_jax import figures
 from bvae_jax import metric_logging
@@ -478,22 +474,5 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
     f.write(markdown_table(summary))
   with open(os.path.join(out_dir, 'study.json'), 'w') as f:
     json.dump(sweep_report.json_safe(result), f, indent=1)
+  logging.info('Table 1 beside ours (%s):\n%s', out_dir, markdown_table(summary))
   return result
-
-
-def main(argv):
-  del argv
-  config = flags.FLAGS.config
-  devices.configure_host_devices(0, config.batch_size)
-  result = run(config, flags.FLAGS.workdir)
-  print(markdown_table({float(b): e for b, e in result['betas'].items()}))
-
-
-if __name__ == '__main__':
-  # Flags only when run as a command: the module is also a library.
-  config_flags.DEFINE_config_file('config', None,
-                                  'configs/sweep_beta.py[:quick]',
-                                  lock_config=True)
-  flags.DEFINE_string('workdir', None, 'The β sweep (trained here if needed).')
-  flags.mark_flags_as_required(['config', 'workdir'])
-  app.run(main)

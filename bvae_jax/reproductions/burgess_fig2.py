@@ -6,7 +6,7 @@ blob positions. Its claims: the VAE spreads position over ~4 latents whose
 maps have discontinuities (a fragmented code); the β-VAE uses 2 latents with
 smooth maps, one per axis.
 
-  python -m bvae_jax.reproductions.burgess_fig2 --config=configs/burgess_fig2.py:quick --workdir=DIR
+  python -m bvae_jax.main --config=configs/burgess_fig2.py:quick --workdir=DIR
 
 trains both models as one sweep (resuming if DIR holds one), then writes to DIR:
 
@@ -29,14 +29,12 @@ import json
 import os
 from typing import Any
 
-from absl import app
-from absl import flags
+from absl import logging
 from matplotlib.figure import Figure
-from ml_collections import config_flags
+import ml_collections
 import numpy as np
 
 from bvae_jax import capacity_diagnostics
-from bvae_jax import devices
 from bvae_jax import step as step_lib
 from bvae_jax import sweep
 from bvae_jax.datasets import gaussian_blobs
@@ -133,20 +131,9 @@ def summarise(config, workdir: str) -> dict[str, Any]:
   return summary
 
 
-def main(argv):
-  del argv
-  config = flags.FLAGS.config
-  devices.configure_host_devices(0, config.batch_size)
-  sweep.train_sweep(config, flags.FLAGS.workdir)
-  print(json.dumps(summarise(config, flags.FLAGS.workdir), indent=1))
-
-
-if __name__ == '__main__':
-  # Flags only when run as a command: the module is also a library, imported
-  # beside bvae_jax.main (which defines --workdir too).
-  config_flags.DEFINE_config_file('config', None,
-                                  'configs/burgess_fig2.py[:quick]',
-                                  lock_config=True)
-  flags.DEFINE_string('workdir', None, 'Where the runs and figures go.')
-  flags.mark_flags_as_required(['config', 'workdir'])
-  app.run(main)
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  """Trains the sweep (resuming) and writes the figure; returns the summary."""
+  sweep.train_sweep(config, workdir)
+  summary = summarise(config, workdir)
+  logging.info('Fig. 2 summary:\n%s', json.dumps(summary, indent=1))
+  return summary

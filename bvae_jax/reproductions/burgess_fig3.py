@@ -8,7 +8,7 @@ objective: reconstruction + γ·|Σ_k KL_k − C|, C rising linearly from 0.5 to
 scale starts near 6 nats; then shape (reconstructed by ~15.4 nats); rotation
 last (~23.8 nats).
 
-  python -m bvae_jax.reproductions.burgess_fig3 --config=configs/burgess_fig3.py:quick --workdir=DIR
+  python -m bvae_jax.main --config=configs/burgess_fig3.py:quick --workdir=DIR
 
 trains (resuming if DIR holds a checkpoint), then writes to DIR:
 
@@ -33,8 +33,6 @@ import json
 import os
 from typing import Any
 
-from absl import app
-from absl import flags
 from absl import logging
 from flax import struct
 from flax import traverse_util
@@ -42,14 +40,15 @@ import jax
 import jax.numpy as jnp
 from matplotlib.figure import Figure
 import ml_collections
-from ml_collections import config_flags
 import numpy as np
 import optax
 
 from bvae_jax import checkpointing
 from bvae_jax import devices
+from bvae_jax import loop
 from bvae_jax import metric_logging
 from bvae_jax import models
+from bvae_jax import run_records
 from bvae_jax.datasets import dsprites
 from bvae_jax.objectives import capacity
 from bvae_jax.objectives import likelihoods
@@ -226,6 +225,7 @@ def write_snapshot(workdir, config, model, state, target: float) -> None:
 def train(config: ml_collections.ConfigDict, workdir: str) -> GeneratorState:
   """Trains (or resumes) the generator in `workdir`; returns the final state."""
   validate_config(config)
+  run_records.check_workdir(workdir)
   devices.check_batch_divisible(config.batch_size, jax.device_count())
   mesh = devices.create_mesh()
   model = create_model(config)
@@ -249,35 +249,52 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> GeneratorState:
   sharded = devices.batch_sharded(mesh)
   writer = metric_logging.MetricWriter(workdir)
   start = int(state.step)
-  progress = metric_logging.ProgressReporter(config.num_train_steps, start)
+  progress = loop.Progress(start, config.num_train_steps,
+                           units_per_step=config.batch_size)
   snapshots = snapshot_steps(config)
   interval_sums, interval_steps = None, 0
-  for step in range(start, config.num_train_steps):
-    inputs, images = training_batch(config, step)
+
+  def dispatch(done: int) -> jax.Array:
+    nonlocal state, interval_sums, interval_steps
+    # Step `done` trains on the batch of the state's step count, done - 1.
+    inputs, images = training_batch(config, done - 1)
     state, metrics = step_fn(state, jax.device_put(inputs, sharded),
                              jax.device_put(images, sharded), noise_key)
     # Summed on the device and fetched once per interval: no per-step stall.
     interval_sums = metrics if interval_sums is None else jax.tree_util.tree_map(
         jnp.add, interval_sums, metrics)
     interval_steps += 1
-    done = step + 1
-    if done in snapshots:
-      write_snapshot(workdir, config, model, state, snapshots[done])
-    if done % config.log_every_steps == 0 or done == config.num_train_steps:
-      means = {name: float(value) / interval_steps
-               for name, value in jax.device_get(interval_sums).items()}
-      if not np.isfinite(means['loss']):
-        raise FloatingPointError(f'non-finite loss at step {done}: {means}')
-      writer.write_scalars(done, means)
-      timing = progress.report(done)
-      logging.info('Step %d/%d, %.2f steps/s, ETA %s.', done,
-                   config.num_train_steps, timing['steps_per_sec'],
-                   metric_logging.format_eta(timing['eta_seconds']))
-      interval_sums, interval_steps = None, 0
-    if done % config.checkpoint_every_steps == 0 or done == config.num_train_steps:
-      checkpointing.save(manager, done, state, config)
-  manager.wait_until_finished()
-  writer.close()
+    return metrics['loss']
+
+  def snapshot(done: int) -> None:
+    write_snapshot(workdir, config, model, state, snapshots[done])
+
+  def log(done: int) -> None:
+    nonlocal interval_sums, interval_steps
+    means = {name: float(value) / interval_steps
+             for name, value in jax.device_get(interval_sums).items()}
+    if loop.first_nonfinite([means], done) is not None:
+      raise FloatingPointError(f'non-finite loss at step {done}: {means}')
+    means.update(progress.report(done, means))
+    writer.write_scalars(done, means, console=False)
+    interval_sums, interval_steps = None, 0
+
+  def save_checkpoint(done: int) -> None:
+    checkpointing.save(manager, done, state, config)
+
+  try:
+    loop.run_loop(dispatch, start_step=start,
+                  num_train_steps=config.num_train_steps, progress=progress,
+                  actions=[
+                      loop.Periodic('snapshot', 0, snapshot,
+                                    at_steps=tuple(snapshots)),
+                      loop.Periodic('log', config.log_every_steps, log),
+                      loop.Periodic('checkpoint', config.checkpoint_every_steps,
+                                    save_checkpoint),
+                  ])
+  finally:
+    manager.wait_until_finished()
+    writer.close()
   return state
 
 
@@ -369,19 +386,9 @@ def summarise(config, workdir: str) -> dict[str, Any]:
   return summary
 
 
-def main(argv):
-  del argv
-  config = flags.FLAGS.config
-  devices.configure_host_devices(flags.FLAGS.cpu_devices, config.batch_size)
-  train(config, flags.FLAGS.workdir)
-  print(json.dumps(summarise(config, flags.FLAGS.workdir), indent=1))
-
-
-if __name__ == '__main__':
-  config_flags.DEFINE_config_file('config', None,
-                                  'configs/burgess_fig3.py[:quick]',
-                                  lock_config=True)
-  flags.DEFINE_string('workdir', None, 'Where the run and figures go.')
-  flags.DEFINE_integer('cpu_devices', 0, 'Host devices on CPU (0: default).')
-  flags.mark_flags_as_required(['config', 'workdir'])
-  app.run(main)
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  """Trains the generator (resuming) and draws Fig. 3; returns the summary."""
+  train(config, workdir)
+  summary = summarise(config, workdir)
+  logging.info('Fig. 3 summary:\n%s', json.dumps(summary, indent=1))
+  return summary

@@ -5,7 +5,7 @@ orders its ten latents by KL and reads them as: y, x, scale, shape,
 rotation, three colour axes, and two unused latents. Each of the eight
 factors gets a latent of its own.
 
-  python -m bvae_jax.reproductions.burgess_fig4a --config=configs/burgess_fig4a.py:quick --workdir=DIR
+  python -m bvae_jax.main --config=configs/burgess_fig4a.py:quick --workdir=DIR
 
 trains the config's sweep (one member per seed; resuming if DIR holds one),
 then encodes `config.eval.num_train` observations (disentanglement_lib's
@@ -34,14 +34,12 @@ import json
 import os
 from typing import Any, Sequence
 
-from absl import app
-from absl import flags
+from absl import logging
 import jax
-from ml_collections import config_flags
+import ml_collections
 import numpy as np
 
 from bvae_jax import capacity_diagnostics
-from bvae_jax import devices
 from bvae_jax import figures
 from bvae_jax import step as step_lib
 from bvae_jax import sweep
@@ -193,27 +191,17 @@ def summarise(config, workdir: str) -> dict[str, Any]:
   return summary
 
 
-def main(argv):
-  del argv
-  config = flags.FLAGS.config
-  devices.configure_host_devices(0, config.batch_size)
-  sweep.train_sweep(config, flags.FLAGS.workdir)
-  summary = summarise(config, flags.FLAGS.workdir)
+def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
+  """Trains the sweep (resuming), reads its latents; returns the summary."""
+  sweep.train_sweep(config, workdir)
+  summary = summarise(config, workdir)
+  lines = []
   for name, member in summary['members'].items():
-    print(f"{name}: MIG {member['mig']:.3f}, "
-          f"{member['num_factors_with_own_latent']} of "
-          f"{len(member['factors'])} factors with a latent of their own "
-          f"(paper: 8 of 8), {member['num_unused_latents']} unused latents "
-          '(paper: 2)')
-    for reading in member['latents']:
-      print('  ' + row_label(reading))
-
-
-if __name__ == '__main__':
-  # Flags only when run as a command: the module is also a library.
-  config_flags.DEFINE_config_file('config', None,
-                                  'configs/burgess_fig4a.py[:quick]',
-                                  lock_config=True)
-  flags.DEFINE_string('workdir', None, 'Where the runs and figures go.')
-  flags.mark_flags_as_required(['config', 'workdir'])
-  app.run(main)
+    lines.append(f"{name}: MIG {member['mig']:.3f}, "
+                 f"{member['num_factors_with_own_latent']} of "
+                 f"{len(member['factors'])} factors with a latent of their "
+                 f"own (paper: 8 of 8), {member['num_unused_latents']} unused "
+                 'latents (paper: 2)')
+    lines.extend('  ' + row_label(reading) for reading in member['latents'])
+  logging.info('Fig. 4a summary:\n%s', '\n'.join(lines))
+  return summary

@@ -27,8 +27,8 @@ from absl import flags
 import numpy as np
 
 from bvae_jax import capacity_diagnostics
-from bvae_jax import loop
 from bvae_jax import metric_logging
+from bvae_jax import run_records
 from bvae_jax import sweep
 from bvae_jax import sweep_report
 
@@ -112,7 +112,7 @@ def write_report(sweep_dirs: Sequence[str], out_dir: str
   settings = {os.path.basename(os.path.normpath(d)): setting_summary(d)
               for d in sweep_dirs}
   os.makedirs(out_dir, exist_ok=True)
-  loop.write_json(os.path.join(out_dir, 'collapse_rate.json'),
+  run_records.write_json(os.path.join(out_dir, 'collapse_rate.json'),
                   sweep_report.json_safe(settings))
   with open(os.path.join(out_dir, 'collapse_rate.md'), 'w') as f:
     f.write(markdown(settings))

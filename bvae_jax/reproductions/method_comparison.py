@@ -20,21 +20,17 @@ the other seeds of its method, without labels (`config.udr_num_points`
 observations; 0 skips it). Pooling the members of all methods gives the rank
 correlation the UDR paper asks about over models of different objectives.
 
-  python -m bvae_jax.reproductions.method_comparison --config=configs/compare_methods.py:quick --workdir=DIR
+  python -m bvae_jax.main --config=configs/compare_methods.py:quick --workdir=DIR
 """
 
 import json
 import os
 from typing import Any, Sequence
 
-from absl import app
-from absl import flags
 from absl import logging
 import ml_collections
-from ml_collections import config_flags
 import numpy as np
 
-from bvae_jax import devices
 from bvae_jax import experiment_config
 from bvae_jax import figures
 from bvae_jax import metric_logging
@@ -317,21 +313,5 @@ def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
        for name in names})
   udr_selection.save_udr_figure(os.path.join(workdir, 'udr_vs_metrics.png'),
                                 pooled_scores, pooled_rows, correlations)
+  logging.info('Methods side by side:\n%s', markdown_table(result['methods']))
   return result
-
-
-def main(argv):
-  del argv
-  config = flags.FLAGS.config
-  devices.configure_host_devices(0, config.batch_size)
-  result = run(config, flags.FLAGS.workdir)
-  print(markdown_table(result['methods']))
-
-
-if __name__ == '__main__':
-  config_flags.DEFINE_config_file('config', None,
-                                  'configs/compare_methods.py[:quick]',
-                                  lock_config=True)
-  flags.DEFINE_string('workdir', None, 'Where the sweeps and tables go.')
-  flags.mark_flags_as_required(['config', 'workdir'])
-  app.run(main)

@@ -28,7 +28,7 @@ import numpy as np
 
 from bvae_jax import capacity_diagnostics
 from bvae_jax import figures
-from bvae_jax import loop
+from bvae_jax import run_records
 from bvae_jax import sweep_report
 
 # (key, label): metric keys are '<metric>.<value>' of metrics.json; the rest
@@ -209,7 +209,7 @@ def write_report(results_root: str) -> dict[str, Any]:
     raise FileNotFoundError(f'No published run (<method>_s<seed>/run.json) in '
                             f'{results_root}')
   summary = summarise(runs)
-  loop.write_json(os.path.join(results_root, 'study.json'),
+  run_records.write_json(os.path.join(results_root, 'study.json'),
                   sweep_report.json_safe(summary))
   with open(os.path.join(results_root, 'study.md'), 'w') as f:
     f.write(markdown(summary))
