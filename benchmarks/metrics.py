@@ -49,7 +49,7 @@ def main(argv):
   from bvae_jax import devices  # pylint: disable=g-import-not-at-top
   devices.configure_host_devices(_CPU_DEVICES.value, 64)
   from bvae_jax import evaluate  # pylint: disable=g-import-not-at-top
-  from bvae_jax import experiment_config  # pylint: disable=g-import-not-at-top
+  from bvae_jax import config_defaults  # pylint: disable=g-import-not-at-top
   from bvae_jax.metrics import sampling  # pylint: disable=g-import-not-at-top
   from bvae_jax.metrics import suite  # pylint: disable=g-import-not-at-top
   random_state = np.random.RandomState(0)
@@ -58,7 +58,7 @@ def main(argv):
   metrics, seconds = suite.run(
       suite.shared_code_metrics(), sampling.MetricInputs(
           None, None, codes_train, factors_train, codes_test, factors_test),
-      experiment_config.base_config().eval)
+      config_defaults.base_config().eval)
   results = {'cpu_count': os.cpu_count(), 'synthetic': {
       name: {'seconds': round(seconds[name], 2), **metrics[name]}
       for name in metrics}}

@@ -8,7 +8,7 @@ import jax
 import numpy as np
 
 from bvae_jax import devices
-from bvae_jax import experiment_config
+from bvae_jax import config_defaults
 from bvae_jax import step as step_lib
 from bvae_jax import sweep
 import configs.capacity
@@ -30,7 +30,7 @@ def build_train_step(conv_impl: str, batch_size: int,
   """
   config = configs.capacity.get_config()
   if objective != config.objective:
-    experiment_config.set_objective(config, objective)
+    config_defaults.set_objective(config, objective)
   config.batch_size = batch_size
   config.conv_impl = conv_impl
   mesh = devices.create_mesh()
@@ -53,7 +53,7 @@ def build_sweep_step(members: int, batch_size: int, member_devices: int,
   config = configs.capacity.get_config()
   config.batch_size = batch_size
   config.conv_impl = conv_impl
-  config.sweep = experiment_config.sweep_block(
+  config.sweep = config_defaults.sweep_block(
       seeds=tuple(range(members)), grid={}, shared_batches=shared,
       member_devices=member_devices)
   setup = sweep.setup_sweep(config)

@@ -8,7 +8,7 @@ Times `step_lib.make_train_step` of configs/capacity.py (the model that training
 uses, data-parallel over the mesh that `--cpu_devices` sets up exactly as
 `bvae_jax.main` does) on a fixed device-resident batch of binary images, after
 compilation and warm-up. With several `--conv_impl` or `--objective` values
-(the objective's defaults from `experiment_config.set_objective`), each is
+(the objective's defaults from `config_defaults.set_objective`), each is
 timed in the same process, interleaved in rounds, so their ratio is robust to
 the machine's load. The last line printed is a JSON object.
 """

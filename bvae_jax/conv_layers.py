@@ -67,6 +67,8 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+from bvae_jax import config_defaults
+
 KERNEL_SIZE = 4  # Every spatial layer of the Burgess et al. architecture is 4×4...
 STRIDE = 2  # ...with stride 2.
 
@@ -342,7 +344,8 @@ STRIDED_CONV_TRANSPOSE_IMPLS = {'lax': strided_conv_transpose_lax} | {
     for name, correlate in _CORRELATIONS_2X2.items()
 }
 CONV_IMPLS = tuple(STRIDED_CONV_IMPLS)
-DEFAULT_CONV_IMPL = 'matmul'
+# The formulation training uses; configs name it too (config_defaults).
+DEFAULT_CONV_IMPL = config_defaults.DEFAULT_CONV_IMPL
 
 
 def _lookup_impl(table: dict[str, Callable], impl: str) -> Callable:

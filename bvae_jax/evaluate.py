@@ -175,6 +175,7 @@ def restore_params(config: ml_collections.ConfigDict, workdir: str,
       architecture (names the differences).
   """
   step = checkpoint_step(workdir, step)
+  config = experiment_config.resolve(config)
   mesh = devices.create_mesh()
   model = step_lib.create_model(config)
   abstract_state = step_lib.abstract_train_state(config, model, mesh)
@@ -214,7 +215,7 @@ def prepare_evaluation(config: ml_collections.ConfigDict, workdir: str,
   Raises:
     As restore_params, and ValueError on a bad config value.
   """
-  experiment_config.validate_config(config)
+  config = experiment_config.resolve(config)
   stored_config = {}
   if params is None:
     params, step, stored_config = restore_params(config, workdir, step)

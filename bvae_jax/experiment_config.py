@@ -1,8 +1,14 @@
-"""The shared default config, config-argument parsing, and config validation.
+"""Resolving a config when a run starts, and validating it.
 
-Config files in `configs/` start from `base_config()` and change what their
-experiment needs; `validate_config` runs before any training work so a bad value
-stops the job with a message naming the field, before anything is written.
+Config files are plain data (bvae_jax/config_defaults.py: they import
+ml_collections only). `resolve` turns one into the config a run uses: the
+data set's settings for the fields the config left to it, the objective's
+defaults for fields the config lacks, the metric list `('all',)` spelled out,
+and every value checked (`validate_config`, naming the field). main.py calls
+it where a run starts, and so do the library's entry points a notebook calls
+(train.train_and_evaluate, sweep.train_sweep, evaluate.evaluate); resolving
+a resolved config changes nothing. The resolved config is what a run writes
+to config.json.
 """
 
 from typing import Any
@@ -19,7 +25,7 @@ from bvae_jax.objectives import likelihoods
 # Every metric of bvae_jax/metrics, in the order the suite computes them.
 EVAL_METRICS = metrics.names()
 
-# What each data set changes in a config, by family name (a view of the specs
+# What each data set sets in a config, by family name (a view of the specs
 # in datasets/registry.py; each spec's module says where its values come
 # from). Burgess et al. (2018) use a Bernoulli decoder on every data set,
 # reading grey levels and colours in [0, 1] as Bernoulli means, as
@@ -27,220 +33,42 @@ EVAL_METRICS = metrics.names()
 # sets `likelihood`.
 DATASET_SETTINGS = {spec.name: spec.config_updates() for spec in registry.SPECS}
 
-
-def base_config() -> ml_collections.ConfigDict:
-  """Defaults shared by every experiment: Burgess et al. (2018) on dSprites."""
-  config = ml_collections.ConfigDict()
-
-  # What runs the config (bvae_jax/main.py RUNNERS): 'train' is one run, or a
-  # sweep when the config has a `sweep` block; a reproduction's name runs its
-  # module (e.g. 'burgess_fig4a': its sweep, then the figure).
-  config.runner = 'train'
-
-  # Data.
-  config.dataset = 'dsprites'  # Data set name; see bvae_jax/datasets/registry.py.
-  config.dataset_source = 'auto'  # 'auto' (real if obtainable), 'real' or 'procedural'.
-  config.data_dir = ml_collections.config_dict.placeholder(str)  # None: TFDS default dir.
-  config.num_channels = 1  # Image channels the model reads and writes (1 or 3).
-  # Train on this many records only (0: all): the first N of a permutation
-  # fixed by the data set, the same for every seed and run.
-  config.train_subset_size = 0
-  # Keep the training records in device memory and gather each batch there
-  # (bvae_jax/device_data.py): the same batches, without the host pipeline's
-  # ~20k images/s limit. Single process only; the records must fit in half of
-  # each device's free memory; sweeps ignore it.
-  config.data_on_device = False
-
-  # Model (Burgess et al. 2018, appendix A.1).
-  config.latent_dim = 10  # Number of latent Gaussians.
-  config.conv_impl = conv_layers.DEFAULT_CONV_IMPL  # Strided-conv formulation ('lax': reference).
-
-  # Objective: a module of bvae_jax/objectives (set_objective adds its fields).
-  config.objective = 'capacity'  # 'capacity' (Burgess Eq. 8), 'beta_vae' (Higgins), ...
-  config.likelihood = 'bernoulli'  # Decoder distribution: 'bernoulli' or 'gaussian'.
-  config.gaussian_stddev = 1.0  # Fixed σ of the Gaussian decoder (unused for Bernoulli).
-  config.beta = 1.0  # KL weight of the β-VAE objective (β = 1 is the VAE).
-  config.gamma = 1000.0  # Weight γ of |KL − C| in the capacity objective.
-  config.capacity_start = 0.0  # C at step 0, nats.
-  config.capacity_max = 25.0  # C after the ramp, nats.
-  config.capacity_anneal_steps = 100_000  # Steps of the linear ramp of C.
-
-  # Optimisation.
-  config.seed = 0  # Seeds parameters and noise, and data order unless data_seed is set.
-  config.data_seed = ml_collections.config_dict.placeholder(int)  # None: seed.
-  config.batch_size = 64  # Global batch size (over all devices and hosts).
-  config.learning_rate = 5e-4  # Adam step size.
-  config.num_train_steps = 300_000  # Total optimisation steps.
-
-  # Bookkeeping.
-  config.log_every_steps = 100  # Console and TensorBoard scalars.
-  config.checkpoint_every_steps = 5_000  # Orbax checkpoints (also written at the end).
-  config.max_checkpoints_to_keep = 3  # Older checkpoints are deleted.
-  config.figure_every_steps = 25_000  # Reconstruction and traversal PNGs (also at the end).
-  config.num_figure_images = 8  # Images in the reconstruction grid and traversal header.
-  config.traversal_range = 3.0  # Latent traversals cover [−r, r].
-  config.traversal_steps = 10  # Columns of the traversal figure.
-
-  # Evaluation (bvae_jax/evaluate.py): disentanglement_lib's sample sizes.
-  config.eval_every_steps = 0  # Metric suite during training every N steps; 0: off.
-  # And at exactly these steps (e.g. (10_000, 25_000, 50_000)); each is also
-  # checkpointed, so its parameters are the ones a later --mode=evaluate reads.
-  config.eval_at_steps = ()
-  config.eval = ml_collections.ConfigDict()
-  config.eval.seed = 0  # RandomState seed of every metric (disentanglement_lib: 0).
-  config.eval.num_train = 10_000  # Training points of every metric.
-  config.eval.num_test = 5_000  # Test / eval points of every metric.
-  config.eval.batch_size = 64  # Pairs (β-VAE) / points (FactorVAE) per vote.
-  config.eval.num_variance_estimate = 10_000  # FactorVAE's global variances.
-  config.eval.num_bins = 20  # Histogram bins of MIG and modularity.
-  config.eval.representation = 'mean'  # 'mean' or 'sampled' posterior.
-  # The encoder alone runs fastest with XLA's convolution on CPU (5.2k vs 3.6k
-  # images/s for 'matmul', batch 2048, 2 cores); parameters are the same.
-  config.eval.conv_impl = 'lax'
-  config.eval.encode_batch_size = 2048  # Images per encoder call.
-  # DCI's gradient-boosted trees: 'fast' (metrics/gradient_boosting.py, a
-  # refit of sklearn's, faster: docs/benchmarks.md) or 'sklearn' (sklearn's
-  # own, the reference). docs/metrics.md says where they agree bit for bit.
-  config.eval.dci_classifier = 'fast'
-  # Encode each factor combination once and look codes up, where that gives
-  # the same codes (mean representation, deterministic rendering) and is
-  # cheaper: dSprites' 737,280 combinations instead of ~2.9M drawn images.
-  config.eval.code_table = True
-  # The metrics to compute (names of bvae_jax/metrics): all by default.
-  config.eval.metrics = EVAL_METRICS
-  return config
+# config.eval.metrics that stands for every metric.
+ALL_METRICS = ('all',)
 
 
-def set_objective(config: ml_collections.ConfigDict, name: str) -> None:
-  """Makes `name` (a module of bvae_jax/objectives) the config's objective.
+def resolve(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The config a run uses: names resolved, defaults filled in, validated.
 
-  Adds the objective's CONFIG_DEFAULTS for fields the config lacks.
+  Args:
+    config: a config from configs/ (or one resolved before); not changed.
+
+  Returns:
+    A new, unlocked ConfigDict: the data set's value for each of
+    config_defaults.DATASET_FIELDS left None, the objective's CONFIG_DEFAULTS
+    for its fields the config lacks, and eval.metrics ('all',) as every
+    metric's name.
 
   Raises:
-    ValueError: for an unknown objective, listing the known ones.
+    ValueError: an unknown data set or objective (listing the known ones), or
+      a bad value (validate_config, naming the field).
   """
-  objective = objectives.get(name)
-  config.objective = name
-  for field, default in objective.CONFIG_DEFAULTS.items():
+  config = config.copy_and_resolve_references()
+  config.unlock()
+  _require(config.dataset in registry.DATASET_NAMES, 'dataset',
+           f'must be one of {registry.DATASET_NAMES}', config.dataset)
+  for field, value in registry.get_spec(config.dataset).config_updates().items():
+    if config.get(field) is None:
+      config[field] = value
+  _require(config.objective in objectives.names(), 'objective',
+           f'must be one of {objectives.names()}', config.objective)
+  for field, default in objectives.get(config.objective).CONFIG_DEFAULTS.items():
     if field not in config:
       config[field] = default
-
-
-def objective_config(arg: str | None, objective: str,
-                     **fields: Any) -> ml_collections.ConfigDict:
-  """A single-run config of `objective`: the shape of most files in configs/.
-
-  Args:
-    arg: the config argument, e.g. 'quick', 'dataset=chairs' or both.
-    objective: a module of bvae_jax/objectives.
-    **fields: the experiment's values, e.g. beta=4.0.
-
-  Returns:
-    base_config() on the argument's data set (default dSprites) with the
-    objective and `fields` set, and the `:quick` budget if asked for.
-  """
-  args = parse_arg(arg, quick=False, dataset='dsprites')
-  config = base_config()
-  set_dataset(config, args.dataset)
-  set_objective(config, objective)
-  config.update(fields)
-  if args.quick:
-    set_quick_budget(config)
+  if tuple(config.eval.metrics) == ALL_METRICS:
+    config.eval.metrics = EVAL_METRICS
+  validate_config(config)
   return config
-
-
-def set_quick_budget(config: ml_collections.ConfigDict) -> None:
-  """The `:quick` budget of the single-run configs: 5,000 steps on a CPU."""
-  config.num_train_steps = 5_000
-  config.checkpoint_every_steps = 1_000
-  config.figure_every_steps = 2_500
-
-
-def set_capacity_schedule(config: ml_collections.ConfigDict) -> None:
-  """Burgess et al. (2018) Sec. 5: γ = 1000, C from 0 over 100k of 300k steps.
-
-  C_max stays the data set's (DATASET_SETTINGS). 300,000 steps is the budget
-  disentanglement_lib gives its AnnealedVAE runs (the paper states none).
-  """
-  set_objective(config, 'capacity')
-  config.gamma = 1000.0
-  config.capacity_start = 0.0
-  config.capacity_anneal_steps = 100_000
-  config.num_train_steps = 300_000
-
-
-def sweep_block(*, seeds, grid, plot_metric='kl_total',
-                shared_batches=True, member_devices=0, evaluate=True
-                ) -> ml_collections.ConfigDict:
-  """The `sweep` block of a sweep config (bvae_jax/sweep.py).
-
-  Args:
-    seeds: the seeds; each grid point trains once per seed.
-    grid: {hyperparameter: values}; members are the Cartesian product.
-    plot_metric: the column of sweep_results.csv plotted against the first
-      swept field ('kl_total', 'reconstruction', or e.g. 'mig.discrete_mig').
-    shared_batches: members see the same batches (True) or each its own.
-    member_devices: devices along the member axis; 0: automatic.
-    evaluate: run config.eval.metrics on every member at the end.
-  """
-  return ml_collections.ConfigDict({
-      'seeds': tuple(seeds),
-      'grid': {field: tuple(float(v) for v in values)
-               for field, values in grid.items()},
-      'plot_metric': plot_metric,
-      'shared_batches': shared_batches,
-      'member_devices': member_devices,
-      'evaluate': evaluate,
-  })
-
-
-def set_dataset(config: ml_collections.ConfigDict, name: str) -> None:
-  """Points `config` at data set `name` with that set's settings.
-
-  Sets `dataset` and the fields of the data set's spec
-  (`registry.get_spec(name).config_updates()`: `num_channels`, `latent_dim`,
-  `capacity_max`; for 'name/tiny', those of 'name').
-
-  Raises:
-    ValueError: for an unknown name, listing the known ones.
-  """
-  settings = registry.get_spec(name).config_updates()
-  config.dataset = name
-  config.update(settings)
-
-
-def parse_arg(arg: str | None, **defaults: Any) -> ml_collections.ConfigDict:
-  """Parses a config argument such as 'quick' or 'quick,dataset=foo'.
-
-  Bare words are flags set to True, `key=value` pairs take the type of the
-  default given for `key` (big_vision's `configs/common.py` convention).
-
-  Args:
-    arg: the text after ':' in `--config=configs/capacity.py:quick`, or None.
-    **defaults: the known keys with their default values.
-
-  Returns:
-    A ConfigDict with one entry per known key.
-
-  Raises:
-    ValueError: for an unknown key, naming the known ones.
-  """
-  parsed = ml_collections.ConfigDict(defaults)
-  for token in (arg or '').split(','):
-    token = token.strip()
-    if not token:
-      continue
-    key, has_value, value = token.partition('=')
-    if key not in defaults:
-      raise ValueError(f'Unknown config argument {key!r}; known: '
-                       f'{sorted(defaults)}')
-    if not has_value:
-      parsed[key] = True
-    elif isinstance(defaults[key], bool):
-      parsed[key] = value.lower() in ('1', 'true', 'yes')
-    else:
-      parsed[key] = type(defaults[key])(value)
-  return parsed
 
 
 def _require(condition: bool, field: str, message: str, value: Any) -> None:
@@ -261,7 +89,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
   for field in objective.HYPERPARAMETERS + objective.STATIC_FIELDS:
     _require(field in config, field,
              f'is read by objective {config.objective!r}; configs set it with '
-             'experiment_config.set_objective', 'missing')
+             'config_defaults.set_objective', 'missing')
   objective.validate(config)
   _require(config.likelihood in likelihoods.LIKELIHOODS, 'likelihood',
            f'must be one of {likelihoods.LIKELIHOODS}', config.likelihood)

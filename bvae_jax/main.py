@@ -43,6 +43,7 @@ from ml_collections import config_flags
 from bvae_jax import devices
 from bvae_jax import checkpointing
 from bvae_jax import evaluate
+from bvae_jax import experiment_config
 from bvae_jax import metric_logging
 from bvae_jax import multihost
 from bvae_jax import run_records
@@ -167,6 +168,8 @@ def _run(config, workdir: str) -> None:
   if runner not in RUNNERS:
     raise ValueError(f'config.runner must be one of {sorted(RUNNERS)}, got '
                      f'{runner!r}')
+  if 'objective' in config:  # A VAE's config (not the Fig. 3 generator's).
+    config = experiment_config.resolve(config)
   # Both must precede the first JAX computation: the CPU device count is
   # fixed when the backend starts, and the distributed runtime must join first.
   devices.configure_host_devices(FLAGS.cpu_devices, config.batch_size)

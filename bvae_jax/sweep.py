@@ -138,7 +138,9 @@ def sweep_members(config: ml_collections.ConfigDict) -> list[Member]:
 
 def member_config(config: ml_collections.ConfigDict,
                   member: Member) -> ml_collections.ConfigDict:
-  """The config that trains `member` alone (no sweep block), bit for bit."""
+  """The config that trains `member` alone (no sweep block), bit for bit;
+  resolved (experiment_config.resolve) as the sweep's config is."""
+  config = experiment_config.resolve(config)
   solo = ml_collections.ConfigDict(config.to_dict())
   del solo['sweep']
   if config.sweep.shared_batches:
@@ -268,6 +270,7 @@ class SweepSetup:
 
 def setup_sweep(config: ml_collections.ConfigDict) -> SweepSetup:
   """Validates the sweep, builds its mesh and its jitted, donating step."""
+  config = experiment_config.resolve(config)
   members = validate_sweep_config(config)
   num_members = len(members)
   member_devices = member_device_count(config, num_members)
@@ -392,6 +395,7 @@ def train_sweep(config: ml_collections.ConfigDict, workdir: str) -> SweepState:
     FloatingPointError: when every member has failed.
   """
   run_records.check_workdir(workdir)
+  config = experiment_config.resolve(config)
   members = validate_sweep_config(config)
   dataset, config = run_records.open_training_data(config)
   setup = setup_sweep(config)
@@ -600,6 +604,7 @@ def restore_member(config: ml_collections.ConfigDict, workdir: str,
     evaluate.NoCheckpointError, checkpointing.CheckpointMismatchError: as
       evaluate.restore_params.
   """
+  config = experiment_config.resolve(config)
   members = validate_sweep_config(config)
   chosen = [m for m in members if member in (m.index, m.name, str(m.index))]
   if not chosen:

@@ -101,7 +101,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       last good checkpoint is kept.
   """
   run_records.check_workdir(workdir)
-  experiment_config.validate_config(config)
+  config = experiment_config.resolve(config)
   dataset, config = run_records.open_training_data(config)
   mesh = devices.create_mesh()
   devices.check_batch_divisible(config.batch_size, jax.device_count())

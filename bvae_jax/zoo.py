@@ -29,7 +29,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from bvae_jax import experiment_config
+from bvae_jax import config_defaults
 from bvae_jax import step as step_lib
 
 # zoo/ at the repository root, beside bvae_jax/.
@@ -95,7 +95,7 @@ def config_of(card: dict) -> ml_collections.ConfigDict:
     if isinstance(value, list):
       return tuple(tuples(entry) for entry in value)
     return value
-  config = experiment_config.base_config()
+  config = config_defaults.base_config()
   config.update(tuples(card['config']))
   return config
 

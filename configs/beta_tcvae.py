@@ -13,9 +13,9 @@ CPU-sized run (5,000 steps):
   python -m bvae_jax.main --config=configs/beta_tcvae.py:quick --workdir=/tmp/beta_tcvae_quick
 """
 
-from bvae_jax import experiment_config
+from bvae_jax import config_defaults
 
 
 def get_config(arg=None):
   """Returns the config; `arg` is e.g. 'quick', 'dataset=chairs' or both."""
-  return experiment_config.objective_config(arg, 'beta_tcvae', beta=6.0)
+  return config_defaults.objective_config(arg, 'beta_tcvae', beta=6.0)

@@ -12,9 +12,9 @@ CPU-sized run (5,000 steps):
   python -m bvae_jax.main --config=configs/beta_vae.py:quick --workdir=/tmp/beta_vae_quick
 """
 
-from bvae_jax import experiment_config
+from bvae_jax import config_defaults
 
 
 def get_config(arg=None):
   """Returns the config; `arg` is e.g. 'quick', 'dataset=chairs' or both."""
-  return experiment_config.objective_config(arg, 'beta_vae', beta=4.0)
+  return config_defaults.objective_config(arg, 'beta_vae', beta=4.0)

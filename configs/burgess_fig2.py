@@ -20,7 +20,7 @@ CPU-sized (5,000 steps; wall time on 2 cores: docs/benchmarks.md,
   python -m bvae_jax.main --config=configs/burgess_fig2.py:quick --workdir=/tmp/fig2_quick
 """
 
-from bvae_jax import experiment_config
+from bvae_jax import config_defaults
 
 BETAS = (1.0, 150.0)  # Burgess et al. (2018), Fig. 2.
 FIXED_DATASET = 'gaussian_blobs'  # The figure is about this set's positions.
@@ -28,14 +28,14 @@ FIXED_DATASET = 'gaussian_blobs'  # The figure is about this set's positions.
 
 def get_config(arg=None):
   """Returns the config; `arg` may be 'quick'."""
-  args = experiment_config.parse_arg(arg, quick=False)
-  config = experiment_config.base_config()
-  experiment_config.set_dataset(config, FIXED_DATASET)
-  experiment_config.set_objective(config, 'beta_vae')
+  args = config_defaults.parse_arg(arg, quick=False)
+  config = config_defaults.base_config()
+  config_defaults.set_dataset(config, FIXED_DATASET)
+  config_defaults.set_objective(config, 'beta_vae')
   config.num_train_steps = 50_000
   config.checkpoint_every_steps = 5_000
   config.figure_every_steps = 10_000
-  config.sweep = experiment_config.sweep_block(
+  config.sweep = config_defaults.sweep_block(
       seeds=(0,), grid={'beta': BETAS}, plot_metric='mig.discrete_mig')
   config.eval.metrics = ('mig',)
   if args.quick:

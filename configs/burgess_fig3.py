@@ -16,15 +16,14 @@ docs/benchmarks.md, "Reproduction runs: wall times"):
 
 import ml_collections
 
-from bvae_jax import conv_layers
 
 FIXED_DATASET = 'dsprites'  # The generator is fed dSprites' own factors.
-from bvae_jax import experiment_config
+from bvae_jax import config_defaults
 
 
 def get_config(arg=None):
   """Returns the config; `arg` may be 'quick'."""
-  args = experiment_config.parse_arg(arg, quick=False)
+  args = config_defaults.parse_arg(arg, quick=False)
   # Only the fields below: a generator, not a VAE run.
   config = ml_collections.ConfigDict()
   # bvae_jax.main runs it with reproductions/burgess_fig3.py (a generator,
@@ -43,7 +42,7 @@ def get_config(arg=None):
   # How shape and orientation enter: 'columns' (one-hot; cos, sin) or
   # 'scalar' (one standardised value each); reproductions/factor_inputs.py.
   config.factor_encoding = 'columns'
-  config.conv_impl = conv_layers.DEFAULT_CONV_IMPL
+  config.conv_impl = config_defaults.DEFAULT_CONV_IMPL
   config.log_every_steps = 200
   config.checkpoint_every_steps = 5_000
   config.max_checkpoints_to_keep = 2

@@ -27,20 +27,20 @@ paper's ramp being 100,000; wall time on 2 cores: docs/benchmarks.md,
 Any field can be overridden, e.g. `--config.gamma=100` (issue 13's γ probe).
 """
 
-from bvae_jax import experiment_config
+from bvae_jax import config_defaults
 
 FIXED_DATASET = 'color_dsprites'  # The figure is about this set's factors.
 
 
 def get_config(arg=None):
   """Returns the config; `arg` may be 'quick'."""
-  args = experiment_config.parse_arg(arg, quick=False)
-  config = experiment_config.base_config()
-  experiment_config.set_dataset(config, FIXED_DATASET)
-  experiment_config.set_capacity_schedule(config)
+  args = config_defaults.parse_arg(arg, quick=False)
+  config = config_defaults.base_config()
+  config_defaults.set_dataset(config, FIXED_DATASET)
+  config_defaults.set_capacity_schedule(config)
   config.checkpoint_every_steps = 10_000
   config.figure_every_steps = 50_000
-  config.sweep = experiment_config.sweep_block(
+  config.sweep = config_defaults.sweep_block(
       seeds=(0, 1, 2), grid={}, plot_metric='mig.discrete_mig')
   config.eval.metrics = ('mig',)
   if args.quick:

@@ -17,8 +17,8 @@ docs/benchmarks.md, "The `:quick` run end to end"):
 
   python -m bvae_jax.main --config=configs/capacity.py:quick --workdir=/tmp/capacity_quick
 
-Other data sets, with their settings (experiment_config.DATASET_SETTINGS:
-channels, latents, C_max; docs/datasets.md says how to obtain each):
+Other data sets, with their settings (channels, latents, C_max,
+filled in from the data set when the run starts; docs/datasets.md says how to obtain each):
 
   python -m bvae_jax.main --config=configs/capacity.py:dataset=color_dsprites --workdir=/tmp/color
   python -m bvae_jax.main --config=configs/capacity.py:dataset=gaussian_blobs,quick --workdir=/tmp/blobs
@@ -32,15 +32,15 @@ forces one. Override any field on the command line, e.g.
 `--config.capacity_max=50`.
 """
 
-from bvae_jax import experiment_config
+from bvae_jax import config_defaults
 
 
 def get_config(arg=None):
   """Returns the config; `arg` is e.g. 'quick', 'dataset=chairs' or both."""
-  args = experiment_config.parse_arg(arg, quick=False, dataset='dsprites')
-  config = experiment_config.base_config()
-  experiment_config.set_dataset(config, args.dataset)
-  experiment_config.set_capacity_schedule(config)
+  args = config_defaults.parse_arg(arg, quick=False, dataset='dsprites')
+  config = config_defaults.base_config()
+  config_defaults.set_dataset(config, args.dataset)
+  config_defaults.set_capacity_schedule(config)
   config.eval_every_steps = 100_000  # The metric suite at 100k, 200k, 300k.
   if args.quick:
     config.capacity_anneal_steps = 4_000

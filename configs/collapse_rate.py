@@ -19,7 +19,7 @@ by
   python -m bvae_jax.reproductions.collapse_rate --sweeps=/tmp/collapse/g1000_r40000,/tmp/collapse/g100_r40000 --out=docs/results/collapse_rate
 """
 
-from bvae_jax import experiment_config
+from bvae_jax import config_defaults
 
 SEEDS = tuple(range(8))
 # The rate is of dSprites, the data the collapse was found on.
@@ -28,11 +28,11 @@ FIXED_DATASET = 'dsprites'
 
 def get_config(arg=None):
   """Returns the config; `arg` is e.g. 'gamma=1000,ramp=40000' (and 'quick')."""
-  args = experiment_config.parse_arg(arg, gamma=1000.0, ramp=40_000,
+  args = config_defaults.parse_arg(arg, gamma=1000.0, ramp=40_000,
                                      capacity_start=0.0, quick=False)
-  config = experiment_config.base_config()
-  experiment_config.set_dataset(config, FIXED_DATASET)
-  experiment_config.set_objective(config, 'capacity')
+  config = config_defaults.base_config()
+  config_defaults.set_dataset(config, FIXED_DATASET)
+  config_defaults.set_objective(config, 'capacity')
   config.dataset_source = 'procedural'
   config.gamma = args.gamma
   config.capacity_start = args.capacity_start
@@ -44,7 +44,7 @@ def get_config(arg=None):
   config.log_every_steps = 50
   config.checkpoint_every_steps = 1_000
   config.figure_every_steps = 3_000
-  config.sweep = experiment_config.sweep_block(seeds=SEEDS, grid={},
+  config.sweep = config_defaults.sweep_block(seeds=SEEDS, grid={},
                                                evaluate=False)
   if args.quick:
     config.sweep.seeds = (0, 1)

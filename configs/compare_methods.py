@@ -33,7 +33,7 @@ sample sizes):
 
 import ml_collections
 
-from bvae_jax import experiment_config
+from bvae_jax import config_defaults
 
 
 # name -> the objective and its fields (method_comparison.method_config).
@@ -52,17 +52,17 @@ METHODS = {
 
 def get_config(arg=None):
   """Returns the config; `arg` is e.g. 'quick' or 'methods=capacity+beta_vae'."""
-  args = experiment_config.parse_arg(arg, quick=False, dataset='dsprites',
+  args = config_defaults.parse_arg(arg, quick=False, dataset='dsprites',
                                      methods='+'.join(METHODS))
   names = args.methods.split('+')
   unknown = sorted(set(names) - set(METHODS))
   if unknown:
     raise ValueError(f'configs/compare_methods.py: unknown methods {unknown}; '
                      f'known: {sorted(METHODS)}')
-  config = experiment_config.base_config()
+  config = config_defaults.base_config()
   # One sweep per method, then the tables (reproductions/method_comparison.py).
   config.runner = 'method_comparison'
-  experiment_config.set_dataset(config, args.dataset)
+  config_defaults.set_dataset(config, args.dataset)
   # The methods to run, in order: {name: {objective, its fields}}.
   config.methods = ml_collections.ConfigDict(
       {name: dict(METHODS[name]) for name in names})
@@ -74,7 +74,7 @@ def get_config(arg=None):
   # UDR (Duan et al. 2020) of each member against its method's other seeds,
   # on this many observations (udr_selection.DEFAULT_NUM_POINTS); 0: none.
   config.udr_num_points = 10_000
-  config.sweep = experiment_config.sweep_block(
+  config.sweep = config_defaults.sweep_block(
       seeds=(0, 1, 2), grid={}, plot_metric='mig.discrete_mig')
   if args.quick:
     config.learning_rate = 5e-4

@@ -15,7 +15,7 @@ CPU-sized run (5,000 steps):
   python -m bvae_jax.main --config=configs/dip_vae.py:type=ii,quick --workdir=/tmp/dip_vae_ii_quick
 """
 
-from bvae_jax import experiment_config
+from bvae_jax import config_defaults
 
 # disentanglement_lib unsupervised_study_v1: λ_d = factor · λ_od.
 LAMBDA_D_FACTOR = {'i': 10.0, 'ii': 1.0}
@@ -23,17 +23,17 @@ LAMBDA_D_FACTOR = {'i': 10.0, 'ii': 1.0}
 
 def get_config(arg=None):
   """Returns the config; `arg` is e.g. 'type=ii', 'quick' or both."""
-  args = experiment_config.parse_arg(arg, quick=False, dataset='dsprites',
+  args = config_defaults.parse_arg(arg, quick=False, dataset='dsprites',
                                      type='i')
   if args.type not in LAMBDA_D_FACTOR:
     raise ValueError(f"configs/dip_vae.py: type must be 'i' or 'ii', got "
                      f'{args.type!r}')
-  config = experiment_config.base_config()
-  experiment_config.set_dataset(config, args.dataset)
-  experiment_config.set_objective(config, 'dip_vae')
+  config = config_defaults.base_config()
+  config_defaults.set_dataset(config, args.dataset)
+  config_defaults.set_objective(config, 'dip_vae')
   config.dip_type = args.type
   config.dip_lambda_od = 10.0
   config.dip_lambda_d_factor = LAMBDA_D_FACTOR[args.type]
   if args.quick:
-    experiment_config.set_quick_budget(config)
+    config_defaults.set_quick_budget(config)
   return config

@@ -14,10 +14,10 @@ CPU-sized run (5,000 steps):
   python -m bvae_jax.main --config=configs/factor_vae.py:quick --workdir=/tmp/factor_vae_quick
 """
 
-from bvae_jax import experiment_config
+from bvae_jax import config_defaults
 
 
 def get_config(arg=None):
   """Returns the config; `arg` is e.g. 'quick', 'dataset=chairs' or both."""
-  return experiment_config.objective_config(arg, 'factor_vae',
+  return config_defaults.objective_config(arg, 'factor_vae',
                                            factor_vae_gamma=40.0)

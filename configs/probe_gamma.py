@@ -12,22 +12,22 @@ configs/capacity.py unchanged. docs/reproductions.md has what it showed.
 A longer probe: `--config.num_train_steps=20000 --config.capacity_anneal_steps=16000`.
 """
 
-from bvae_jax import experiment_config
+from bvae_jax import config_defaults
 
 GAMMAS = (100.0, 1000.0)
 
 
 def get_config(arg=None):
   """Returns the config; `arg` is e.g. 'quick' (2,000 steps) or 'dataset=NAME'."""
-  args = experiment_config.parse_arg(arg, quick=False, dataset='dsprites')
-  config = experiment_config.base_config()
-  experiment_config.set_dataset(config, args.dataset)
-  experiment_config.set_capacity_schedule(config)
+  args = config_defaults.parse_arg(arg, quick=False, dataset='dsprites')
+  config = config_defaults.base_config()
+  config_defaults.set_dataset(config, args.dataset)
+  config_defaults.set_capacity_schedule(config)
   config.num_train_steps = 2_000 if args.quick else 6_000
   config.capacity_anneal_steps = int(0.8 * config.num_train_steps)
   config.checkpoint_every_steps = 1_000
   config.figure_every_steps = config.num_train_steps
-  config.sweep = experiment_config.sweep_block(
+  config.sweep = config_defaults.sweep_block(
       seeds=(0,), grid={'gamma': GAMMAS}, plot_metric='mig.discrete_mig')
   config.eval.metrics = ('mig', 'modularity_explicitness', 'sap')
   return config

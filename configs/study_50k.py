@@ -33,7 +33,7 @@ folder (config, data source, rate, metrics at each step, KL and reconstruction
 history), and `--zoo=zoo/` publishes its final parameters.
 """
 
-from bvae_jax import experiment_config
+from bvae_jax import config_defaults
 
 # name -> the objective and its fields.
 METHODS = {
@@ -56,15 +56,15 @@ FIXED_DATASET = 'dsprites'
 def get_config(arg=None):
   """Returns the config; `arg` is 'method=NAME,seed=N' (NAME a key of
   METHODS), and 'quick' for the smoke run."""
-  args = experiment_config.parse_arg(arg, method='capacity', seed=0,
+  args = config_defaults.parse_arg(arg, method='capacity', seed=0,
                                      quick=False)
   if args.method not in METHODS:
     raise ValueError(f'configs/study_50k.py: unknown method {args.method!r}; '
                      f'known: {sorted(METHODS)}')
   fields = dict(METHODS[args.method])
-  config = experiment_config.base_config()
-  experiment_config.set_dataset(config, FIXED_DATASET)
-  experiment_config.set_objective(config, fields.pop('objective'))
+  config = config_defaults.base_config()
+  config_defaults.set_dataset(config, FIXED_DATASET)
+  config_defaults.set_objective(config, fields.pop('objective'))
   config.update(fields)
   # The faithful renderer, so every run and machine sees the same images.
   config.dataset_source = 'procedural'

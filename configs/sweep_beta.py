@@ -33,7 +33,7 @@ trains the sweep first when DIR holds no finished one):
   python -m bvae_jax.main --config=configs/sweep_beta.py:quick,study --workdir=DIR
 """
 
-from bvae_jax import experiment_config
+from bvae_jax import config_defaults
 
 BETAS = (0.5, 1.0, 2.5, 5.0, 7.5, 10.0, 50.0)
 
@@ -45,11 +45,11 @@ def epochs_to_steps(epochs: int, subset_size: int, batch_size: int) -> int:
 def get_config(arg=None):
   """Returns the config; `arg` is e.g. 'quick', 'dataset=color_dsprites',
   and 'study' for the study's figures and table after the sweep."""
-  args = experiment_config.parse_arg(arg, quick=False, dataset='dsprites',
+  args = config_defaults.parse_arg(arg, quick=False, dataset='dsprites',
                                      study=False)
-  config = experiment_config.base_config()
-  experiment_config.set_dataset(config, args.dataset)
-  experiment_config.set_objective(config, 'beta_vae')
+  config = config_defaults.base_config()
+  config_defaults.set_dataset(config, args.dataset)
+  config_defaults.set_objective(config, 'beta_vae')
   config.batch_size = 32
   config.learning_rate = 1e-3
   config.train_subset_size = 50_000
@@ -59,7 +59,7 @@ def get_config(arg=None):
   config.log_every_steps = 100
   config.figure_every_steps = config.num_train_steps  # Figures at the end.
 
-  config.sweep = experiment_config.sweep_block(
+  config.sweep = config_defaults.sweep_block(
       seeds=(0, 1, 2), grid={'beta': BETAS}, plot_metric='mig.discrete_mig')
   # The members' metrics at the end: the study's three (MIG, Z-diff = the
   # β-VAE score, modularity) and SAP, at disentanglement_lib's sample sizes.

@@ -13,18 +13,18 @@ CPU-sized (4 C_max × 1 seed; C ramped over 1,500 of 2,000 steps):
   python -m bvae_jax.main --config=configs/sweep_capacity.py:quick --workdir=/tmp/sweep_capacity_quick
 """
 
-from bvae_jax import experiment_config
+from bvae_jax import config_defaults
 
 CAPACITIES = (5.0, 10.0, 25.0, 50.0)
 
 
 def get_config(arg=None):
   """Returns the config; `arg` is e.g. 'quick', 'dataset=gaussian_blobs'."""
-  args = experiment_config.parse_arg(arg, quick=False, dataset='dsprites')
-  config = experiment_config.base_config()
-  experiment_config.set_dataset(config, args.dataset)
-  experiment_config.set_capacity_schedule(config)
-  config.sweep = experiment_config.sweep_block(
+  args = config_defaults.parse_arg(arg, quick=False, dataset='dsprites')
+  config = config_defaults.base_config()
+  config_defaults.set_dataset(config, args.dataset)
+  config_defaults.set_capacity_schedule(config)
+  config.sweep = config_defaults.sweep_block(
       seeds=(0, 1, 2), grid={'capacity_max': CAPACITIES},
       plot_metric='mig.discrete_mig')
   config.eval.metrics = ('mig', 'modularity_explicitness', 'sap')

@@ -28,7 +28,7 @@ CPU-sized (6 settings × 1 seed, 2,000 steps, C ramp and all):
   python -m bvae_jax.main --config=configs/sweep_study.py:objective=capacity,quick --workdir=/tmp/study_capacity_quick
 """
 
-from bvae_jax import experiment_config
+from bvae_jax import config_defaults
 
 # objective -> (swept field, its six values, fixed fields).
 STUDY_GRIDS = {
@@ -48,7 +48,7 @@ STUDY_GRIDS = {
 
 def get_config(arg=None):
   """Returns the config; `arg` is e.g. 'objective=beta_tcvae,quick'."""
-  args = experiment_config.parse_arg(arg, quick=False, dataset='dsprites',
+  args = config_defaults.parse_arg(arg, quick=False, dataset='dsprites',
                                      objective='capacity', type='i')
   key = (f'{args.objective}/{args.type}' if args.objective == 'dip_vae'
          else args.objective)
@@ -57,16 +57,16 @@ def get_config(arg=None):
                      f'{sorted({k.partition("/")[0] for k in STUDY_GRIDS})}, '
                      f'got {args.objective!r} (type {args.type!r})')
   field, values, fixed = STUDY_GRIDS[key]
-  config = experiment_config.base_config()
-  experiment_config.set_dataset(config, args.dataset)
-  experiment_config.set_objective(config, args.objective)
+  config = config_defaults.base_config()
+  config_defaults.set_dataset(config, args.dataset)
+  config_defaults.set_objective(config, args.objective)
   config.update(fixed)
   config.learning_rate = 1e-4
   config.batch_size = 64
   config.num_train_steps = 300_000
   config.checkpoint_every_steps = 10_000
   config.figure_every_steps = config.num_train_steps
-  config.sweep = experiment_config.sweep_block(
+  config.sweep = config_defaults.sweep_block(
       seeds=(0, 1, 2), grid={field: values}, plot_metric='mig.discrete_mig')
   config.eval.metrics = ('mig', 'modularity_explicitness', 'sap')
   if args.quick:

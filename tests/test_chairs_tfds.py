@@ -16,6 +16,7 @@ from PIL import Image
 import pytest
 import tensorflow_datasets as tfds
 
+from bvae_jax import config_defaults
 from bvae_jax import experiment_config
 from bvae_jax.datasets import chairs_tfds
 from bvae_jax.datasets import registry
@@ -352,9 +353,10 @@ def test_builder_has_no_configs(data_dir):
 
 def test_chairs_data_set_and_ground_truth(data_dir, chair_members):
   write_tar(chairs_tfds.manual_archive_path(data_dir), chair_members)
-  config = experiment_config.base_config()
-  experiment_config.set_dataset(config, 'chairs')
+  config = config_defaults.base_config()
+  config_defaults.set_dataset(config, 'chairs')
   config.data_dir = str(data_dir)
+  config = experiment_config.resolve(config)
   dataset = registry.open_dataset(config)
   assert (dataset.source, dataset.num_records) == ('real', 3 * 62)
   assert dataset.observation_shape == (64, 64, 3) == (
@@ -373,8 +375,8 @@ def test_chairs_data_set_and_ground_truth(data_dir, chair_members):
 
 
 def test_chairs_data_set_without_archive_names_the_place(data_dir):
-  config = experiment_config.base_config()
-  experiment_config.set_dataset(config, 'chairs')
+  config = config_defaults.base_config()
+  config_defaults.set_dataset(config, 'chairs')
   config.data_dir = str(data_dir)
   with pytest.raises(chairs_tfds.ChairsArchiveError,
                      match='downloads/manual/rendered_chairs.tar'):

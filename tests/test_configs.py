@@ -1,5 +1,6 @@
 """Config files, config arguments and validation of bad values."""
 
+import ast
 import importlib
 import importlib.util
 import os
@@ -8,6 +9,7 @@ import sys
 
 import pytest
 
+from bvae_jax import config_defaults
 from bvae_jax import experiment_config
 from bvae_jax import main
 from bvae_jax import sweep
@@ -32,7 +34,7 @@ def load_config(name, arg=None):
 def runner(name):
   """The module that validates config `name`: its runner's when that has a
   validate_config of its own (a generator, a comparison of methods), else
-  bvae_jax.main's (experiment_config.validate_config)."""
+  bvae_jax.main's (experiment_config.resolve, which validates)."""
   module = main.RUNNERS[load_config(name).runner]
   if module and hasattr(importlib.import_module(module), 'validate_config'):
     return module
@@ -40,11 +42,13 @@ def runner(name):
 
 
 def validate(name, config):
-  """Validates as the config's runner does (experiment_config for main)."""
+  """Validates as the config's runner does (experiment_config for main);
+  returns the config the run uses (resolved for main)."""
   if runner(name) == 'bvae_jax.main':
-    experiment_config.validate_config(config)
-  else:
-    importlib.import_module(runner(name)).validate_config(config)
+    return experiment_config.resolve(config)
+  importlib.import_module(runner(name)).validate_config(config)
+  # The generator's config has fields of its own; the others are VAEs'.
+  return experiment_config.resolve(config) if 'objective' in config else config
 
 
 @pytest.mark.parametrize('name', CONFIG_FILES)
@@ -81,7 +85,7 @@ def test_configs_with_a_runner_refuse_bad_values_by_name():
 
 
 def test_capacity_config_is_the_paper_setting():
-  config = load_config('capacity.py')
+  config = experiment_config.resolve(load_config('capacity.py'))
   # Burgess et al. 2018, Section 5 / appendix A.1.
   assert (config.objective, config.gamma, config.capacity_start,
           config.capacity_max, config.capacity_anneal_steps) == (
@@ -97,7 +101,7 @@ def test_beta_configs():
 
 
 def test_sweep_beta_is_the_published_grid():
-  config = load_config('sweep_beta.py')
+  config = experiment_config.resolve(load_config('sweep_beta.py'))
   assert config.sweep.grid.beta == (0.5, 1.0, 2.5, 5.0, 7.5, 10.0, 50.0)
   # 10 latents, batch 32, lr 1e-3, 50,000-image subset, 10 epochs.
   assert (config.objective, config.latent_dim, config.batch_size,
@@ -139,7 +143,7 @@ def test_new_objective_configs():
 def test_sweep_study_is_disentanglement_libs_grid(objective, field, values):
   # disentanglement_lib config/unsupervised_study_v1/sweep.py and shared.gin.
   config = load_config('sweep_study.py', f'objective={objective}')
-  experiment_config.validate_config(config)
+  experiment_config.resolve(config)
   assert config.objective == objective
   assert dict(config.sweep.grid) == {field: values}
   assert (config.learning_rate, config.batch_size, config.num_train_steps) == (
@@ -170,11 +174,11 @@ def test_config_docstrings_hold_their_command():
 
 
 def test_parse_arg():
-  parsed = experiment_config.parse_arg('quick,dataset=chairs', quick=False,
+  parsed = config_defaults.parse_arg('quick,dataset=chairs', quick=False,
                                        dataset='dsprites')
   assert parsed.quick is True and parsed.dataset == 'chairs'
   with pytest.raises(ValueError, match="'quik'"):
-    experiment_config.parse_arg('quik', quick=False)
+    config_defaults.parse_arg('quik', quick=False)
 
 
 @pytest.mark.parametrize('name, field, value, message', [
@@ -187,7 +191,6 @@ def test_parse_arg():
     ('capacity.py', 'capacity_anneal_steps', -5,
      'config.capacity_anneal_steps must be > 0'),
     ('capacity.py', 'objective', 'factorvae', 'config.objective must be one of'),
-    ('capacity.py', 'objective', 'dip_vae', 'config.dip_lambda_od is read by'),
     ('dip_vae.py', 'dip_lambda_od', -1.0, 'config.dip_lambda_od must be ≥ 0'),
     ('dip_vae.py', 'dip_type', 'iii', 'config.dip_type must be one of'),
     ('beta_tcvae.py', 'beta', -1.0, 'config.beta must be ≥ 0'),
@@ -201,7 +204,7 @@ def test_bad_values_name_the_field(name, field, value, message):
   config = load_config(name)
   config[field] = value
   with pytest.raises(ValueError, match=message):
-    experiment_config.validate_config(config)
+    experiment_config.resolve(config)
 
 
 def _run_main(*args):
@@ -249,19 +252,30 @@ def test_evaluate_mode_without_a_checkpoint_says_what_is_there(tmp_path):
 def test_dataset_argument_sets_that_data_sets_settings(dataset, channels,
                                                        latents, capacity_max):
   for name in ANY_DATASET_CONFIGS:
-    config = load_config(name, f'dataset={dataset}')
-    validate(name, config)
+    config = validate(name, load_config(name, f'dataset={dataset}'))
     assert (config.dataset, config.num_channels, config.latent_dim) == (
         dataset, channels, latents)
-  config = load_config('capacity.py', f'quick,dataset={dataset}')
+  config = experiment_config.resolve(
+      load_config('capacity.py', f'quick,dataset={dataset}'))
   assert config.capacity_max == capacity_max
   assert config.num_train_steps == 5_000
 
 
 def test_unknown_dataset_argument_lists_the_known_ones():
-  with pytest.raises(ValueError, match="unknown dataset 'mnist'; known: "
-                     'dsprites, dsprites/tiny, color_dsprites'):
-    load_config('capacity.py', 'dataset=mnist')
+  # The config loads (it is data); the run refuses it when it starts.
+  config = load_config('capacity.py', 'dataset=mnist')
+  with pytest.raises(ValueError, match=r"config.dataset must be one of "
+                     r"\('dsprites', 'dsprites/tiny', 'color_dsprites'.*got "
+                     "'mnist'"):
+    experiment_config.resolve(config)
+
+
+def test_validate_names_an_objective_field_the_config_lacks():
+  # resolve fills them in; a config validated without it names the field.
+  config = experiment_config.resolve(load_config('capacity.py'))
+  config.objective = 'dip_vae'
+  with pytest.raises(ValueError, match='config.dip_lambda_od is read by'):
+    experiment_config.validate_config(config)
 
 
 @pytest.mark.parametrize('field, value', [
@@ -270,7 +284,7 @@ def test_bad_dataset_fields_are_named(field, value):
   config = load_config('capacity.py')
   config[field] = value
   with pytest.raises(ValueError, match=f'config.{field} must be one of'):
-    experiment_config.validate_config(config)
+    experiment_config.resolve(config)
 
 
 def test_channels_that_the_data_set_lacks_are_named():
@@ -279,8 +293,8 @@ def test_channels_that_the_data_set_lacks_are_named():
   config.num_channels = 3
   with pytest.raises(ValueError, match="config.num_channels must be 1 for data "
                      "set 'dsprites'"):
-    experiment_config.validate_config(config)
-  experiment_config.validate_config(load_config('capacity.py',
+    experiment_config.resolve(config)
+  experiment_config.resolve(load_config('capacity.py',
                                                 'dataset=color_dsprites'))
 
 
@@ -290,4 +304,70 @@ def test_comma_separated_metrics_get_the_tuple_syntax_as_a_hint():
   config.eval.metrics = ('mig,sap',)
   with pytest.raises(ValueError, match=r'--config.eval.metrics="\(\'mig\', '
                      r"'sap'\)\", got \('mig,sap',\)"):
-    experiment_config.validate_config(config)
+    experiment_config.resolve(config)
+
+
+def test_loading_a_config_loads_nothing_of_the_library():
+  # Configs are data: a child process loads every config file (as
+  # config_flags does) and reports which heavy modules it imported.
+  script = (
+      'import importlib.util, os, sys\n'
+      f'for name in {list(CONFIG_FILES)!r}:\n'
+      "  spec = importlib.util.spec_from_file_location(name[:-3], "
+      "os.path.join('configs', name))\n"
+      '  module = importlib.util.module_from_spec(spec)\n'
+      '  spec.loader.exec_module(module)\n'
+      '  module.get_config()\n'
+      "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+      "('jax', 'flax', 'sklearn', 'tensorflow_datasets', 'orbax', 'optax') "
+      "or (m.startswith('bvae_jax.') and m != 'bvae_jax.config_defaults')))\n")
+  result = subprocess.run([sys.executable, '-c', script], cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+  assert result.returncode == 0, result.stderr
+  assert result.stdout.strip() == '[]'
+
+
+def test_config_files_import_ml_collections_and_config_defaults_only():
+  for name in CONFIG_FILES + ('../bvae_jax/config_defaults.py',):
+    with open(os.path.join(REPO, 'configs', name)) as f:
+      tree = ast.parse(f.read())
+    imported = set()
+    for node in ast.walk(tree):
+      if isinstance(node, ast.Import):
+        imported.update(alias.name for alias in node.names)
+      elif isinstance(node, ast.ImportFrom):
+        imported.add(f'{node.module}.{node.names[0].name}'
+                     if node.module == 'bvae_jax' else node.module)
+    allowed = {'ml_collections', 'bvae_jax.config_defaults', 'typing'}
+    assert imported <= allowed, (name, imported - allowed)
+
+
+def test_resolve_fills_the_data_sets_and_objectives_defaults():
+  config = load_config('dip_vae.py', 'dataset=celeb_a')
+  assert (config.num_channels, config.latent_dim, config.capacity_max) == (
+      None, None, None)  # The data set's, when the run starts.
+  assert tuple(config.eval.metrics) == ('all',)
+  resolved = experiment_config.resolve(config)
+  assert (resolved.num_channels, resolved.latent_dim,
+          resolved.capacity_max) == (3, 32, 50.0)
+  assert resolved.eval.metrics == experiment_config.EVAL_METRICS
+  assert config.num_channels is None  # The input is not changed.
+  # The objective's defaults for fields the config lacks.
+  config = load_config('capacity.py')
+  config.objective = 'factor_vae'
+  assert 'factor_vae_gamma' not in config
+  assert experiment_config.resolve(config).factor_vae_gamma == 40.0
+  # Resolving twice changes nothing; a value the user set is kept.
+  config = load_config('capacity.py', 'dataset=chairs')
+  config.latent_dim = 6
+  once = experiment_config.resolve(config)
+  assert once.latent_dim == 6 and once.num_channels == 3
+  assert experiment_config.resolve(once).to_dict() == once.to_dict()
+
+
+def test_base_config_holds_dsprites_settings():
+  # The default data set's values, which set_dataset leaves to the data set.
+  config = config_defaults.base_config()
+  expected = experiment_config.DATASET_SETTINGS['dsprites']
+  assert {field: config[field] for field in expected} == expected
+  assert set(expected) == set(config_defaults.DATASET_FIELDS)

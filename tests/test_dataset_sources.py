@@ -16,7 +16,7 @@ import pytest
 import tensorflow_datasets as tfds
 from tensorflow_datasets.core import file_adapters
 
-from bvae_jax import experiment_config
+from bvae_jax import config_defaults
 from bvae_jax.datasets import dataset_spec
 from bvae_jax.datasets import dsprites
 from bvae_jax.datasets import dsprites_tfds
@@ -28,7 +28,7 @@ TINY_INDICES = np.arange(0, dsprites.NUM_IMAGES, 257)
 
 
 def make_config(data_dir, dataset='dsprites/tiny', source='auto'):
-  config = experiment_config.base_config()
+  config = config_defaults.base_config()
   config.dataset = dataset
   config.dataset_source = source
   config.data_dir = data_dir

@@ -16,6 +16,7 @@ import pytest
 import tensorflow_datasets as tfds
 
 import test_chairs_tfds
+from bvae_jax import config_defaults
 from bvae_jax import experiment_config
 from bvae_jax.datasets import chairs_tfds
 from bvae_jax.datasets import dataset_spec
@@ -28,8 +29,8 @@ def data_dir(tmp_path_factory):
 
 
 def _open(name, data_dir, source='auto'):
-  config = experiment_config.base_config()
-  experiment_config.set_dataset(config, name)
+  config = config_defaults.base_config()
+  config_defaults.set_dataset(config, name)
   config.dataset_source = source
   config.data_dir = str(data_dir)
   return registry.open_dataset(config)
@@ -79,9 +80,9 @@ def test_catalog_sets_open_as_their_spec_says(name, tmp_path):
 @pytest.mark.parametrize('name', registry.DATASET_NAMES)
 def test_set_dataset_applies_the_spec(name):
   spec = registry.get_spec(name)
-  config = experiment_config.base_config()
-  experiment_config.set_dataset(config, name)
-  experiment_config.validate_config(config)
+  config = config_defaults.base_config()
+  config_defaults.set_dataset(config, name)
+  config = experiment_config.resolve(config)
   assert config.dataset == name
   assert config.num_channels == spec.image_shape[-1]
   for field, value in spec.config_updates().items():
@@ -98,12 +99,12 @@ def test_registry_lists_every_variant_of_every_spec_once():
 
 
 def test_validation_refuses_a_source_the_data_set_lacks():
-  config = experiment_config.base_config()
-  experiment_config.set_dataset(config, 'gaussian_blobs')
+  config = config_defaults.base_config()
+  config_defaults.set_dataset(config, 'gaussian_blobs')
   config.dataset_source = 'real'
   with pytest.raises(ValueError, match="config.dataset_source must be 'auto' "
                      "or 'procedural' for data set 'gaussian_blobs'"):
-    experiment_config.validate_config(config)
+    experiment_config.resolve(config)
 
 
 def test_a_spec_with_mismatched_factors_is_refused():

@@ -17,6 +17,7 @@ import pytest
 
 from bvae_jax import device_data
 from bvae_jax import devices
+from bvae_jax import config_defaults
 from bvae_jax import experiment_config
 from bvae_jax import input_pipeline
 from bvae_jax import train
@@ -190,7 +191,7 @@ def test_refuses_several_processes(data_dir, mesh, monkeypatch):
 
 
 def test_config_field_is_validated():
-  config = experiment_config.base_config()
+  config = config_defaults.base_config()
   assert config.data_on_device is False
   config.data_on_device = None
   with pytest.raises(ValueError, match='config.data_on_device must be True or '

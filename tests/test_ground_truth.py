@@ -15,7 +15,7 @@ from bvae_jax.datasets import gaussian_blobs
 from bvae_jax.datasets import ground_truth
 from bvae_jax.datasets import records
 from bvae_jax.datasets import registry
-from bvae_jax import experiment_config
+from bvae_jax import config_defaults
 
 
 @pytest.fixture(scope='module')
@@ -24,7 +24,7 @@ def data_dir(tmp_path_factory):
 
 
 def open_dataset(data_dir, name, source='procedural'):
-  config = experiment_config.base_config()
+  config = config_defaults.base_config()
   config.dataset = name
   config.dataset_source = source
   config.data_dir = data_dir

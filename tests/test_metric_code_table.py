@@ -13,7 +13,7 @@ from test_metric_sampling import Fake, NoisyFake, linear
 from test_metrics_suite import tiny_eval_config
 
 from bvae_jax import evaluate
-from bvae_jax import experiment_config
+from bvae_jax import config_defaults
 from bvae_jax import step as step_lib
 from bvae_jax.datasets import dsprites
 from bvae_jax.datasets import ground_truth
@@ -41,7 +41,7 @@ def dsprites_subset():
 
 def random_encoder():
   """The representation function of a randomly initialised VAE."""
-  config = experiment_config.base_config()
+  config = config_defaults.base_config()
   model = step_lib.create_model(config)
   params = model.init(jax.random.key(0), np.zeros((1, 64, 64, 1), np.float32),
                       jax.random.key(1))['params']

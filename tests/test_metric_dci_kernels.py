@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from benchmarks import dci_kernels
+from bvae_jax import config_defaults
 from bvae_jax import experiment_config
 from bvae_jax.metrics import dci
 from bvae_jax.metrics import sampling
@@ -74,7 +75,7 @@ def test_the_sklearn_path_is_sklearns_classifier():
 def test_the_suite_reads_eval_dci_classifier(monkeypatch):
   seen = []
   monkeypatch.setattr(dci, 'dci', lambda *a, **k: seen.append(k) or {})
-  config = experiment_config.base_config()
+  config = config_defaults.base_config()
   inputs = sampling.MetricInputs(*([None] * len(
       sampling.MetricInputs.__dataclass_fields__)))
   dci.compute(inputs, config.eval)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from test_metric_sampling import Fake, linear
 
+from bvae_jax import config_defaults
 from bvae_jax import experiment_config
 from bvae_jax import metrics
 from bvae_jax.metrics import beta_vae
@@ -26,7 +27,7 @@ SUITE_ORDER = ('mig', 'modularity_explicitness', 'dci', 'sap', 'beta_vae',
 
 
 def tiny_eval_config(**overrides):
-  config = experiment_config.base_config().eval
+  config = config_defaults.base_config().eval
   config.update({'num_train': 120, 'num_test': 60, 'batch_size': 4,
                  'num_variance_estimate': 120, **overrides})
   return config
@@ -52,7 +53,9 @@ def full_suite():
 def test_registry_lists_the_six_metrics_in_suite_order():
   assert metrics.names() == SUITE_ORDER
   assert experiment_config.EVAL_METRICS == SUITE_ORDER
-  assert tuple(experiment_config.base_config().eval.metrics) == SUITE_ORDER
+  assert tuple(config_defaults.base_config().eval.metrics) == ('all',)
+  assert experiment_config.resolve(
+      config_defaults.base_config()).eval.metrics == SUITE_ORDER
   positions = [metrics.get(name).SUITE_POSITION for name in SUITE_ORDER]
   assert positions == sorted(set(positions))
   for name in SUITE_ORDER:
@@ -63,7 +66,7 @@ def test_registry_lists_the_six_metrics_in_suite_order():
 
 
 def test_unknown_metric_is_rejected_naming_the_field():
-  config = experiment_config.base_config()
+  config = config_defaults.base_config()
   config.eval.metrics = ('mig', 'irs')
   with pytest.raises(ValueError, match=r"config\.eval\.metrics .*'irs'"):
     experiment_config.validate_config(config)

@@ -12,6 +12,7 @@ import pytest
 
 from bvae_jax import devices
 from bvae_jax import evaluate
+from bvae_jax import config_defaults
 from bvae_jax import experiment_config
 from bvae_jax import input_pipeline
 from bvae_jax import step as step_lib
@@ -149,7 +150,7 @@ def test_new_objectives_train_log_their_terms_and_evaluate(
 def test_a_sweep_of_a_new_objective_reports_its_terms(data_dir, tmp_path):
   config = tiny_config(data_dir, 'beta_tcvae', num_train_steps=3,
                        log_every_steps=1, checkpoint_every_steps=3)
-  config.sweep = experiment_config.sweep_block(
+  config.sweep = config_defaults.sweep_block(
       seeds=(0,), grid={'beta': (1.0, 6.0)}, evaluate=False)
   sweep.train_sweep(config, str(tmp_path))
   with open(tmp_path / 'sweep_results.json') as f:
@@ -161,7 +162,7 @@ def test_a_sweep_of_a_new_objective_reports_its_terms(data_dir, tmp_path):
 
 def test_a_sweep_rejects_a_field_its_objective_does_not_read(data_dir):
   config = tiny_config(data_dir, 'beta_tcvae')
-  config.sweep = experiment_config.sweep_block(seeds=(0,),
+  config.sweep = config_defaults.sweep_block(seeds=(0,),
                                                grid={'gamma': (1.0, 2.0)})
   with pytest.raises(ValueError, match="objective 'beta_tcvae'"):
     sweep.sweep_members(config)
@@ -175,7 +176,7 @@ def test_factor_vae_sweep_members_match_solo_runs_with_the_discriminator(
   # interrupted after 2 steps and resumed, and must still equal the member.
   config = tiny_config(data_dir, 'factor_vae', log_every_steps=1,
                        checkpoint_every_steps=2)
-  config.sweep = experiment_config.sweep_block(
+  config.sweep = config_defaults.sweep_block(
       seeds=(0,), grid={'factor_vae_gamma': (10.0, 40.0)}, evaluate=False)
   state = sweep.train_sweep(config, str(tmp_path / 'sweep'))
   for member in sweep.sweep_members(config):

@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from bvae_jax import experiment_config
+from bvae_jax import config_defaults
 from bvae_jax import metric_logging
 from bvae_jax import sweep
 from bvae_jax import sweep_report
@@ -81,7 +81,7 @@ def _tiny_beta_sweep(data_dir):
   config = tiny_configs.tiny_config(data_dir, objective='beta_vae',
                                     num_train_steps=4,
                                     checkpoint_every_steps=4)
-  config.sweep = experiment_config.sweep_block(
+  config.sweep = config_defaults.sweep_block(
       seeds=(0, 1), grid={'beta': (1.0, 10.0)})
   config.eval.metrics = ('mig', 'modularity_explicitness', 'beta_vae')
   config.eval.num_train = 100

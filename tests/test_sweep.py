@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from bvae_jax import evaluate
-from bvae_jax import experiment_config
+from bvae_jax import config_defaults
 from bvae_jax import main
 from bvae_jax import sweep
 from bvae_jax import train
@@ -27,7 +27,7 @@ def data_dir(tmp_path_factory):
 
 
 def tiny_sweep(data_dir, *, seeds, grid, **sweep_options):
-  config = experiment_config.base_config()
+  config = config_defaults.base_config()
   config.dataset = 'dsprites_procedural/tiny'
   config.data_dir = data_dir
   config.batch_size = 8
@@ -36,7 +36,7 @@ def tiny_sweep(data_dir, *, seeds, grid, **sweep_options):
   config.checkpoint_every_steps = 3
   config.figure_every_steps = 1000
   config.capacity_anneal_steps = 100
-  config.sweep = experiment_config.sweep_block(
+  config.sweep = config_defaults.sweep_block(
       seeds=seeds, grid=grid, evaluate=False, plot_metric='kl_total',
       **sweep_options)
   return config

@@ -9,7 +9,7 @@ import jax
 import numpy as np
 import pytest
 
-from bvae_jax import experiment_config
+from bvae_jax import config_defaults
 from bvae_jax import sweep
 from bvae_jax import sweep_merge
 from bvae_jax import sweep_report
@@ -25,7 +25,7 @@ GRID = {'beta': (1.0, 4.0)}
 
 def beta_sweep(data_dir, seeds):
   config = tiny_sweep(data_dir, seeds=seeds, grid={})
-  experiment_config.set_objective(config, 'beta_vae')
+  config_defaults.set_objective(config, 'beta_vae')
   config.sweep.grid = GRID
   return config
 

@@ -4,14 +4,15 @@ import json
 
 import pytest
 
+from bvae_jax import config_defaults
 from bvae_jax import experiment_config
 from bvae_jax import run_records
 from bvae_jax.datasets import dsprites_tfds
 
 
 def make_config(data_dir, dataset='dsprites/tiny', **overrides):
-  config = experiment_config.base_config()
-  experiment_config.set_dataset(config, dataset)
+  config = config_defaults.base_config()
+  config_defaults.set_dataset(config, dataset)
   config.data_dir = data_dir
   config.update(overrides)
   return config
@@ -50,7 +51,7 @@ def test_channel_mismatch_names_the_field(tmp_path):
   with pytest.raises(ValueError, match=r'config.num_channels must be 3 for '
                      r"data set 'color_dsprites/tiny'.*:dataset=color_dsprites/"
                      r'tiny, which sets it, got 1'):
-    experiment_config.validate_config(config)
+    experiment_config.resolve(config)
 
 
 def test_resuming_on_another_source_is_refused(tmp_path):

@@ -6,7 +6,7 @@ import os
 import numpy as np
 import pytest
 
-from bvae_jax import experiment_config
+from bvae_jax import config_defaults
 from bvae_jax import sweep
 from bvae_jax import udr_selection
 import tiny_configs
@@ -15,7 +15,7 @@ import tiny_configs
 def _tiny_sweep(data_dir, seeds):
   config = tiny_configs.tiny_config(data_dir, num_train_steps=4,
                                     checkpoint_every_steps=4)
-  config.sweep = experiment_config.sweep_block(
+  config.sweep = config_defaults.sweep_block(
       seeds=seeds, grid={'gamma': (1.0, 2.0)}, evaluate=False)
   return config
 

@@ -1,6 +1,6 @@
 """The tiny training config the tests share: a few steps on dsprites/tiny."""
 
-from bvae_jax import experiment_config
+from bvae_jax import config_defaults
 
 
 def tiny_config(data_dir, objective='capacity', **overrides):
@@ -9,8 +9,8 @@ def tiny_config(data_dir, objective='capacity', **overrides):
   Evaluation samples are small too: the metric definitions are tested in
   tests/test_metric_*.py, these configs only have to run them.
   """
-  config = experiment_config.base_config()
-  experiment_config.set_objective(config, objective)
+  config = config_defaults.base_config()
+  config_defaults.set_objective(config, objective)
   config.dataset = 'dsprites_procedural/tiny'
   config.data_dir = data_dir
   config.batch_size = 8

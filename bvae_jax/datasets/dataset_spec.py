@@ -17,7 +17,7 @@ gaussian_blobs.py, chairs_tfds.py, tfds_catalog.py), which defines its spec:
                    capacity_max), with the sources cited where it is defined
 
 `registry.py` builds its name -> spec table from these and applies the
-data-source rule to `sources`; `experiment_config.set_dataset` applies
+data-source rule to `sources`; `config_defaults.set_dataset` applies
 `config_updates()`. Nothing here knows a particular data set.
 """
 
@@ -133,7 +133,7 @@ class DatasetSpec:
                  if any(source.kind == kind for source in self.sources))
 
   def config_updates(self) -> dict[str, Any]:
-    """The config fields `experiment_config.set_dataset` sets."""
+    """The config fields `config_defaults.set_dataset` sets."""
     return {'num_channels': self.image_shape[-1], **self.config_settings}
 
 

@@ -29,12 +29,15 @@ from bvae_jax.metrics import sampling
 
 
 def in_suite_order(names) -> tuple[str, ...]:
-  """`names` without repeats, in suite order (`metrics.names()`).
+  """`names` without repeats, in suite order (`metrics.names()`); ('all',),
+  a config's default (config_defaults.base_config), is every metric.
 
   Raises:
     ValueError: for a name that is not a metric, listing the known ones.
   """
   names = tuple(names)
+  if names == ('all',):
+    return metrics.names()
   for name in names:
     metrics.get(name)
   return tuple(name for name in metrics.names() if name in names)

@@ -9,7 +9,7 @@ An objective module of this package defines
 * `STATIC_FIELDS`: string config fields that change its computation (the step
   always adds `likelihood`).
 * `CONFIG_DEFAULTS`: {field: default} for the fields it needs that
-  `experiment_config.base_config` lacks; `experiment_config.set_objective`
+  `config_defaults.base_config` lacks; `config_defaults.set_objective`
   adds them.
 * `validate(config)`: raises ValueError naming a bad field.
 * `loss(outputs, images, step, hparams, static) -> (loss, terms)`: a pure

@@ -31,6 +31,7 @@ from absl import logging
 import ml_collections
 import numpy as np
 
+from bvae_jax import config_defaults
 from bvae_jax import experiment_config
 from bvae_jax import figures
 from bvae_jax import metric_logging
@@ -78,7 +79,7 @@ def method_config(config: ml_collections.ConfigDict,
   for field in COMPARISON_FIELDS:
     if field in method:
       del method[field]
-  experiment_config.set_objective(method, fields.pop('objective'))
+  config_defaults.set_objective(method, fields.pop('objective'))
   method.update(fields)
   return method
 
@@ -89,7 +90,7 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
     raise ValueError('config.methods is empty')
   for name in config.methods:
     try:
-      experiment_config.validate_config(method_config(config, name))
+      experiment_config.resolve(method_config(config, name))
     except ValueError as error:
       raise ValueError(f'config.methods.{name}: {error}') from error
 
