@@ -256,7 +256,15 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str,
     NoCheckpointError, checkpointing.CheckpointMismatchError: see
       restore_params.
     ground_truth.NoGroundTruthError: the data set has no known factors.
+    run_records.WorkdirInUseError: another run is writing to `workdir`.
   """
+  with run_records.workdir_lock(workdir, enabled=jax.process_index() == 0,
+                                create=params is not None):
+    return _evaluate(config, workdir, step, params, dataset)
+
+
+def _evaluate(config, workdir, step, params, dataset) -> dict[str, Any]:
+  """evaluate, with the workdir locked."""
   setup = prepare_evaluation(config, workdir, step, params, dataset)
   dataset, eval_model, params, step = (setup.dataset, setup.model,
                                        setup.params, setup.step)

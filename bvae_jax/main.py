@@ -38,6 +38,7 @@ import sys
 from absl import app
 from absl import flags
 from absl import logging
+import jax
 from ml_collections import config_flags
 
 from bvae_jax import devices
@@ -113,6 +114,7 @@ RUNNERS = {
 # and says what to do, so the traceback only hides it (--traceback shows it).
 USER_ERRORS = (ValueError, KeyError, FileNotFoundError, NotADirectoryError,
                FloatingPointError, checkpointing.DamagedCheckpointsError,
+               run_records.WorkdirInUseError,
                dataset_spec.DatasetUnavailableError,
                dataset_spec.SourceUnavailableError)
 
@@ -159,7 +161,8 @@ def _run(config, workdir: str) -> None:
   run_records.check_workdir(workdir)
   if FLAGS.mode == 'evaluate' and FLAGS.zoo:
     devices.configure_host_devices(FLAGS.cpu_devices, 64)
-    _evaluate_zoo_model(FLAGS.zoo, workdir)
+    with run_records.workdir_lock(workdir):
+      _evaluate_zoo_model(FLAGS.zoo, workdir)
     return
   if config is None:
     raise app.UsageError('--config is required (except for --mode=evaluate '
@@ -184,6 +187,14 @@ def _run(config, workdir: str) -> None:
                  config.get('objective', '—'), config.get('dataset', 'dsprites'),
                  config.num_train_steps, config.batch_size,
                  os.path.join(workdir, 'config.json'))
+  # One writer per workdir: refused at once if another run holds it.
+  with run_records.workdir_lock(workdir, enabled=jax.process_index() == 0,
+                                create=FLAGS.mode == 'train'):
+    _dispatch(config, workdir, runner)
+
+
+def _dispatch(config, workdir: str, runner: str) -> None:
+  """Runs --mode on the resolved config, the workdir locked."""
   is_sweep = config.get('sweep') is not None
   if FLAGS.mode == 'publish':
     if not FLAGS.results_dir:

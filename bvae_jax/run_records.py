@@ -7,9 +7,13 @@ only on records of the source it was trained on, and the run's JSON records
 overwriting `config.json`).
 """
 
+import contextlib
+import fcntl
 import json
 import os
-from typing import Any, Callable, Mapping
+import socket
+import time
+from typing import Any, Callable, Iterator, Mapping
 
 from absl import logging
 import ml_collections
@@ -29,6 +33,77 @@ def check_workdir(workdir: str) -> None:
     raise NotADirectoryError(
         f'--workdir {workdir} is a file, not a directory. Give a directory '
         '(it is created if missing) for the checkpoints, logs and figures.')
+
+
+# The lock file of a workdir (workdir_lock); its text names the holder.
+LOCK_FILE = '.lock'
+
+# The workdirs this process holds locked: {lock path: [fd, depth]}. Process
+# state by nature (an OS lock belongs to the process), so that a run that
+# evaluates into its own workdir does not lock itself out.
+_held_locks: dict[str, list[int]] = {}
+
+
+class WorkdirInUseError(RuntimeError):
+  """Another process is running in the workdir."""
+
+
+@contextlib.contextmanager
+def workdir_lock(workdir: str, enabled: bool = True,
+                 create: bool = True) -> Iterator[None]:
+  """Holds an exclusive lock on `workdir` while the block runs.
+
+  One writer per workdir: a second run (train, sweep, evaluate) on the same
+  workdir is refused at once, before it reads or writes anything there. The
+  lock is the OS's (`flock` on workdir/.lock), so it goes with the process
+  that holds it: a run killed by SIGKILL or a crash never blocks the next
+  one. The lock file stays; its text names the last holder. Re-entrant
+  within a process. Shared file systems must support flock (NFSv4 and
+  Lustre do; some NFSv3 mounts do not).
+
+  Args:
+    workdir: created if missing.
+    enabled: False holds nothing (processes other than 0 of a multi-process
+      job: process 0 locks for the job).
+    create: False leaves a missing workdir missing, and unlocked (evaluating
+      a run that is not there fails on its own, naming it).
+
+  Raises:
+    WorkdirInUseError: naming the workdir and the process that holds it.
+  """
+  check_workdir(workdir)
+  if not enabled or (not create and not os.path.isdir(workdir)):
+    yield
+    return
+  os.makedirs(workdir, exist_ok=True)
+  path = os.path.join(os.path.realpath(workdir), LOCK_FILE)
+  if path in _held_locks:
+    _held_locks[path][1] += 1
+    try:
+      yield
+    finally:
+      _held_locks[path][1] -= 1
+    return
+  fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+  try:
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+  except BlockingIOError:
+    holder = os.pread(fd, 1000, 0).decode(errors='replace').strip()
+    os.close(fd)
+    raise WorkdirInUseError(
+        f'{workdir} is in use by another run ({holder or "holder unknown"}). '
+        'Wait for it to finish or stop it, or use another --workdir; the '
+        'lock goes with that process.') from None
+  os.ftruncate(fd, 0)
+  os.pwrite(fd, (f'pid {os.getpid()} on {socket.gethostname()}, since '
+                 f'{time.strftime("%Y-%m-%d %H:%M:%S")}\n').encode(), 0)
+  _held_locks[path] = [fd, 1]
+  try:
+    yield
+  finally:
+    del _held_locks[path]
+    fcntl.flock(fd, fcntl.LOCK_UN)
+    os.close(fd)
 
 
 def open_training_data(config: ml_collections.ConfigDict

@@ -393,8 +393,15 @@ def train_sweep(config: ml_collections.ConfigDict, workdir: str) -> SweepState:
     ValueError: on a bad sweep or member config (naming the member and
       field), or a checkpoint of another sweep or architecture in workdir.
     FloatingPointError: when every member has failed.
+    run_records.WorkdirInUseError: another run is using `workdir`.
   """
   run_records.check_workdir(workdir)
+  with run_records.workdir_lock(workdir, enabled=jax.process_index() == 0):
+    return _train_sweep(config, workdir)
+
+
+def _train_sweep(config: ml_collections.ConfigDict, workdir: str) -> SweepState:
+  """train_sweep, with the workdir locked."""
   config = experiment_config.resolve(config)
   members = validate_sweep_config(config)
   dataset, config = run_records.open_training_data(config)

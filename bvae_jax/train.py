@@ -97,10 +97,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
     ValueError: on a bad config value (naming the field) or a checkpoint of a
       different architecture in `workdir` (naming the file), before anything
       in `workdir` is written.
+    run_records.WorkdirInUseError: another run is using `workdir`.
     FloatingPointError: on a non-finite loss or gradient, naming the step; the
       last good checkpoint is kept.
   """
   run_records.check_workdir(workdir)
+  with run_records.workdir_lock(workdir, enabled=jax.process_index() == 0):
+    return _train_and_evaluate(config, workdir)
+
+
+def _train_and_evaluate(config: ml_collections.ConfigDict,
+                        workdir: str) -> step_lib.TrainState:
+  """train_and_evaluate, with the workdir locked."""
   config = experiment_config.resolve(config)
   dataset, config = run_records.open_training_data(config)
   mesh = devices.create_mesh()
