@@ -17,10 +17,14 @@ stays in the loop that owns it.
 """
 
 import dataclasses
+import signal
+import threading
 import time
 from typing import Any, Callable, Mapping, Sequence
 
 from absl import logging
+import jax
+from jax.experimental import multihost_utils
 import numpy as np
 
 from bvae_jax import metric_logging
@@ -106,10 +110,81 @@ class Progress:
             f'{metric_logging.format_eta(seconds)} ({rate:.1f} steps/s).')
 
 
+# The exit status of a run stopped by a preemption notice after saving a
+# checkpoint: EX_TEMPFAIL of sysexits.h, "try again later" (the same command
+# resumes); a scheduler's requeue can key on it.
+PREEMPTED_EXIT_STATUS = 75
+
+
+class Preempted(Exception):
+  """A loop stopped for a preemption notice, its state saved at `step`."""
+
+  def __init__(self, step: int, reason: str):
+    super().__init__(f'Preempted ({reason}) at step {step}: a checkpoint of '
+                     f'step {step} is saved; the same command resumes from it.')
+    self.step = step
+    self.reason = reason
+
+
+class Preemption:
+  """Tells a loop when to stop for a preemption notice (SIGTERM, SIGINT).
+
+  SLURM, Cloud TPU VMs and spot instances send SIGTERM some time before they
+  kill a job. One process: while this is entered, SIGTERM and SIGINT only
+  set a flag (in the main thread; elsewhere, signals keep their handlers),
+  and the loop stops after the step in flight. Several processes: JAX's
+  preemption service (started by jax.distributed.initialize) receives the
+  notice and agrees on one step for every process
+  (`multihost_utils.reached_preemption_sync_point`, what Orbax's
+  `CheckpointManager.reached_preemption` asks), so all save the same step.
+  """
+
+  SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+  def __init__(self):
+    self.received: str | None = None
+    self._previous: dict[int, Any] = {}
+    self._multi_process = jax.process_count() > 1
+
+  def __enter__(self) -> 'Preemption':
+    if (not self._multi_process and
+        threading.current_thread() is threading.main_thread()):
+      for signum in self.SIGNALS:
+        self._previous[signum] = signal.signal(signum, self._note)
+    return self
+
+  def __exit__(self, *exc_info) -> None:
+    for signum, handler in self._previous.items():
+      signal.signal(signum, handler)
+    self._previous.clear()
+
+  def _note(self, signum, frame) -> None:
+    del frame
+    if self.received is None:
+      logging.warning('%s received: stopping after the step in flight, '
+                      'saving a checkpoint there.',
+                      signal.Signals(signum).name)
+    self.received = signal.Signals(signum).name
+
+  def reached(self, step: int) -> bool:
+    """Whether to stop after `step` (the same step on every process)."""
+    if self._multi_process:
+      try:
+        if multihost_utils.reached_preemption_sync_point(step):
+          self.received = self.received or 'preemption notice'
+          return True
+      except RuntimeError:  # No preemption service in this job.
+        return False
+      return False
+    return self.received is not None
+
+
 def run_loop(dispatch: Callable[[int], Any], *, start_step: int,
              num_train_steps: int, actions: Sequence[Periodic],
              in_flight: run_ahead.RunAhead | None = None,
-             progress: Progress | None = None) -> None:
+             progress: Progress | None = None,
+             preemption: Preemption | None = None,
+             save: Callable[[int], None] | None = None) -> None:
   """Runs steps start_step + 1 … num_train_steps with the periodic actions.
 
   Args:
@@ -120,8 +195,12 @@ def run_loop(dispatch: Callable[[int], Any], *, start_step: int,
     actions: run in this order after each step whose time it is.
     in_flight: the run-ahead bound (default: run_ahead.RunAhead()).
     progress: logs the end-of-run summary when given.
+    preemption: when it says so after a step, `save(step)` runs and the loop
+      stops with `Preempted`.
+    save: saves a checkpoint of the step just finished.
 
   Raises:
+    Preempted: after saving, on a preemption notice.
     Whatever an action raises (e.g. FloatingPointError on a non-finite loss);
     the caller's `finally` closes what it opened.
   """
@@ -136,6 +215,11 @@ def run_loop(dispatch: Callable[[int], Any], *, start_step: int,
     for periodic in actions:
       if periodic.is_due(step, num_train_steps):
         periodic.action(step)
+    if preemption is not None and preemption.reached(step):
+      if save is not None:
+        save(step)
+      logging.info(in_flight.summary())
+      raise Preempted(step, preemption.received)
   logging.info(in_flight.summary())
   if progress is not None:
     logging.info(progress.summary(num_train_steps))

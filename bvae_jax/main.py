@@ -44,6 +44,7 @@ from ml_collections import config_flags
 from bvae_jax import devices
 from bvae_jax import checkpointing
 from bvae_jax import evaluate
+from bvae_jax import loop
 from bvae_jax import experiment_config
 from bvae_jax import metric_logging
 from bvae_jax import multihost
@@ -147,6 +148,10 @@ def main(argv):
     metric_logging.quiet_library_logs()
   try:
     _run(FLAGS.config, FLAGS.workdir)
+  except loop.Preempted as preempted:
+    logging.warning('%s Exit status %d: preempted, resumable.', preempted,
+                    loop.PREEMPTED_EXIT_STATUS)
+    sys.exit(loop.PREEMPTED_EXIT_STATUS)
   except USER_ERRORS as error:
     if FLAGS.traceback:
       raise

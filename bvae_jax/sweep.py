@@ -474,17 +474,28 @@ def _train_sweep(config: ml_collections.ConfigDict, workdir: str) -> SweepState:
     progress.report(step, _member_medians(means, has_data),
                     label=f'median of {int(has_data.sum())} members')
 
+  saved_step = start_step
+
   def save_checkpoint(step: int) -> None:
+    nonlocal saved_step
     checkpointing.save(manager, step, state, config)
+    saved_step = step
+
+  def save_if_unsaved(step: int) -> None:
+    if saved_step != step:
+      save_checkpoint(step)
 
   try:
-    loop.run_loop(dispatch, start_step=start_step,
-                  num_train_steps=config.num_train_steps, progress=progress,
-                  actions=[
-                      loop.Periodic('log', config.log_every_steps, log),
-                      loop.Periodic('checkpoint', config.checkpoint_every_steps,
-                                    save_checkpoint),
-                  ])
+    with loop.Preemption() as preemption:
+      loop.run_loop(dispatch, start_step=start_step,
+                    num_train_steps=config.num_train_steps, progress=progress,
+                    preemption=preemption, save=save_if_unsaved,
+                    actions=[
+                        loop.Periodic('log', config.log_every_steps, log),
+                        loop.Periodic('checkpoint',
+                                      config.checkpoint_every_steps,
+                                      save_checkpoint),
+                    ])
   finally:
     manager.wait_until_finished()
     for writer in writers:

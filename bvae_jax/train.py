@@ -205,19 +205,26 @@ def _train_and_evaluate(config: ml_collections.ConfigDict,
     paths = figure_writer.write(step, state.params, kl_per_latent, writer)
     logging.info('Wrote %s.', ', '.join(paths))
 
+  def save_if_unsaved(step: int) -> None:
+    if saved_step != step:
+      save_checkpoint(step)
+
   eval_at_steps = tuple(config.get('eval_at_steps', ()))
   try:
-    loop.run_loop(dispatch, start_step=start_step,
-                  num_train_steps=config.num_train_steps, progress=progress,
-                  actions=[
-                      loop.Periodic('log', config.log_every_steps, log),
-                      loop.Periodic('checkpoint', config.checkpoint_every_steps,
-                                    save_checkpoint),
-                      loop.Periodic('evaluate', config.eval_every_steps,
-                                    run_evaluation, at_steps=eval_at_steps),
-                      loop.Periodic('figures', config.figure_every_steps,
-                                    draw_figures, enabled=is_chief),
-                  ])
+    with loop.Preemption() as preemption:
+      loop.run_loop(dispatch, start_step=start_step,
+                    num_train_steps=config.num_train_steps, progress=progress,
+                    preemption=preemption, save=save_if_unsaved,
+                    actions=[
+                        loop.Periodic('log', config.log_every_steps, log),
+                        loop.Periodic('checkpoint',
+                                      config.checkpoint_every_steps,
+                                      save_checkpoint),
+                        loop.Periodic('evaluate', config.eval_every_steps,
+                                      run_evaluation, at_steps=eval_at_steps),
+                        loop.Periodic('figures', config.figure_every_steps,
+                                      draw_figures, enabled=is_chief),
+                    ])
   finally:
     batches.close()  # Ends data_on_device's position workers now.
     manager.wait_until_finished()
