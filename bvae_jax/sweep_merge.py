@@ -56,6 +56,7 @@ import numpy as np
 from bvae_jax import checkpointing
 from bvae_jax import devices
 from bvae_jax import evaluate
+from bvae_jax import experiment_config
 from bvae_jax import run_records
 from bvae_jax import sweep
 from bvae_jax import sweep_report
@@ -284,6 +285,8 @@ def merge_sweeps(config: ml_collections.ConfigDict, workdir: str,
                      f'{list(part_workdirs)}')
   if os.path.isdir(workdir) and os.listdir(workdir):
     raise ValueError(f'{workdir} is not empty; merge into a new directory.')
+  # The parts recorded their resolved configs; compare like with like.
+  config = experiment_config.resolve(config)
   members = sweep.validate_sweep_config(config)
   parts = [read_part(config, part) for part in part_workdirs]
   # One data source for all: the first part's, when the config says 'auto'.

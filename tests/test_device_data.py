@@ -196,7 +196,7 @@ def test_config_field_is_validated():
   config.data_on_device = None
   with pytest.raises(ValueError, match='config.data_on_device must be True or '
                      'False, got None'):
-    experiment_config.validate_config(config)
+    experiment_config.resolve(config)
 
 
 @pytest.mark.slow

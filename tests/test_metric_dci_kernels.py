@@ -86,7 +86,7 @@ def test_the_suite_reads_eval_dci_classifier(monkeypatch):
   config.eval.metrics = ('dci',)
   with pytest.raises(ValueError, match="config.eval.dci_classifier must be "
                      "'fast' or 'sklearn', got 'xgboost'"):
-    experiment_config.validate_config(config)
+    experiment_config.resolve(config)
   with pytest.raises(ValueError, match='DCI classifier must be one of'):
     dci.importance_matrix(*dci_kernels.mixed_codes(0, 20, 10),
                           classifier='xgboost')

@@ -69,7 +69,7 @@ def test_unknown_metric_is_rejected_naming_the_field():
   config = config_defaults.base_config()
   config.eval.metrics = ('mig', 'irs')
   with pytest.raises(ValueError, match=r"config\.eval\.metrics .*'irs'"):
-    experiment_config.validate_config(config)
+    experiment_config.resolve(config)
   for building_block in ('sampling', 'suite', 'irs'):
     with pytest.raises(ValueError,
                        match=rf"config\.eval\.metrics .*'{building_block}'"):

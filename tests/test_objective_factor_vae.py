@@ -131,7 +131,7 @@ def test_vae_loss_is_elbo_plus_gamma_tc(gamma):
 def _tiny_state_and_batch(data_dir):
   config = tiny_config(data_dir, 'factor_vae', factor_vae_gamma=30.0,
                        learning_rate=1e-3)
-  experiment_config.validate_config(config)
+  config = experiment_config.resolve(config)
   model = step_lib.create_model(config)
   init_key, noise_key = step_lib.rng_streams(config.seed)
   state = step_lib.create_train_state(config, model, init_key)

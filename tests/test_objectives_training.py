@@ -134,7 +134,7 @@ def test_plugin_objectives_train_bit_identically_to_the_pre_plugin_step(
 def test_new_objectives_train_log_their_terms_and_evaluate(
     data_dir, tmp_path, objective, overrides, term):
   config = tiny_config(data_dir, objective, **overrides)
-  experiment_config.validate_config(config)
+  config = experiment_config.resolve(config)
   train.train_and_evaluate(config, str(tmp_path))
   result = evaluate.evaluate(config, str(tmp_path))
   assert result['step'] == 4

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import configs.burgess_fig4a
+from bvae_jax import experiment_config
 from bvae_jax import figures
 from bvae_jax.metrics import mig
 from bvae_jax.reproductions import burgess_fig4a
@@ -69,7 +70,7 @@ def test_traversal_row_labels_must_match_the_rows(tmp_path):
 
 @pytest.mark.slow
 def test_the_command_trains_and_writes_the_reading_and_figures(tmp_path):
-  config = configs.burgess_fig4a.get_config('quick')
+  config = experiment_config.resolve(configs.burgess_fig4a.get_config('quick'))
   assert config.dataset == 'color_dsprites' and config.num_channels == 3
   assert (config.objective, config.gamma, config.capacity_max) == (
       'capacity', 1000.0, 25.0)
