@@ -140,7 +140,9 @@ def checkpoint_step(workdir: str, step: int | None = None) -> int:
   steps = checkpointing.all_steps(workdir)
   directory = checkpointing.checkpoint_dir(workdir)
   if not steps:
-    there = sorted(os.listdir(workdir)) if os.path.isdir(workdir) else None
+    there = (sorted(name for name in os.listdir(workdir)
+                    if name != run_records.LOCK_FILE)
+             if os.path.isdir(workdir) else None)
     raise NoCheckpointError(
         f'No checkpoint in {directory}; '
         + (f'{workdir} does not exist' if there is None
@@ -258,6 +260,7 @@ def evaluate(config: ml_collections.ConfigDict, workdir: str,
     ground_truth.NoGroundTruthError: the data set has no known factors.
     run_records.WorkdirInUseError: another run is writing to `workdir`.
   """
+  config = experiment_config.resolve(config)  # Before anything is written.
   with run_records.workdir_lock(workdir, enabled=jax.process_index() == 0,
                                 create=params is not None):
     return _evaluate(config, workdir, step, params, dataset)

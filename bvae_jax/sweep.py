@@ -396,6 +396,9 @@ def train_sweep(config: ml_collections.ConfigDict, workdir: str) -> SweepState:
     run_records.WorkdirInUseError: another run is using `workdir`.
   """
   run_records.check_workdir(workdir)
+  # Validated before the lock, so that a bad value leaves the workdir as it was.
+  config = experiment_config.resolve(config)
+  validate_sweep_config(config)
   with run_records.workdir_lock(workdir, enabled=jax.process_index() == 0):
     return _train_sweep(config, workdir)
 

@@ -102,6 +102,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
       last good checkpoint is kept.
   """
   run_records.check_workdir(workdir)
+  # Validated before the lock, so that a bad value leaves the workdir as it was.
+  config = experiment_config.resolve(config)
   with run_records.workdir_lock(workdir, enabled=jax.process_index() == 0):
     return _train_and_evaluate(config, workdir)
 
