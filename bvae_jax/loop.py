@@ -179,6 +179,24 @@ class Preemption:
     return self.received is not None
 
 
+class Checkpoints:
+  """A loop's checkpoint saves: `save(step)` on its interval, and
+  `save_if_unsaved(step)` where a checkpoint must exist (before an
+  evaluation, on preemption) without saving a step twice."""
+
+  def __init__(self, save_fn: Callable[[int], None], start_step: int):
+    self._save_fn = save_fn
+    self.saved_step = start_step
+
+  def save(self, step: int) -> None:
+    self._save_fn(step)
+    self.saved_step = step
+
+  def save_if_unsaved(self, step: int) -> None:
+    if self.saved_step != step:
+      self.save(step)
+
+
 def run_loop(dispatch: Callable[[int], Any], *, start_step: int,
              num_train_steps: int, actions: Sequence[Periodic],
              in_flight: run_ahead.RunAhead | None = None,

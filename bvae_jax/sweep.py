@@ -477,27 +477,20 @@ def _train_sweep(config: ml_collections.ConfigDict, workdir: str) -> SweepState:
     progress.report(step, _member_medians(means, has_data),
                     label=f'median of {int(has_data.sum())} members')
 
-  saved_step = start_step
-
-  def save_checkpoint(step: int) -> None:
-    nonlocal saved_step
-    checkpointing.save(manager, step, state, config)
-    saved_step = step
-
-  def save_if_unsaved(step: int) -> None:
-    if saved_step != step:
-      save_checkpoint(step)
+  checkpoints = loop.Checkpoints(
+      lambda step: checkpointing.save(manager, step, state, config),
+      start_step)
 
   try:
     with loop.Preemption() as preemption:
       loop.run_loop(dispatch, start_step=start_step,
                     num_train_steps=config.num_train_steps, progress=progress,
-                    preemption=preemption, save=save_if_unsaved,
+                    preemption=preemption, save=checkpoints.save_if_unsaved,
                     actions=[
                         loop.Periodic('log', config.log_every_steps, log),
                         loop.Periodic('checkpoint',
                                       config.checkpoint_every_steps,
-                                      save_checkpoint),
+                                      checkpoints.save),
                     ])
   finally:
     manager.wait_until_finished()

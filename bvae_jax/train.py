@@ -186,19 +186,16 @@ def _train_and_evaluate(config: ml_collections.ConfigDict,
     scalars.update(progress.report(step, scalars))
     writer.write_scalars(step, scalars, console=False)
 
-  saved_step = start_step
-
   def save_checkpoint(step: int) -> None:
-    nonlocal saved_step
     fetch_pending(step)  # Never save a state whose history is unchecked.
     checkpointing.save(manager, step, state, config)
-    saved_step = step
+
+  checkpoints = loop.Checkpoints(save_checkpoint, start_step)
 
   def run_evaluation(step: int) -> None:
     # Saved first, so that the evaluated parameters are a checkpoint's (a
     # later --mode=evaluate or publish reads the same ones).
-    if saved_step != step:
-      save_checkpoint(step)
+    checkpoints.save_if_unsaved(step)
     run_periodic_evaluation(config, workdir, step, state.params, dataset)
 
   def draw_figures(step: int) -> None:
@@ -207,21 +204,17 @@ def _train_and_evaluate(config: ml_collections.ConfigDict,
     paths = figure_writer.write(step, state.params, kl_per_latent, writer)
     logging.info('Wrote %s.', ', '.join(paths))
 
-  def save_if_unsaved(step: int) -> None:
-    if saved_step != step:
-      save_checkpoint(step)
-
   eval_at_steps = tuple(config.get('eval_at_steps', ()))
   try:
     with loop.Preemption() as preemption:
       loop.run_loop(dispatch, start_step=start_step,
                     num_train_steps=config.num_train_steps, progress=progress,
-                    preemption=preemption, save=save_if_unsaved,
+                    preemption=preemption, save=checkpoints.save_if_unsaved,
                     actions=[
                         loop.Periodic('log', config.log_every_steps, log),
                         loop.Periodic('checkpoint',
                                       config.checkpoint_every_steps,
-                                      save_checkpoint),
+                                      checkpoints.save),
                         loop.Periodic('evaluate', config.eval_every_steps,
                                       run_evaluation, at_steps=eval_at_steps),
                         loop.Periodic('figures', config.figure_every_steps,

@@ -10,8 +10,6 @@ import sys
 
 import pytest
 
-from bvae_jax.datasets import registry
-import configs.capacity
 from cli_processes import REPO, child_environment, run
 
 pytestmark = pytest.mark.slow
@@ -33,13 +31,8 @@ def assert_user_error(result, *fragments):
 
 
 @pytest.fixture(scope='module')
-def data_dir(tmp_path_factory):
-  directory = str(tmp_path_factory.mktemp('tfds'))
-  config = configs.capacity.get_config()
-  config.dataset = 'dsprites_procedural/tiny'
-  config.data_dir = directory
-  registry.open_dataset(config)  # Prepared once, before the children.
-  return directory
+def data_dir(tiny_data_dir):
+  return tiny_data_dir
 
 
 def tiny_flags(data_dir, workdir, *extra):

@@ -95,3 +95,13 @@ def test_first_nonfinite():
   assert loop.first_nonfinite(history, 5) == 7
   assert loop.first_nonfinite(history, 5, ('loss', 'grad_norm')) == 6
   assert loop.first_nonfinite(history[:1], 5) is None
+
+
+def test_checkpoints_never_save_a_step_twice():
+  saved = []
+  checkpoints = loop.Checkpoints(saved.append, start_step=3)
+  checkpoints.save_if_unsaved(3)  # The resumed step is a checkpoint already.
+  checkpoints.save(5)
+  checkpoints.save_if_unsaved(5)
+  checkpoints.save_if_unsaved(6)
+  assert saved == [5, 6]

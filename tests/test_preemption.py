@@ -15,7 +15,6 @@ from bvae_jax import checkpointing
 from bvae_jax import evaluate
 from bvae_jax import loop
 from bvae_jax import sweep
-from bvae_jax.datasets import registry
 import configs.capacity
 import configs.sweep_capacity
 from cli_processes import REPO, child_environment, run
@@ -27,13 +26,8 @@ SIGNAL_AFTER = 'Step 100/'
 
 
 @pytest.fixture(scope='module')
-def data_dir(tmp_path_factory):
-  directory = str(tmp_path_factory.mktemp('tfds'))
-  config = configs.capacity.get_config()
-  config.dataset = 'dsprites_procedural/tiny'
-  config.data_dir = directory
-  registry.open_dataset(config)  # Prepared once, before the children.
-  return directory
+def data_dir(tiny_data_dir):
+  return tiny_data_dir
 
 
 def overrides(data_dir):

@@ -16,8 +16,6 @@ import jax.numpy as jnp
 import pytest
 
 from bvae_jax import run_ahead
-from bvae_jax.datasets import registry
-import configs.capacity
 from cli_processes import run
 
 # One try per setting: without the bound these runs aborted in most tries, and
@@ -71,13 +69,8 @@ def test_bound_must_be_positive():
 
 
 @pytest.fixture(scope='module')
-def data_dir(tmp_path_factory):
-  directory = str(tmp_path_factory.mktemp('tfds'))
-  config = configs.capacity.get_config()
-  config.dataset = 'dsprites_procedural/tiny'
-  config.data_dir = directory
-  registry.open_dataset(config)  # Prepared once, before the children.
-  return directory
+def data_dir(tiny_data_dir):
+  return tiny_data_dir
 
 
 @pytest.mark.parametrize('devices, batch_size, steps, log_every_steps', [

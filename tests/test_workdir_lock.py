@@ -12,8 +12,6 @@ import time
 import pytest
 
 from bvae_jax import run_records
-from bvae_jax.datasets import registry
-import configs.capacity
 from cli_processes import REPO, child_environment
 
 _HOLD_SCRIPT = '''
@@ -73,13 +71,8 @@ def test_disabled_or_missing_workdir_is_not_locked_nor_created(tmp_path):
 
 
 @pytest.fixture(scope='module')
-def data_dir(tmp_path_factory):
-  directory = str(tmp_path_factory.mktemp('tfds'))
-  config = configs.capacity.get_config()
-  config.dataset = 'dsprites_procedural/tiny'
-  config.data_dir = directory
-  registry.open_dataset(config)  # Prepared once, before the children.
-  return directory
+def data_dir(tiny_data_dir):
+  return tiny_data_dir
 
 
 @pytest.mark.slow

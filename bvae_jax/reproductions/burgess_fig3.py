@@ -279,29 +279,21 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> GeneratorState:
     writer.write_scalars(done, means, console=False)
     interval_sums, interval_steps = None, 0
 
-  saved_step = start
-
-  def save_checkpoint(done: int) -> None:
-    nonlocal saved_step
-    checkpointing.save(manager, done, state, config)
-    saved_step = done
-
-  def save_if_unsaved(done: int) -> None:
-    if saved_step != done:
-      save_checkpoint(done)
+  checkpoints = loop.Checkpoints(
+      lambda done: checkpointing.save(manager, done, state, config), start)
 
   try:
     with loop.Preemption() as preemption:
       loop.run_loop(dispatch, start_step=start,
                     num_train_steps=config.num_train_steps, progress=progress,
-                    preemption=preemption, save=save_if_unsaved,
+                    preemption=preemption, save=checkpoints.save_if_unsaved,
                     actions=[
                         loop.Periodic('snapshot', 0, snapshot,
                                       at_steps=tuple(snapshots)),
                         loop.Periodic('log', config.log_every_steps, log),
                         loop.Periodic('checkpoint',
                                       config.checkpoint_every_steps,
-                                      save_checkpoint),
+                                      checkpoints.save),
                     ])
   finally:
     manager.wait_until_finished()
