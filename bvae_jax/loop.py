@@ -201,7 +201,6 @@ def run_loop(dispatch: Callable[[int], Any], *, start_step: int,
              num_train_steps: int, actions: Sequence[Periodic],
              in_flight: run_ahead.RunAhead | None = None,
              progress: Progress | None = None,
-             preemption: Preemption | None = None,
              save: Callable[[int], None] | None = None) -> None:
   """Runs steps start_step + 1 … num_train_steps with the periodic actions.
 
@@ -213,9 +212,10 @@ def run_loop(dispatch: Callable[[int], Any], *, start_step: int,
     actions: run in this order after each step whose time it is.
     in_flight: the run-ahead bound (default: run_ahead.RunAhead()).
     progress: logs the end-of-run summary when given.
-    preemption: when it says so after a step, `save(step)` runs and the loop
-      stops with `Preempted`.
-    save: saves a checkpoint of the step just finished.
+    save: saves a checkpoint of the step just finished (e.g.
+      Checkpoints.save_if_unsaved). Given, a preemption notice (`Preemption`:
+      SIGTERM, SIGINT) makes the loop save the step in flight and stop with
+      `Preempted`.
 
   Raises:
     Preempted: after saving, on a preemption notice.
@@ -228,16 +228,16 @@ def run_loop(dispatch: Callable[[int], Any], *, start_step: int,
                  start_step, num_train_steps)
     return
   logging.info('Training from step %d to %d.', start_step, num_train_steps)
-  for step in range(start_step + 1, num_train_steps + 1):
-    in_flight.admit(dispatch(step))
-    for periodic in actions:
-      if periodic.is_due(step, num_train_steps):
-        periodic.action(step)
-    if preemption is not None and preemption.reached(step):
-      if save is not None:
+  with Preemption() as preemption:
+    for step in range(start_step + 1, num_train_steps + 1):
+      in_flight.admit(dispatch(step))
+      for periodic in actions:
+        if periodic.is_due(step, num_train_steps):
+          periodic.action(step)
+      if save is not None and preemption.reached(step):
         save(step)
-      logging.info(in_flight.summary())
-      raise Preempted(step, preemption.received)
+        logging.info(in_flight.summary())
+        raise Preempted(step, preemption.received)
   logging.info(in_flight.summary())
   if progress is not None:
     logging.info(progress.summary(num_train_steps))

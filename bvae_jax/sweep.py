@@ -482,16 +482,15 @@ def _train_sweep(config: ml_collections.ConfigDict, workdir: str) -> SweepState:
       start_step)
 
   try:
-    with loop.Preemption() as preemption:
-      loop.run_loop(dispatch, start_step=start_step,
-                    num_train_steps=config.num_train_steps, progress=progress,
-                    preemption=preemption, save=checkpoints.save_if_unsaved,
-                    actions=[
-                        loop.Periodic('log', config.log_every_steps, log),
-                        loop.Periodic('checkpoint',
-                                      config.checkpoint_every_steps,
-                                      checkpoints.save),
-                    ])
+    loop.run_loop(dispatch, start_step=start_step,
+                  num_train_steps=config.num_train_steps, progress=progress,
+                  save=checkpoints.save_if_unsaved,
+                  actions=[
+                      loop.Periodic('log', config.log_every_steps, log),
+                      loop.Periodic('checkpoint',
+                                    config.checkpoint_every_steps,
+                                    checkpoints.save),
+                  ])
   finally:
     manager.wait_until_finished()
     for writer in writers:

@@ -206,20 +206,19 @@ def _train_and_evaluate(config: ml_collections.ConfigDict,
 
   eval_at_steps = tuple(config.get('eval_at_steps', ()))
   try:
-    with loop.Preemption() as preemption:
-      loop.run_loop(dispatch, start_step=start_step,
-                    num_train_steps=config.num_train_steps, progress=progress,
-                    preemption=preemption, save=checkpoints.save_if_unsaved,
-                    actions=[
-                        loop.Periodic('log', config.log_every_steps, log),
-                        loop.Periodic('checkpoint',
-                                      config.checkpoint_every_steps,
-                                      checkpoints.save),
-                        loop.Periodic('evaluate', config.eval_every_steps,
-                                      run_evaluation, at_steps=eval_at_steps),
-                        loop.Periodic('figures', config.figure_every_steps,
-                                      draw_figures, enabled=is_chief),
-                    ])
+    loop.run_loop(dispatch, start_step=start_step,
+                  num_train_steps=config.num_train_steps, progress=progress,
+                  save=checkpoints.save_if_unsaved,
+                  actions=[
+                      loop.Periodic('log', config.log_every_steps, log),
+                      loop.Periodic('checkpoint',
+                                    config.checkpoint_every_steps,
+                                    checkpoints.save),
+                      loop.Periodic('evaluate', config.eval_every_steps,
+                                    run_evaluation, at_steps=eval_at_steps),
+                      loop.Periodic('figures', config.figure_every_steps,
+                                    draw_figures, enabled=is_chief),
+                  ])
   finally:
     batches.close()  # Ends data_on_device's position workers now.
     manager.wait_until_finished()

@@ -1,5 +1,8 @@
 """The training-loop skeleton (bvae_jax/loop.py) that every loop runs on."""
 
+import os
+import signal
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -105,3 +108,19 @@ def test_checkpoints_never_save_a_step_twice():
   checkpoints.save_if_unsaved(5)
   checkpoints.save_if_unsaved(6)
   assert saved == [5, 6]
+
+
+def test_sigterm_stops_after_the_step_in_flight_and_saves_it():
+  saved = []
+
+  def dispatch(step):
+    if step == 3:
+      os.kill(os.getpid(), signal.SIGTERM)  # The notice arrives mid-step.
+    return jnp.float32(step)
+
+  before = signal.getsignal(signal.SIGTERM)
+  with pytest.raises(loop.Preempted, match=r'Preempted \(SIGTERM\) at step 3'):
+    loop.run_loop(dispatch, start_step=0, num_train_steps=10, actions=[],
+                  save=saved.append)
+  assert saved == [3]
+  assert signal.getsignal(signal.SIGTERM) is before  # Restored.

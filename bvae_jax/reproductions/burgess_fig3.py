@@ -283,18 +283,17 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> GeneratorState:
       lambda done: checkpointing.save(manager, done, state, config), start)
 
   try:
-    with loop.Preemption() as preemption:
-      loop.run_loop(dispatch, start_step=start,
-                    num_train_steps=config.num_train_steps, progress=progress,
-                    preemption=preemption, save=checkpoints.save_if_unsaved,
-                    actions=[
-                        loop.Periodic('snapshot', 0, snapshot,
-                                      at_steps=tuple(snapshots)),
-                        loop.Periodic('log', config.log_every_steps, log),
-                        loop.Periodic('checkpoint',
-                                      config.checkpoint_every_steps,
-                                      checkpoints.save),
-                    ])
+    loop.run_loop(dispatch, start_step=start,
+                  num_train_steps=config.num_train_steps, progress=progress,
+                  save=checkpoints.save_if_unsaved,
+                  actions=[
+                      loop.Periodic('snapshot', 0, snapshot,
+                                    at_steps=tuple(snapshots)),
+                      loop.Periodic('log', config.log_every_steps, log),
+                      loop.Periodic('checkpoint',
+                                    config.checkpoint_every_steps,
+                                    checkpoints.save),
+                  ])
   finally:
     manager.wait_until_finished()
     writer.close()
