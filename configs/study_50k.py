@@ -27,10 +27,11 @@ checkpoint. `:method=NAME,seed=N,quick` is a smoke run of the same pipeline
 training points):
 
   python -m bvae_jax.main --config=configs/study_50k.py:method=capacity,seed=0,quick --workdir=/tmp/study_smoke
- `python -m bvae_jax.study_results --workdir=/tmp/study/beta_vae_s0
---out=docs/results/study_50k/beta_vae_s0` collects a finished run's results
-folder (config, data source, rate, metrics at each step, KL and reconstruction
-history), and `--zoo=zoo/` publishes its final parameters.
+
+A finished run's results folder (config, data source, rate, metrics at each
+step, KL and reconstruction history) and zoo model (its final parameters):
+
+  python -m bvae_jax.main --config=configs/study_50k.py:method=beta_vae,seed=0 --workdir=/tmp/study/beta_vae_s0 --mode=publish --results_dir=docs/results/study_50k/beta_vae_s0 --zoo=study50k_beta_vae_s0
 """
 
 from bvae_jax import config_defaults
