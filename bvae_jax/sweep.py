@@ -404,8 +404,7 @@ def train_sweep(config: ml_collections.ConfigDict, workdir: str) -> SweepState:
 
 
 def _train_sweep(config: ml_collections.ConfigDict, workdir: str) -> SweepState:
-  """train_sweep, with the workdir locked."""
-  config = experiment_config.resolve(config)
+  """train_sweep, with the workdir locked and the config resolved."""
   members = validate_sweep_config(config)
   dataset, config = run_records.open_training_data(config)
   setup = setup_sweep(config)

@@ -110,8 +110,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict,
 
 def _train_and_evaluate(config: ml_collections.ConfigDict,
                         workdir: str) -> step_lib.TrainState:
-  """train_and_evaluate, with the workdir locked."""
-  config = experiment_config.resolve(config)
+  """train_and_evaluate, with the workdir locked and the config resolved."""
   dataset, config = run_records.open_training_data(config)
   mesh = devices.create_mesh()
   devices.check_batch_divisible(config.batch_size, jax.device_count())
