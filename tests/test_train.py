@@ -11,6 +11,7 @@ import pytest
 from bvae_jax import checkpointing
 from bvae_jax import input_pipeline
 from bvae_jax import models
+from bvae_jax import run_records
 from bvae_jax import step as step_lib
 from bvae_jax import train
 from bvae_jax.objectives import gaussians
@@ -27,11 +28,17 @@ def params_of(state):
 
 
 def snapshot(workdir):
-  """Every file under workdir with its size and modification time."""
+  """Every file under workdir with its size and modification time.
+
+  Leaves out the workdir lock (run_records.LOCK_FILE): its text names the
+  last process that held it, and a refused run did hold it while it checked.
+  """
   listing = {}
   for root, _, files in os.walk(workdir):
     for name in files:
       path = os.path.join(root, name)
+      if os.path.relpath(path, workdir) == run_records.LOCK_FILE:
+        continue
       stat = os.stat(path)
       listing[os.path.relpath(path, workdir)] = (stat.st_size, stat.st_mtime_ns)
   return listing
