@@ -3,7 +3,7 @@ r"""Training-step throughput of each strided-convolution formulation on XLA:CPU.
 Times the full β-VAE training step (forward, Bernoulli NLL summed over pixels
 and averaged over the batch, analytic KL to N(0, I), backward, optax.adam
 update), jitted with the state donated, in float32, for every `conv_impl` of
-`bvae_jax.conv_layers`, with the batch split over 1 or more forced host
+`bvae_jax.models.conv_layers`, with the batch split over 1 or more forced host
 devices (XLA:CPU runs most of a step on one core; a second device is how the
 step uses a second core). Optionally times the same step in eager PyTorch
 (`benchmarks/torch_train_step.py`) alongside, for the ratio.
@@ -42,9 +42,9 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from bvae_jax import conv_layers
-from bvae_jax import models
-from bvae_jax import run_ahead
+from bvae_jax.models import conv_layers
+from bvae_jax.models import vae
+from bvae_jax.training import run_ahead
 
 LEARNING_RATE = 5e-4  # Burgess et al. train with Adam at 5e-4.
 WARMUP_STEPS = 3
@@ -96,14 +96,14 @@ def time_train_step(conv_impl: str, num_devices: int, batch_size: int,
                     num_channels: int, seconds: float) -> float:
   """Returns images/s of the jitted training step, after compile and warm-up."""
   mesh = Mesh(np.array(jax.devices()[:num_devices]), ('data',))
-  model = models.VAE(latent_dim=10, num_channels=num_channels,
+  model = vae.VAE(latent_dim=10, num_channels=num_channels,
                      conv_impl=conv_impl)
   init_state, train_step, batch_sharding = build_train_step(
       model, optax.adam(LEARNING_RATE), mesh)
   # Binary images like dSprites; the data stay on device so only the step is
   # timed, not an input pipeline.
   host_images = np.random.default_rng(0).random(
-      (batch_size, models.IMAGE_SIZE, models.IMAGE_SIZE, num_channels)) < 0.1
+      (batch_size, vae.IMAGE_SIZE, vae.IMAGE_SIZE, num_channels)) < 0.1
   images = jax.device_put(host_images.astype(np.float32), batch_sharding)
   state = init_state(jax.random.PRNGKey(0), images)
   for _ in range(WARMUP_STEPS):
@@ -116,7 +116,7 @@ def time_train_step(conv_impl: str, num_devices: int, batch_size: int,
   start = time.perf_counter()
   # Dispatch is asynchronous: keep queuing steps until the time is up, a few
   # ahead of the device as training does (an unbounded queue deadlocks
-  # XLA:CPU's all-reduce: bvae_jax/run_ahead.py), then wait for the last one
+  # XLA:CPU's all-reduce: bvae_jax/training/run_ahead.py), then wait for the last one
   # so that the elapsed time covers all the work.
   in_flight = run_ahead.RunAhead()
   while time.perf_counter() - start < seconds:

@@ -211,7 +211,7 @@ for name in ('jax', 'jaxlib', 'jax-cuda13-plugin', 'jax-cuda12-plugin', 'flax',
     versions[name] = md.version(name)
   except md.PackageNotFoundError:
     pass
-import bvae_jax.evaluate, bvae_jax.sweep, bvae_jax.train  # The code imports.
+import bvae_jax.evaluation.evaluate, bvae_jax.sweeps.sweep, bvae_jax.training.train  # The code imports.
 device = jax.devices()[0]
 stats = device.memory_stats() or {}
 try:

@@ -44,11 +44,11 @@ import ml_collections
 import numpy as np
 from PIL import Image
 
-from bvae_jax import input_pipeline
 from bvae_jax.datasets import chairs_tfds
 from bvae_jax.datasets import dsprites
 from bvae_jax.datasets import dsprites_tfds
 from bvae_jax.datasets import ground_truth
+from bvae_jax.datasets import input_pipeline
 from bvae_jax.datasets import registry
 
 DATASET = 'dsprites_procedural'

@@ -46,9 +46,9 @@ def synthetic_codes(num_points, random_state):
 
 def main(argv):
   del argv
-  from bvae_jax import devices  # pylint: disable=g-import-not-at-top
+  from bvae_jax.core import devices  # pylint: disable=g-import-not-at-top
   devices.configure_host_devices(_CPU_DEVICES.value, 64)
-  from bvae_jax import evaluate  # pylint: disable=g-import-not-at-top
+  from bvae_jax.evaluation import evaluate  # pylint: disable=g-import-not-at-top
   from bvae_jax import config_defaults  # pylint: disable=g-import-not-at-top
   from bvae_jax.metrics import sampling  # pylint: disable=g-import-not-at-top
   from bvae_jax.metrics import suite  # pylint: disable=g-import-not-at-top

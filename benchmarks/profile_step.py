@@ -37,9 +37,9 @@ from absl import flags
 import jax
 
 from benchmarks import steps as step_builders
-from bvae_jax import devices
-from bvae_jax import run_ahead
-from bvae_jax import step as step_lib
+from bvae_jax.core import devices
+from bvae_jax.core import step as step_lib
+from bvae_jax.training import run_ahead
 import configs.capacity
 
 _CPU_DEVICES = flags.DEFINE_list('cpu_devices', ['2', '4'],

@@ -25,11 +25,11 @@ from absl import app
 from absl import flags
 import jax
 
-from bvae_jax import devices
-from bvae_jax import input_pipeline
-from bvae_jax import run_ahead
-from bvae_jax import run_records
-from bvae_jax import step as step_lib
+from bvae_jax.core import devices
+from bvae_jax.core import run_records
+from bvae_jax.core import step as step_lib
+from bvae_jax.datasets import input_pipeline
+from bvae_jax.training import run_ahead
 import configs.capacity
 
 _CONFIG_ARG = flags.DEFINE_string('config_arg', None,

@@ -7,10 +7,10 @@ each times the same computation and they can be imported together.
 import jax
 import numpy as np
 
-from bvae_jax import devices
 from bvae_jax import config_defaults
-from bvae_jax import step as step_lib
-from bvae_jax import sweep
+from bvae_jax.core import devices
+from bvae_jax.core import step as step_lib
+from bvae_jax.sweeps import sweep
 import configs.capacity
 
 

@@ -25,8 +25,8 @@ from absl import flags
 import jax
 
 from benchmarks import steps as step_builders
-from bvae_jax import devices
-from bvae_jax import run_ahead
+from bvae_jax.core import devices
+from bvae_jax.training import run_ahead
 
 _MEMBERS = flags.DEFINE_integer('members', 8, 'Models in the sweep.')
 _BATCH_SIZE = flags.DEFINE_integer('batch_size', 64, 'Batch size per member.')

@@ -22,9 +22,9 @@ from absl import flags
 import jax
 
 from benchmarks import steps as step_builders
-from bvae_jax import conv_layers
-from bvae_jax import devices
-from bvae_jax import run_ahead
+from bvae_jax.core import devices
+from bvae_jax.models import conv_layers
+from bvae_jax.training import run_ahead
 
 _BATCH_SIZE = flags.DEFINE_integer('batch_size', 64, 'Global batch size.')
 _SECONDS = flags.DEFINE_float('seconds', 20.0, 'Timed seconds per implementation.')

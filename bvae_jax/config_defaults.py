@@ -18,7 +18,7 @@ import ml_collections
 # bvae_jax/datasets/): set_dataset leaves them None, resolve fills them in.
 DATASET_FIELDS = ('num_channels', 'latent_dim', 'capacity_max')
 
-# The strided-conv formulation training uses (bvae_jax/conv_layers.py: 'lax'
+# The strided-conv formulation training uses (bvae_jax/models/conv_layers.py: 'lax'
 # is XLA's convolution, the reference; 'matmul' the faster one on CPU, same
 # parameters); conv_layers.DEFAULT_CONV_IMPL is this value.
 DEFAULT_CONV_IMPL = 'matmul'
@@ -42,7 +42,7 @@ def base_config() -> ml_collections.ConfigDict:
   # fixed by the data set, the same for every seed and run.
   config.train_subset_size = 0
   # Keep the training records in device memory and gather each batch there
-  # (bvae_jax/device_data.py): the same batches, without the host pipeline's
+  # (bvae_jax/training/device_data.py): the same batches, without the host pipeline's
   # ~20k images/s limit. Single process only; the records must fit in half of
   # each device's free memory; sweeps ignore it.
   config.data_on_device = False
@@ -79,7 +79,7 @@ def base_config() -> ml_collections.ConfigDict:
   config.traversal_range = 3.0  # Latent traversals cover [−r, r].
   config.traversal_steps = 10  # Columns of the traversal figure.
 
-  # Evaluation (bvae_jax/evaluate.py): disentanglement_lib's sample sizes.
+  # Evaluation (bvae_jax/evaluation/evaluate.py): disentanglement_lib's sample sizes.
   config.eval_every_steps = 0  # Metric suite during training every N steps; 0: off.
   # And at exactly these steps (e.g. (10_000, 25_000, 50_000)); each is also
   # checkpointed, so its parameters are the ones a later --mode=evaluate reads.
@@ -166,7 +166,7 @@ def set_capacity_schedule(config: ml_collections.ConfigDict) -> None:
 def sweep_block(*, seeds, grid, plot_metric='kl_total',
                 shared_batches=True, member_devices=0, evaluate=True
                 ) -> ml_collections.ConfigDict:
-  """The `sweep` block of a sweep config (bvae_jax/sweep.py).
+  """The `sweep` block of a sweep config (bvae_jax/sweeps/sweep.py).
 
   Args:
     seeds: the seeds; each grid point trains once per seed.

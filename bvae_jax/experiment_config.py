@@ -15,11 +15,11 @@ from typing import Any
 
 import ml_collections
 
-from bvae_jax import conv_layers
-from bvae_jax import metrics
-from bvae_jax import models
-from bvae_jax import objectives
 from bvae_jax.datasets import registry
+from bvae_jax import metrics
+from bvae_jax.models import conv_layers
+from bvae_jax.models import vae
+from bvae_jax import objectives
 from bvae_jax.objectives import likelihoods
 
 # Every metric of bvae_jax/metrics, in the order the suite computes them.
@@ -148,10 +148,10 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
            f"must be 'auto' or {' or '.join(map(repr, kinds))} for data set "
            f'{config.dataset!r}', config.dataset_source)
   # The model reads what the data set holds: (64, 64, num_channels).
-  _require(spec.image_shape == (models.IMAGE_SIZE, models.IMAGE_SIZE,
+  _require(spec.image_shape == (vae.IMAGE_SIZE, vae.IMAGE_SIZE,
                                 config.num_channels), 'num_channels',
            f'must be {spec.image_shape[-1]} for data set {config.dataset!r} '
            f'(images {spec.image_shape}; the model takes '
-           f'{models.IMAGE_SIZE}x{models.IMAGE_SIZE}); use '
+           f'{vae.IMAGE_SIZE}x{vae.IMAGE_SIZE}); use '
            f'--config=configs/<file>.py:dataset={config.dataset}, which sets '
            f'it', config.num_channels)

@@ -9,7 +9,7 @@ importable modules that tests and notebooks use directly.
   python -m bvae_jax.main --config=configs/sweep_beta.py:quick --workdir=/tmp/sweep \
       --mode=evaluate --member='beta=5,seed=0'
 
-A finished run's results folder and zoo model (bvae_jax/study_results.py),
+A finished run's results folder and zoo model (bvae_jax/evaluation/study_results.py),
 and the metric suite on a zoo model (bvae_jax/zoo.py; no --config needed):
 
   python -m bvae_jax.main --config=configs/study_50k.py:method=beta_vae,seed=0 \
@@ -17,8 +17,15 @@ and the metric suite on a zoo model (bvae_jax/zoo.py; no --config needed):
       --results_dir=docs/results/study_50k/beta_vae_s0 --zoo=study50k_beta_vae_s0
   python -m bvae_jax.main --mode=evaluate --zoo=study50k_beta_vae_s0 --workdir=/tmp/zoo_eval
 
+A sweep trained as seed shards, merged into one (bvae_jax/sweeps/sweep_merge.py),
+and UDR of a sweep's members (bvae_jax/sweeps/udr_selection.py):
+
+  python -m bvae_jax.main --config=configs/sweep_beta.py --workdir=DIR/all \
+      --mode=merge --parts=DIR/seed0,DIR/seed1,DIR/seed2
+  python -m bvae_jax.main --config=configs/sweep_beta.py --workdir=DIR/all --mode=udr
+
 A config with a `sweep` block (configs/sweep_*.py) trains all its members in
-one process (bvae_jax/sweep.py); a config whose `runner` names a
+one process (bvae_jax/sweeps/sweep.py); a config whose `runner` names a
 reproduction (configs/burgess_fig3.py, configs/compare_methods.py, …) runs
 that module's `run(config, workdir)`. Multi-process jobs: see launch/README.md.
 
@@ -41,28 +48,41 @@ from absl import logging
 import jax
 from ml_collections import config_flags
 
-from bvae_jax import devices
-from bvae_jax import checkpointing
-from bvae_jax import evaluate
-from bvae_jax import loop
-from bvae_jax import experiment_config
-from bvae_jax import metric_logging
-from bvae_jax import multihost
-from bvae_jax import run_records
-from bvae_jax import study_results
-from bvae_jax import sweep
-from bvae_jax import train
-from bvae_jax import zoo
+from bvae_jax.core import checkpointing
+from bvae_jax.core import devices
+from bvae_jax.core import metric_logging
+from bvae_jax.core import multihost
+from bvae_jax.core import run_records
 from bvae_jax.datasets import dataset_spec
 from bvae_jax.datasets import registry
+from bvae_jax.evaluation import evaluate
+from bvae_jax.evaluation import study_results
+from bvae_jax.metrics import udr
+from bvae_jax import experiment_config
+from bvae_jax.sweeps import sweep
+from bvae_jax.sweeps import sweep_merge
+from bvae_jax.sweeps import udr_selection
+from bvae_jax.training import loop
+from bvae_jax.training import train
+from bvae_jax import zoo
 
 FLAGS = flags.FLAGS
 
 flags.DEFINE_string('workdir', None, 'Directory for checkpoints, logs and figures.')
-flags.DEFINE_enum('mode', 'train', ['train', 'evaluate', 'publish'],
+flags.DEFINE_enum('mode', 'train',
+                  ['train', 'evaluate', 'publish', 'merge', 'udr'],
                   'train: train (or resume); evaluate: the metric suite on a '
                   'checkpoint of --workdir (or on --zoo); publish: write a '
-                  'finished run\'s --results_dir (and --zoo model).')
+                  'finished run\'s --results_dir (and --zoo model); merge: '
+                  'a sweep\'s seed shards (--parts) into the new --workdir; '
+                  'udr: UDR of a trained sweep\'s members.')
+flags.DEFINE_list('parts', None,
+                  'merge: the finished seed shards\' workdirs '
+                  '(bvae_jax/sweeps/sweep_merge.py).')
+flags.DEFINE_integer('udr_num_points', udr_selection.DEFAULT_NUM_POINTS,
+                     'udr: observations every member encodes.')
+flags.DEFINE_enum('udr_correlation', 'lasso', list(udr.CORRELATIONS),
+                  'udr: how the latents of two seeds are matched.')
 flags.DEFINE_string('zoo', None,
                     'evaluate: the zoo model to evaluate (bvae_jax/zoo.py; '
                     'its card gives the config); publish: the name to publish '
@@ -101,7 +121,7 @@ config_flags.DEFINE_config_file(
 flags.mark_flags_as_required(['workdir'])
 
 # config.runner -> the module whose run(config, workdir) runs it; 'train' is
-# one run or, with a `sweep` block, a sweep (bvae_jax/train.py, sweep.py).
+# one run or, with a `sweep` block, a sweep (bvae_jax/training/train.py, sweep.py).
 RUNNERS = {
     'train': None,
     'beta_sweep_study': 'bvae_jax.reproductions.beta_sweep_study',
@@ -192,6 +212,11 @@ def _run(config, workdir: str) -> None:
                  config.get('objective', '—'), config.get('dataset', 'dsprites'),
                  config.num_train_steps, config.batch_size,
                  os.path.join(workdir, 'config.json'))
+  if FLAGS.mode == 'merge':
+    # No lock: the merge builds the sweep in a staging folder beside --workdir
+    # and renames it into place, so --workdir must stay missing or empty.
+    _merge(config, workdir)
+    return
   # One writer per workdir: refused at once if another run holds it.
   with run_records.workdir_lock(workdir, enabled=jax.process_index() == 0,
                                 create=FLAGS.mode == 'train'):
@@ -207,6 +232,14 @@ def _dispatch(config, workdir: str, runner: str) -> None:
     study_results.publish(config, workdir, FLAGS.results_dir, FLAGS.zoo,
                           command=' '.join(['python -m bvae_jax.main'] +
                                            _training_flags(sys.argv[1:])))
+  elif FLAGS.mode == 'udr':
+    summary = udr_selection.udr_of_sweep(
+        config, workdir, num_points=FLAGS.udr_num_points,
+        correlation=FLAGS.udr_correlation, step=FLAGS.step)
+    logging.info('UDR per member: %s; rank correlation with the metrics: %s. '
+                 'Written to %s.', summary['members'],
+                 summary['rank_correlation'],
+                 os.path.join(workdir, 'udr.json'))
   elif FLAGS.mode == 'evaluate':
     if is_sweep:
       _evaluate_sweep(config, workdir, FLAGS.step, FLAGS.member)
@@ -218,6 +251,14 @@ def _dispatch(config, workdir: str, runner: str) -> None:
     sweep.train_sweep(config, workdir)
   else:
     train.train_and_evaluate(config, workdir)
+
+
+def _merge(config, workdir: str) -> None:
+  if not FLAGS.parts:
+    raise app.UsageError('--mode=merge needs --parts=DIR,DIR,….')
+  rows = sweep_merge.merge_sweeps(config, workdir, FLAGS.parts)
+  logging.info('%d members merged into %s; see %s.', len(rows), workdir,
+               os.path.join(workdir, 'sweep_results.md'))
 
 
 def _training_flags(args):

@@ -30,7 +30,7 @@ import ml_collections
 import numpy as np
 
 from bvae_jax import config_defaults
-from bvae_jax import step as step_lib
+from bvae_jax.core import step as step_lib
 
 # zoo/ at the repository root, beside bvae_jax/.
 ZOO_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(

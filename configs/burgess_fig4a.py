@@ -4,7 +4,7 @@ The paper trains the capacity model (γ = 1000, C from 0 to 25 nats) on dSprites
 whose sprites take random colours, and shows the traversals of its ten
 latents ordered by KL, reading them as y, x, scale, shape, rotation, three
 colour axes and two unused latents. This config trains that model as a sweep
-over seeds (bvae_jax/sweep.py; seeds train together in one vmapped step) on
+over seeds (bvae_jax/sweeps/sweep.py; seeds train together in one vmapped step) on
 `color_dsprites` (bvae_jax/datasets/color_dsprites.py: each image in one of
 6³ colours, the colour's r, g, b levels being three more factors), and
 bvae_jax/reproductions/burgess_fig4a.py reads each latent: the factor it

@@ -1,7 +1,7 @@
 r"""Controlled capacity against the baselines on dSprites: same architecture, budget and seeds.
 
 Five objectives and the plain VAE, one hyperparameter setting each, every one trained as a
-sweep over the same seeds (bvae_jax/sweep.py; seeds of one method train
+sweep over the same seeds (bvae_jax/sweeps/sweep.py; seeds of one method train
 together in one process) and evaluated with the whole metric suite, then set
 side by side by bvae_jax/reproductions/method_comparison.py:
 

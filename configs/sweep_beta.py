@@ -7,7 +7,7 @@ objective (Higgins et al. 2017; β = 1 is the VAE), Bernoulli decoder. We could
 not read the study itself from this machine, so only these settings are taken
 from it; the architecture is Burgess et al.'s (configs/capacity.py).
 
-All members train together (bvae_jax/sweep.py): one vmapped step per batch,
+All members train together (bvae_jax/sweeps/sweep.py): one vmapped step per batch,
 members share each batch (common random numbers). Full sweep, 7 β × 3 seeds:
 
   python -m bvae_jax.main --config=configs/sweep_beta.py --workdir=/tmp/sweep_beta
@@ -15,7 +15,7 @@ members share each batch (common random numbers). Full sweep, 7 β × 3 seeds:
 The study's own size is one seed (--config.sweep.seeds='(0,)'; its wall
 time on a 2-core CPU, and a prediction for 3 seeds, are in docs/benchmarks.md,
 "Reproduction runs: wall times"). Seeds trained as such shards, in separate
-runs, merge into the 3-seed sweep with bvae_jax/sweep_merge.py.
+runs, merge into the 3-seed sweep with bvae_jax/sweeps/sweep_merge.py.
 
 CPU-sized (7 β × 1 seed, 10 epochs of a 5,000-image subset, 1,563 steps):
 

@@ -18,7 +18,7 @@ The study used 50 seeds per setting; the default here is 3. FactorVAE's
 step here is one update of the VAE and one of the discriminator; in
 disentanglement_lib both updates advance the global step, so its "300,000
 steps" are probably 150,000 such steps (read from its code, not run). All members train
-together in one process (bvae_jax/sweep.py):
+together in one process (bvae_jax/sweeps/sweep.py):
 
   python -m bvae_jax.main --config=configs/sweep_study.py:objective=beta_tcvae --workdir=/tmp/study_beta_tcvae
   python -m bvae_jax.main --config=configs/sweep_study.py:objective=dip_vae,type=ii --workdir=/tmp/study_dip_ii

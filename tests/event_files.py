@@ -5,7 +5,7 @@ import struct
 
 from tensorboardX.proto import event_pb2
 
-from bvae_jax import metric_logging
+from bvae_jax.core import metric_logging
 
 
 def read_events(logdir):

@@ -17,9 +17,9 @@ import pytest
 import tensorflow_datasets as tfds
 
 from bvae_jax import config_defaults
-from bvae_jax import experiment_config
 from bvae_jax.datasets import chairs_tfds
 from bvae_jax.datasets import registry
+from bvae_jax import experiment_config
 
 # In archive order, which is not sorted order.
 CHAIRS = ('c9f0', '1a2b', '7d3e')

@@ -12,7 +12,7 @@ import pytest
 from bvae_jax import config_defaults
 from bvae_jax import experiment_config
 from bvae_jax import main
-from bvae_jax import sweep
+from bvae_jax.sweeps import sweep
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG_FILES = tuple(sorted(name for name in os.listdir(os.path.join(REPO, 'configs'))

@@ -1,6 +1,6 @@
 """Equivalence of every strided-conv formulation with the lax reference.
 
-Each fast formulation in `bvae_jax.conv_layers` must compute the same function
+Each fast formulation in `bvae_jax.models.conv_layers` must compute the same function
 as `lax.conv_general_dilated` (stride 2, padding 1) or `lax.conv_transpose`
 (stride 2, flax 'SAME' padding), and have the same gradients with respect to
 the input and the kernel. Tolerances are float32 round-off of sums over at
@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bvae_jax import conv_layers
+from bvae_jax.models import conv_layers
 
 FAST_IMPLS = [impl for impl in conv_layers.CONV_IMPLS if impl != 'lax']
 

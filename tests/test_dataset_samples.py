@@ -5,7 +5,7 @@ import logging
 import matplotlib.image
 import numpy as np
 
-from bvae_jax import dataset_samples
+from bvae_jax.evaluation import dataset_samples
 
 
 def test_rows_of_openable_sets_and_a_reason_for_the_others(tmp_path, caplog):

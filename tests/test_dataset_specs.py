@@ -17,10 +17,10 @@ import tensorflow_datasets as tfds
 
 import test_chairs_tfds
 from bvae_jax import config_defaults
-from bvae_jax import experiment_config
 from bvae_jax.datasets import chairs_tfds
 from bvae_jax.datasets import dataset_spec
 from bvae_jax.datasets import registry
+from bvae_jax import experiment_config
 
 
 @pytest.fixture(scope='module')

@@ -15,13 +15,13 @@ import jax
 import numpy as np
 import pytest
 
-from bvae_jax import device_data
-from bvae_jax import devices
 from bvae_jax import config_defaults
-from bvae_jax import experiment_config
-from bvae_jax import input_pipeline
-from bvae_jax import train
+from bvae_jax.core import devices
+from bvae_jax.datasets import input_pipeline
 from bvae_jax.datasets import registry
+from bvae_jax import experiment_config
+from bvae_jax.training import device_data
+from bvae_jax.training import train
 from event_files import read_scalars
 from tiny_configs import tiny_config
 

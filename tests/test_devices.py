@@ -2,7 +2,7 @@
 
 import pytest
 
-from bvae_jax import devices
+from bvae_jax.core import devices
 
 
 @pytest.mark.parametrize('batch_size, cores, expected', [

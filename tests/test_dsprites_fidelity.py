@@ -10,8 +10,8 @@ are in tests/data/ (README.md there).
 import numpy as np
 import pytest
 
-from bvae_jax import dataset_fidelity
 from bvae_jax.datasets import dsprites
+from bvae_jax.evaluation import dataset_fidelity
 
 
 @pytest.fixture(scope='module')

@@ -8,14 +8,14 @@ import jax
 import numpy as np
 import pytest
 
-from bvae_jax import checkpointing
-from bvae_jax import evaluate
-from bvae_jax import input_pipeline
-from bvae_jax import models
-from bvae_jax import step as step_lib
-from bvae_jax import train
+from bvae_jax.core import checkpointing
+from bvae_jax.core import step as step_lib
 from bvae_jax.datasets import ground_truth
+from bvae_jax.datasets import input_pipeline
 from bvae_jax.datasets import registry
+from bvae_jax.evaluation import evaluate
+from bvae_jax.models import vae
+from bvae_jax.training import train
 from tiny_configs import tiny_config as shared_tiny_config
 
 
@@ -52,9 +52,9 @@ def counting_ground_truth_builds(dataset, counts):
 
 def reconstructions(config, params, images):
   model = step_lib.create_model(config)
-  mean, _ = model.apply({'params': params}, images, method=models.VAE.encode)
+  mean, _ = model.apply({'params': params}, images, method=vae.VAE.encode)
   return np.asarray(model.apply({'params': params}, mean,
-                                method=models.VAE.decode))
+                                method=vae.VAE.decode))
 
 
 @pytest.mark.slow
@@ -75,7 +75,7 @@ def test_representation_fn_pads_and_chunks_without_changing_codes(trained):
   images = input_pipeline.fixed_images(config, 37)
   model = step_lib.create_model(config)
   expected, _ = model.apply({'params': params}, images,
-                            method=models.VAE.encode)
+                            method=vae.VAE.encode)
   for conv_impl in ('lax', 'matmul'):
     fn = evaluate.make_representation_fn(
         model.clone(conv_impl=conv_impl), params, encode_batch_size=16)

@@ -13,23 +13,27 @@ import numpy as np
 from PIL import Image
 import pytest
 
-from bvae_jax import capacity_diagnostics
-from bvae_jax import figures
-from bvae_jax import metric_logging
+from bvae_jax.core import metric_logging
+from bvae_jax.evaluation import capacity_diagnostics
+from bvae_jax.evaluation import evaluate
+from bvae_jax.figures import drawing
+from bvae_jax.reproductions import burgess_fig3
+from bvae_jax.sweeps import sweep
+from bvae_jax.training import train
 from event_files import read_events
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_latent_order_by_kl_high_to_low_ties_by_index():
-  order = figures.latent_order_by_kl(np.array([0.1, 3.0, 0.1, 5.0]))
+  order = drawing.latent_order_by_kl(np.array([0.1, 3.0, 0.1, 5.0]))
   np.testing.assert_array_equal(order, [3, 1, 0, 2])
 
 
 def test_traversal_codes_change_one_latent_per_row():
   seed = np.array([0.5, -1.0, 2.0], np.float32)
   values = np.linspace(-3, 3, 4)
-  codes = figures.traversal_codes(seed, np.array([2, 0]), values)
+  codes = drawing.traversal_codes(seed, np.array([2, 0]), values)
   assert codes.shape == (2, 4, 3)
   np.testing.assert_array_equal(codes[0, :, 2], values)
   np.testing.assert_array_equal(codes[0, :, :2], np.tile(seed[:2], (4, 1)))
@@ -40,20 +44,20 @@ def test_traversal_codes_change_one_latent_per_row():
 def test_mosaic_places_tiles_with_gaps():
   tiles = np.zeros((2, 3, 4, 5, 1), np.float32)
   tiles[1, 2] = 0.5
-  canvas = figures.mosaic(tiles)
+  canvas = drawing.mosaic(tiles)
   assert canvas.shape == (2 * 4 + 2, 3 * 5 + 2 * 2, 1)
   np.testing.assert_array_equal(canvas[6:10, 14:19], 0.5)
   np.testing.assert_array_equal(canvas[4:6], 1.0)  # The gap row.
 
 
 def test_panel_grid_wraps_rows_of_five_and_hides_spare_axes():
-  figure, axes = figures.panel_grid(12, (2.0, 3.0))
+  figure, axes = drawing.panel_grid(12, (2.0, 3.0))
   assert len(axes) == 12
   assert tuple(figure.get_size_inches()) == (10.0, 9.0)  # 5 wide, 3 rows.
   hidden = [axis for axis in figure.axes if not axis.get_visible()]
   assert len(figure.axes) == 15 and len(hidden) == 3
   assert all(axis.get_visible() for axis in axes)
-  figure, axes = figures.panel_grid(3, (4.0, 3.0))
+  figure, axes = drawing.panel_grid(3, (4.0, 3.0))
   assert len(axes) == 3 and tuple(figure.get_size_inches()) == (12.0, 3.0)
 
 
@@ -62,7 +66,7 @@ def test_traversal_figure_is_a_png(tmp_path):
   images = rng.uniform(size=(5, 64, 64, 1)).astype(np.float32)
   traversals = rng.uniform(size=(3, 5, 64, 64, 1)).astype(np.float32)
   path = str(tmp_path / 'traversal_00000010.png')
-  figures.save_traversal_figure(path, images, images, traversals,
+  drawing.save_traversal_figure(path, images, images, traversals,
                                 np.array([2, 0, 1]), np.array([0.1, 0.0, 4.0]),
                                 3.0, 10)
   picture = matplotlib.image.imread(path)
@@ -77,7 +81,7 @@ def test_traversal_animation_frames_move_every_latent_and_loop_back():
       num_values)[None] / 100
   traversals = np.broadcast_to(value[..., None, None, None],
                                (num_latents, num_values, 3, 4, 1))
-  frames = figures.traversal_animation_frames(traversals, columns=5)
+  frames = drawing.traversal_animation_frames(traversals, columns=5)
   # Values 0, 1, 2, 3, then back 2, 1: the loop restarts at 0 without a jump.
   assert frames.shape == (6, 2 * 3 + 2, 5 * 4 + 4 * 2, 1)
   assert frames.dtype == np.uint8
@@ -89,15 +93,15 @@ def test_traversal_animation_frames_move_every_latent_and_loop_back():
           np.round(value[k, t] * 255).astype(np.uint8))
   # The three unused tiles of the second line are background.
   np.testing.assert_array_equal(frames[:, 5:, 2 * 6:], 255)
-  assert figures.traversal_animation_frames(traversals[:, :1]).shape[0] == 1
+  assert drawing.traversal_animation_frames(traversals[:, :1]).shape[0] == 1
 
 
 def test_traversal_gif_reads_back_as_the_frames(tmp_path):
   rng = np.random.default_rng(0)
   traversals = rng.uniform(size=(3, 5, 8, 8, 1)).astype(np.float32)
   path = str(tmp_path / 'sub' / 'traversal.gif')
-  figures.save_traversal_gif(path, traversals, frame_ms=80)
-  expected = figures.traversal_animation_frames(traversals)
+  drawing.save_traversal_gif(path, traversals, frame_ms=80)
+  expected = drawing.traversal_animation_frames(traversals)
   with Image.open(path) as gif:
     assert gif.n_frames == len(expected) == 8
     assert gif.info['loop'] == 0 and gif.info['duration'] == 80
@@ -107,7 +111,7 @@ def test_traversal_gif_reads_back_as_the_frames(tmp_path):
       np.testing.assert_array_equal(np.asarray(gif.convert('L'))[::2, ::2],
                                     frame[..., 0])
   colour = rng.uniform(size=(2, 3, 8, 8, 3)).astype(np.float32)
-  figures.save_traversal_gif(str(tmp_path / 'colour.gif'), colour)
+  drawing.save_traversal_gif(str(tmp_path / 'colour.gif'), colour)
   with Image.open(tmp_path / 'colour.gif') as gif:
     assert gif.n_frames == 4 and gif.size == (2 * (2 * 8 + 2), 2 * 8)
 
@@ -177,6 +181,17 @@ def test_show_progress_log_keeps_own_info_and_all_warnings(tmp_path, caplog):
     absl_logger.setLevel(level)
 
 
+@pytest.mark.parametrize('module', [train, sweep, evaluate, burgess_fig3])
+def test_own_info_lines_pass_from_every_folder_of_the_package(module):
+  # Each module logs through absl from its own file; the filter must know
+  # all of bvae_jax/ as its own, not the folder metric_logging sits in.
+  record = logging.LogRecord('absl', logging.INFO, module.__file__, 1,
+                             'Step %d/%d.', (1, 2), None)
+  assert metric_logging.OwnInfoFilter().filter(record)
+  record.pathname = '/x/site-packages/orbax/checkpoint/checkpoint_manager.py'
+  assert not metric_logging.OwnInfoFilter().filter(record)
+
+
 def test_progress_reporter_rate_and_eta():
   times = iter([100.0, 110.0, 115.0])
   progress = metric_logging.ProgressReporter(1000, start_step=0,
@@ -191,11 +206,11 @@ def test_progress_reporter_rate_and_eta():
 
 @pytest.mark.slow
 def test_importing_bvae_jax_leaves_the_matplotlib_backend_alone():
-  # A notebook's inline backend must survive `import bvae_jax.evaluate`; these
+  # A notebook's inline backend must survive `import bvae_jax.evaluation.evaluate`; these
   # modules used to call matplotlib.use('Agg') on import.
   code = ("import matplotlib; matplotlib.use('svg'); "
-          "import bvae_jax.figures, bvae_jax.evaluate, bvae_jax.sweep_report, "
-          "bvae_jax.dataset_samples; print(matplotlib.get_backend())")
+          "import bvae_jax.figures.drawing, bvae_jax.evaluation.evaluate, bvae_jax.sweeps.sweep_report, "
+          "bvae_jax.evaluation.dataset_samples; print(matplotlib.get_backend())")
   result = subprocess.run([sys.executable, '-c', code], capture_output=True,
                           text=True, timeout=120, cwd=REPO)
   assert result.returncode == 0, result.stderr[-2000:]
@@ -225,15 +240,15 @@ def test_kl_history_and_marked_mutual_information_figures(tmp_path):
   kl = np.stack([np.linspace(0, 5, 10), np.linspace(0, 1, 10),
                  np.zeros(10)], axis=1)
   path = str(tmp_path / 'kl.png')
-  figures.save_kl_history_figure(path, steps, kl, capacity=kl.sum(1))
+  drawing.save_kl_history_figure(path, steps, kl, capacity=kl.sum(1))
   assert matplotlib.image.imread(path).shape[-1] in (3, 4)
   one_panel_width = matplotlib.image.imread(path).shape[1]
   # With the input-dependent part: a second panel beside the first.
-  figures.save_kl_history_figure(path, steps, kl, capacity=kl.sum(1),
+  drawing.save_kl_history_figure(path, steps, kl, capacity=kl.sum(1),
                                  information_per_latent=kl / 2)
   assert matplotlib.image.imread(path).shape[1] > 1.5 * one_panel_width
   path = str(tmp_path / 'mi.png')
-  figures.save_mutual_information_figure(
+  drawing.save_mutual_information_figure(
       path, np.random.RandomState(0).uniform(size=(3, 2)), [0, 1, 2],
       [5.0, 1.0, 0.01], ['x', 'y'], 100, inactive=[False, False, True])
   assert matplotlib.image.imread(path).shape[-1] in (3, 4)

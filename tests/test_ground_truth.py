@@ -9,13 +9,13 @@ NHWC in [0, 1], `sample` = factors then their observations.
 import numpy as np
 import pytest
 
+from bvae_jax import config_defaults
 from bvae_jax.datasets import color_dsprites
 from bvae_jax.datasets import dsprites
 from bvae_jax.datasets import gaussian_blobs
 from bvae_jax.datasets import ground_truth
 from bvae_jax.datasets import records
 from bvae_jax.datasets import registry
-from bvae_jax import config_defaults
 
 
 @pytest.fixture(scope='module')

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from bvae_jax import input_pipeline
 from bvae_jax.datasets import dsprites
 from bvae_jax.datasets import dsprites_tfds
+from bvae_jax.datasets import input_pipeline
 from bvae_jax.datasets import records
 from bvae_jax.datasets import registry
 

@@ -1,4 +1,4 @@
-"""The training-loop skeleton (bvae_jax/loop.py) that every loop runs on."""
+"""The training-loop skeleton (bvae_jax/training/loop.py) that every loop runs on."""
 
 import os
 import signal
@@ -7,8 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bvae_jax import loop
-from bvae_jax import run_ahead
+from bvae_jax.training import loop
+from bvae_jax.training import run_ahead
 
 
 @pytest.mark.parametrize('step, every, last, at_steps, expected', [

@@ -12,11 +12,11 @@ import pytest
 from test_metric_sampling import Fake, NoisyFake, linear
 from test_metrics_suite import tiny_eval_config
 
-from bvae_jax import evaluate
 from bvae_jax import config_defaults
-from bvae_jax import step as step_lib
+from bvae_jax.core import step as step_lib
 from bvae_jax.datasets import dsprites
 from bvae_jax.datasets import ground_truth
+from bvae_jax.evaluation import evaluate
 from bvae_jax.metrics import code_table
 from bvae_jax.metrics import sampling
 from bvae_jax.metrics import suite

@@ -6,8 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bvae_jax import conv_layers
-from bvae_jax import models
+from bvae_jax.models import conv_layers
+from bvae_jax.models import vae
 
 LATENT_DIM = 10
 
@@ -50,7 +50,7 @@ def _param_count(params):
 @pytest.mark.slow
 @pytest.mark.parametrize('num_channels', [1, 3])
 def test_parameter_count_matches_the_paper(num_channels):
-  params = _init(models.VAE(LATENT_DIM, num_channels), num_channels)
+  params = _init(vae.VAE(LATENT_DIM, num_channels), num_channels)
   assert _param_count(params) == _expected_param_count(num_channels, LATENT_DIM)
 
 
@@ -63,7 +63,7 @@ def test_hand_count_is_the_known_total_for_dsprites():
 @pytest.mark.slow
 def test_parameter_tree_does_not_depend_on_conv_impl():
   shapes = {
-      impl: jax.tree.map(jnp.shape, _init(models.VAE(LATENT_DIM, 3, impl), 3))
+      impl: jax.tree.map(jnp.shape, _init(vae.VAE(LATENT_DIM, 3, impl), 3))
       for impl in conv_layers.CONV_IMPLS
   }
   for impl, tree in shapes.items():
@@ -73,7 +73,7 @@ def test_parameter_tree_does_not_depend_on_conv_impl():
 @pytest.mark.slow
 @pytest.mark.parametrize('num_channels', [1, 3])
 def test_vae_output_shapes(num_channels):
-  model = models.VAE(LATENT_DIM, num_channels)
+  model = vae.VAE(LATENT_DIM, num_channels)
   params = _init(model, num_channels)
   images = jax.random.uniform(jax.random.PRNGKey(2), (3, 64, 64, num_channels))
   outputs = model.apply(params, images, jax.random.PRNGKey(3))
@@ -84,18 +84,18 @@ def test_vae_output_shapes(num_channels):
 
 @pytest.mark.slow
 def test_encode_and_decode_methods():
-  model = models.VAE(LATENT_DIM, 1)
+  model = vae.VAE(LATENT_DIM, 1)
   params = _init(model, 1)
   images = jax.random.uniform(jax.random.PRNGKey(2), (5, 64, 64, 1))
-  mean, log_var = model.apply(params, images, method=models.VAE.encode)
+  mean, log_var = model.apply(params, images, method=vae.VAE.encode)
   chex.assert_shape([mean, log_var], (5, LATENT_DIM))
-  decoded = model.apply(params, mean, method=models.VAE.decode)
+  decoded = model.apply(params, mean, method=vae.VAE.decode)
   chex.assert_shape(decoded, (5, 64, 64, 1))
 
 
 @pytest.mark.slow
 def test_call_uses_reparameterised_sample_with_log_variance():
-  model = models.VAE(LATENT_DIM, 1)
+  model = vae.VAE(LATENT_DIM, 1)
   params = _init(model, 1)
   images = jax.random.uniform(jax.random.PRNGKey(2), (4, 64, 64, 1))
   noise_rng = jax.random.PRNGKey(7)
@@ -104,18 +104,18 @@ def test_call_uses_reparameterised_sample_with_log_variance():
   noise = jax.random.normal(noise_rng, outputs.mean.shape)
   z = outputs.mean + jnp.exp(0.5 * outputs.log_var) * noise
   np.testing.assert_allclose(outputs.z, z, rtol=1e-6, atol=1e-6)
-  expected = model.apply(params, z, method=models.VAE.decode)
+  expected = model.apply(params, z, method=vae.VAE.decode)
   np.testing.assert_allclose(outputs.decoder_output, expected, rtol=1e-5,
                              atol=1e-5)
 
 
 def test_standalone_encoder_and_decoder():
   images = jnp.zeros((2, 64, 64, 3))
-  encoder = models.Encoder(latent_dim=6)
+  encoder = vae.Encoder(latent_dim=6)
   mean, log_var = encoder.apply(encoder.init(jax.random.PRNGKey(0), images),
                                 images)
   chex.assert_shape([mean, log_var], (2, 6))
-  decoder = models.Decoder(num_channels=3)
+  decoder = vae.Decoder(num_channels=3)
   z = jnp.zeros((2, 6))
   outputs = decoder.apply(decoder.init(jax.random.PRNGKey(0), z), z)
   chex.assert_shape(outputs, (2, 64, 64, 3))
@@ -124,23 +124,23 @@ def test_standalone_encoder_and_decoder():
 @pytest.mark.parametrize('impl', [impl for impl in conv_layers.CONV_IMPLS
                                   if impl != 'lax'])
 def test_fast_conv_impls_compute_the_reference_model(impl):
-  params = _init(models.VAE(LATENT_DIM, 3, 'lax'), 3)
+  params = _init(vae.VAE(LATENT_DIM, 3, 'lax'), 3)
   images = jax.random.uniform(jax.random.PRNGKey(2), (3, 64, 64, 3))
   noise_rng = jax.random.PRNGKey(3)
-  expected = models.VAE(LATENT_DIM, 3, 'lax').apply(params, images, noise_rng)
-  actual = models.VAE(LATENT_DIM, 3, impl).apply(params, images, noise_rng)
+  expected = vae.VAE(LATENT_DIM, 3, 'lax').apply(params, images, noise_rng)
+  actual = vae.VAE(LATENT_DIM, 3, impl).apply(params, images, noise_rng)
   for got, want in zip(jax.tree.leaves(actual), jax.tree.leaves(expected)):
     np.testing.assert_allclose(got, want, rtol=1e-4,
                                atol=1e-4 * float(jnp.max(jnp.abs(want))))
 
 
 def test_default_conv_impl_is_the_fast_one():
-  assert models.VAE(LATENT_DIM, 1).conv_impl == conv_layers.DEFAULT_CONV_IMPL
+  assert vae.VAE(LATENT_DIM, 1).conv_impl == conv_layers.DEFAULT_CONV_IMPL
   assert conv_layers.DEFAULT_CONV_IMPL != 'lax'
 
 
 def test_wrong_image_size_is_rejected():
-  model = models.VAE(LATENT_DIM, 1)
+  model = vae.VAE(LATENT_DIM, 1)
   with pytest.raises(ValueError, match='64'):
     model.init(jax.random.PRNGKey(0), jnp.zeros((1, 32, 32, 1)),
                jax.random.PRNGKey(1))

@@ -2,7 +2,7 @@
 
 import pytest
 
-from bvae_jax import multihost
+from bvae_jax.core import multihost
 
 
 @pytest.mark.parametrize('mode, address, environ, expected', [

@@ -21,7 +21,7 @@ import nbformat
 from PIL import Image
 import pytest
 
-from bvae_jax import devices
+from bvae_jax.core import devices
 from colabs import clear_outputs
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -18,9 +18,10 @@ import numpy as np
 import optax
 import pytest
 
+from bvae_jax.core import step as step_lib
 from bvae_jax import experiment_config
-from bvae_jax import models
-from bvae_jax import step as step_lib
+from bvae_jax.models import factor_discriminator
+from bvae_jax.models import vae
 from bvae_jax.objectives import elbo
 from bvae_jax.objectives import factor_vae
 from tiny_configs import tiny_config
@@ -59,7 +60,7 @@ def test_discriminator_is_fc_discriminator():
   # Glorot-uniform kernels (tf.layers.dense's default): |w| ≤ √(6/(in+out)).
   assert np.abs(params['Dense_1']['kernel']).max() <= np.sqrt(6 / 2000)
   z = np.random.RandomState(0).normal(size=(16, 10)).astype(np.float32)
-  logits = models.FactorDiscriminator().apply({'params': params}, z)
+  logits = factor_discriminator.FactorDiscriminator().apply({'params': params}, z)
   want_logits, want_probs = reference_discriminator(params, z)
   np.testing.assert_allclose(logits, want_logits, rtol=1e-4, atol=1e-5)
   np.testing.assert_allclose(factor_vae.clipped_probabilities(logits),
@@ -108,7 +109,7 @@ def _hparams(gamma):
 @pytest.mark.parametrize('gamma', [0.0, 35.0])
 def test_vae_loss_is_elbo_plus_gamma_tc(gamma):
   rng = np.random.RandomState(2)
-  outputs = models.VAEOutput(
+  outputs = vae.VAEOutput(
       decoder_output=jnp.asarray(rng.normal(size=(6, 4, 4, 1)), jnp.float32),
       mean=jnp.asarray(rng.normal(size=(6, 5)), jnp.float32),
       log_var=jnp.asarray(rng.normal(size=(6, 5)), jnp.float32),
@@ -154,7 +155,7 @@ def test_one_step_updates_both_players_from_one_forward_pass(tmp_path):
   # γ·TC (discriminator fixed), the discriminator's Adam(1e-4, 0.5, 0.9) on
   # −discr_vae_loss of z and its column-shuffled copy (z fixed).
   step_key = jax.random.fold_in(noise_key, 0)
-  discriminator = models.FactorDiscriminator()
+  discriminator = factor_discriminator.FactorDiscriminator()
 
   def vae_loss(params):
     outputs = model.apply({'params': params}, images, step_key)

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bvae_jax import models
+from bvae_jax.models import vae
 from bvae_jax import objectives
 from bvae_jax.objectives import beta_vae
 from bvae_jax.objectives import capacity
@@ -24,7 +24,7 @@ _STATIC = {'likelihood': 'bernoulli'}
 
 
 def _outputs(logits, mean, log_var):
-  return models.VAEOutput(decoder_output=logits, mean=mean, log_var=log_var,
+  return vae.VAEOutput(decoder_output=logits, mean=mean, log_var=log_var,
                           z=mean)
 
 

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from bvae_jax import models
+from bvae_jax.models import vae
 from bvae_jax.objectives import beta_tcvae
 from bvae_jax.objectives import capacity
 from bvae_jax.objectives import dip_vae
@@ -78,7 +78,7 @@ def _batch(seed, batch=8, latents=5):
 
 def _outputs(mean, log_var, z, logits):
   as32 = lambda a: jnp.asarray(a, jnp.float32)
-  return models.VAEOutput(decoder_output=as32(logits), mean=as32(mean),
+  return vae.VAEOutput(decoder_output=as32(logits), mean=as32(mean),
                           log_var=as32(log_var), z=as32(z))
 
 

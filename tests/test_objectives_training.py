@@ -10,15 +10,15 @@ import numpy as np
 import optax
 import pytest
 
-from bvae_jax import devices
-from bvae_jax import evaluate
 from bvae_jax import config_defaults
-from bvae_jax import experiment_config
-from bvae_jax import input_pipeline
-from bvae_jax import step as step_lib
-from bvae_jax import sweep
-from bvae_jax import train
+from bvae_jax.core import devices
+from bvae_jax.core import step as step_lib
+from bvae_jax.datasets import input_pipeline
 from bvae_jax.datasets import registry
+from bvae_jax.evaluation import evaluate
+from bvae_jax import experiment_config
+from bvae_jax.sweeps import sweep
+from bvae_jax.training import train
 from event_files import read_events
 from training_equivalence import assert_same_params
 from training_equivalence import assert_same_trajectory

@@ -11,10 +11,10 @@ import numpy as np
 import jax
 import pytest
 
-from bvae_jax import checkpointing
-from bvae_jax import evaluate
-from bvae_jax import loop
-from bvae_jax import sweep
+from bvae_jax.core import checkpointing
+from bvae_jax.evaluation import evaluate
+from bvae_jax.sweeps import sweep
+from bvae_jax.training import loop
 import configs.capacity
 import configs.sweep_capacity
 from cli_processes import REPO, child_environment, run

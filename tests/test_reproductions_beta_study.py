@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 
 from bvae_jax import config_defaults
-from bvae_jax import metric_logging
-from bvae_jax import sweep
-from bvae_jax import sweep_report
+from bvae_jax.core import metric_logging
 from bvae_jax.metrics import modularity_explicitness
 from bvae_jax.reproductions import beta_sweep_study
+from bvae_jax.sweeps import sweep
+from bvae_jax.sweeps import sweep_report
 import tiny_configs
 
 MIG = 'mig.discrete_mig'

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from bvae_jax import metric_logging
+from bvae_jax.core import metric_logging
 from bvae_jax.reproductions import collapse_rate
 
 

@@ -76,6 +76,6 @@ def test_the_command_modules_import_beside_main():
   # Both define --workdir-like flags only when run as commands; importing them
   # with bvae_jax.main (as notebooks and the test run do) must not clash.
   code = ('import bvae_jax.main, bvae_jax.reproductions.burgess_fig2, '
-          'bvae_jax.dataset_fidelity, bvae_jax.dataset_samples')
+          'bvae_jax.evaluation.dataset_fidelity, bvae_jax.evaluation.dataset_samples')
   subprocess.run([sys.executable, '-c', code], check=True, cwd=cli_processes.REPO,
                  env=cli_processes.child_environment())

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import configs.burgess_fig3
-from bvae_jax import models
 from bvae_jax.datasets import dsprites
+from bvae_jax.models import factor_generator
 from bvae_jax.reproductions import burgess_fig3
 from bvae_jax.reproductions import factor_inputs
 
@@ -67,7 +67,7 @@ def _channel_params(scale, log_var):
 
 
 def test_channel_kl_is_the_gaussian_kl_summed_per_factor():
-  channels = models.NoisyFactorChannels(group_sizes=(1, 2))
+  channels = factor_generator.NoisyFactorChannels(group_sizes=(1, 2))
   inputs = jnp.array([[0.5, 1.0, -2.0], [2.0, 0.0, 1.0]])
   scale, log_var = np.array([1.5, 0.3]), np.array([-1.0, 0.4])
   z, kl = channels.apply(_channel_params(scale, log_var), inputs,
@@ -87,7 +87,7 @@ def test_channel_kl_meets_the_gaussian_channel_capacity_when_the_code_is_standar
   # E_f KL = I(f; z) + KL(q(z) ‖ N(0, 1)); with a² + σ² = 1 the marginal is
   # N(0, 1) for unit-variance f and the KL is the capacity −½ log σ²
   # (Cover & Thomas 9.1). ±1 inputs have exactly unit second moment.
-  channels = models.NoisyFactorChannels(group_sizes=(1,))
+  channels = factor_generator.NoisyFactorChannels(group_sizes=(1,))
   noise_var = 0.2
   params = _channel_params([np.sqrt(1 - noise_var)], [np.log(noise_var)])
   _, kl = channels.apply(params, jnp.array([[1.0], [-1.0]]), jax.random.key(0))
@@ -95,7 +95,7 @@ def test_channel_kl_meets_the_gaussian_channel_capacity_when_the_code_is_standar
 
 
 def test_channel_noise_has_the_learned_scale():
-  channels = models.NoisyFactorChannels(group_sizes=(1,))
+  channels = factor_generator.NoisyFactorChannels(group_sizes=(1,))
   params = _channel_params([2.0], [np.log(0.25)])
   z, _ = channels.apply(params, jnp.ones((20_000, 1)), jax.random.key(3))
   assert float(z.mean()) == pytest.approx(2.0, abs=0.01)
@@ -103,7 +103,7 @@ def test_channel_noise_has_the_learned_scale():
 
 
 def test_channels_refuse_inputs_of_the_wrong_width():
-  channels = models.NoisyFactorChannels(group_sizes=(1, 2))
+  channels = factor_generator.NoisyFactorChannels(group_sizes=(1, 2))
   with pytest.raises(ValueError, match='need 3'):
     channels.init(jax.random.key(0), jnp.zeros((2, 4)), jax.random.key(1))
 
@@ -192,5 +192,5 @@ def test_the_capacity_term_opens_every_channel(encoding):
     state, metrics = step(state, *burgess_fig3.training_batch(config, i))
   channels = state.params['channels']
   assert np.all(np.asarray(channels['signal_scale']) >
-                models.INITIAL_SIGNAL_SCALE)
+                factor_generator.INITIAL_SIGNAL_SCALE)
   assert float(metrics['kl_total']) < float(metrics['capacity'])

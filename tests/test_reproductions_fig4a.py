@@ -8,7 +8,7 @@ import pytest
 
 import configs.burgess_fig4a
 from bvae_jax import experiment_config
-from bvae_jax import figures
+from bvae_jax.figures import drawing
 from bvae_jax.metrics import mig
 from bvae_jax.reproductions import burgess_fig4a
 
@@ -63,7 +63,7 @@ def test_no_active_latent_gives_no_factor_a_latent():
 def test_traversal_row_labels_must_match_the_rows(tmp_path):
   images = np.zeros((3, 8, 8, 1), np.float32)
   with pytest.raises(ValueError, match='row_labels has 1 labels for 2'):
-    figures.save_traversal_figure(
+    drawing.save_traversal_figure(
         str(tmp_path / 't.png'), images, images, np.zeros((2, 3, 8, 8, 1)),
         np.array([1, 0]), np.array([0.5, 1.0]), 3.0, 0, row_labels=['z1'])
 

@@ -1,4 +1,4 @@
-"""The bounded run-ahead of the training loops (bvae_jax/run_ahead.py).
+"""The bounded run-ahead of the training loops (bvae_jax/training/run_ahead.py).
 
 The regression tests run the real command line in child processes: before the
 bound, a run whose steps were dispatched far ahead of the device (a log
@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from bvae_jax import run_ahead
+from bvae_jax.training import run_ahead
 from cli_processes import run
 
 # One try per setting: without the bound these runs aborted in most tries, and

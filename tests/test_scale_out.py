@@ -14,9 +14,9 @@ import sys
 
 import pytest
 
-from bvae_jax import checkpointing
-from bvae_jax import evaluate
+from bvae_jax.core import checkpointing
 from bvae_jax.datasets import registry
+from bvae_jax.evaluation import evaluate
 import configs.capacity
 from cli_processes import REPO
 from cli_processes import TIMEOUT_SECONDS

@@ -9,12 +9,12 @@ import jax
 import numpy as np
 import pytest
 
-from bvae_jax import evaluate
 from bvae_jax import config_defaults
-from bvae_jax import main
-from bvae_jax import sweep
-from bvae_jax import train
 from bvae_jax.datasets import registry
+from bvae_jax.evaluation import evaluate
+from bvae_jax import main
+from bvae_jax.sweeps import sweep
+from bvae_jax.training import train
 from training_equivalence import assert_same_params
 from training_equivalence import assert_same_trajectory
 

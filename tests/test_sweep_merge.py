@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from bvae_jax import config_defaults
-from bvae_jax import sweep
-from bvae_jax import sweep_merge
-from bvae_jax import sweep_report
+from bvae_jax.sweeps import sweep
+from bvae_jax.sweeps import sweep_merge
+from bvae_jax.sweeps import sweep_report
 from test_sweep import STEPS
 from test_sweep import tiny_sweep
 from training_equivalence import assert_same_trajectory

@@ -14,8 +14,8 @@ from PIL import Image
 import pytest
 from tensorboard.backend.event_processing import event_accumulator
 
-from bvae_jax import evaluate
-from bvae_jax import train
+from bvae_jax.evaluation import evaluate
+from bvae_jax.training import train
 from tiny_configs import tiny_config
 
 STEPS = 4

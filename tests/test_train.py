@@ -8,13 +8,13 @@ import jax
 import numpy as np
 import pytest
 
-from bvae_jax import checkpointing
-from bvae_jax import input_pipeline
-from bvae_jax import models
-from bvae_jax import run_records
-from bvae_jax import step as step_lib
-from bvae_jax import train
+from bvae_jax.core import checkpointing
+from bvae_jax.core import run_records
+from bvae_jax.core import step as step_lib
+from bvae_jax.datasets import input_pipeline
+from bvae_jax.models import vae
 from bvae_jax.objectives import gaussians
+from bvae_jax.training import train
 from tiny_configs import tiny_config
 
 
@@ -53,7 +53,7 @@ def test_capacity_objective_pulls_kl_toward_c(data_dir, tmp_path):
   state = train.train_and_evaluate(config, str(tmp_path))
   images = input_pipeline.fixed_images(config, 64)
   mean, log_var = step_lib.create_model(config).apply(
-      {'params': jax.device_get(state.params)}, images, method=models.VAE.encode)
+      {'params': jax.device_get(state.params)}, images, method=vae.VAE.encode)
   kl = float(np.mean(np.sum(gaussians.kl_per_latent(mean, log_var), axis=-1)))
   assert abs(kl - 4.0) < 1.0, kl
 

@@ -5,9 +5,9 @@ import json
 import pytest
 
 from bvae_jax import config_defaults
-from bvae_jax import experiment_config
-from bvae_jax import run_records
+from bvae_jax.core import run_records
 from bvae_jax.datasets import dsprites_tfds
+from bvae_jax import experiment_config
 
 
 def make_config(data_dir, dataset='dsprites/tiny', **overrides):

@@ -1,4 +1,4 @@
-"""UDR model selection over a trained sweep (bvae_jax/udr_selection.py)."""
+"""UDR model selection over a trained sweep (bvae_jax/sweeps/udr_selection.py)."""
 
 import json
 import os
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from bvae_jax import config_defaults
-from bvae_jax import sweep
-from bvae_jax import udr_selection
+from bvae_jax.sweeps import sweep
+from bvae_jax.sweeps import udr_selection
 import tiny_configs
 
 

@@ -11,12 +11,12 @@ import time
 
 import pytest
 
-from bvae_jax import run_records
+from bvae_jax.core import run_records
 from cli_processes import REPO, child_environment
 
 _HOLD_SCRIPT = '''
 import sys, time
-from bvae_jax import run_records
+from bvae_jax.core import run_records
 with run_records.workdir_lock(sys.argv[1]):
   print('locked', flush=True)
   time.sleep(600)

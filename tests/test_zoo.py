@@ -7,9 +7,9 @@ import jax
 import numpy as np
 import pytest
 
-from bvae_jax import evaluate
-from bvae_jax import study_results
-from bvae_jax import train
+from bvae_jax.evaluation import evaluate
+from bvae_jax.evaluation import study_results
+from bvae_jax.training import train
 from bvae_jax import zoo
 from tiny_configs import tiny_config
 

@@ -165,7 +165,7 @@ def render(factor_indices):
 def render_rows(factor_indices):
   """Renders dSprites images as bits: (N, 64) uint64, bit c of word r being
   pixel (r, c). 8× smaller than `render`'s pixels, and what the fidelity
-  search (bvae_jax/dataset_fidelity.py) compares with popcounts.
+  search (bvae_jax/evaluation/dataset_fidelity.py) compares with popcounts.
 
   Raises:
     ValueError: as `render`.

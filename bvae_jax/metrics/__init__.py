@@ -34,7 +34,7 @@ import pkgutil
 from types import ModuleType
 
 # Modules of this package that are building blocks, not metrics of the suite
-# (udr scores sets of models, not one: bvae_jax/udr_selection.py runs it).
+# (udr scores sets of models, not one: bvae_jax/sweeps/udr_selection.py runs it).
 _BUILDING_BLOCKS = ('code_table', 'gradient_boosting', 'mutual_info',
                     'sampling', 'suite', 'udr')
 

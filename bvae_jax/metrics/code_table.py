@@ -21,7 +21,7 @@ import time
 from absl import logging
 import numpy as np
 
-from bvae_jax import metric_logging
+from bvae_jax.core import metric_logging
 from bvae_jax.datasets import ground_truth as ground_truth_lib
 from bvae_jax.metrics import sampling
 

@@ -22,7 +22,7 @@ from typing import Callable
 from absl import logging
 import numpy as np
 
-from bvae_jax import metric_logging
+from bvae_jax.core import metric_logging
 from bvae_jax import metrics
 from bvae_jax.metrics import code_table
 from bvae_jax.metrics import sampling

@@ -23,7 +23,7 @@ no ground-truth labels. Definitions follow disentanglement_lib's
    column of the pairwise matrix, as disentanglement_lib).
 
 This is not a metric of the suite (metrics.suite): it scores sets of models.
-bvae_jax/udr_selection.py runs it over the seeds of a trained sweep.
+bvae_jax/sweeps/udr_selection.py runs it over the seeds of a trained sweep.
 """
 
 from typing import Callable, Sequence

@@ -5,7 +5,7 @@ As disentanglement_lib's `FactorVAE` (methods/unsupervised/vae.py, with
 optimisers of config/unsupervised_study_v1/model_configs/shared.gin):
 
 * The VAE minimises E[−log p(x|z)] + KL + γ · TC, with TC = the batch mean of
-  logit₀ − logit₁ of the discriminator (`models.FactorDiscriminator`) on the
+  logit₀ − logit₁ of the discriminator (`factor_discriminator.FactorDiscriminator`) on the
   sampled z. The gradient reaches the encoder through the discriminator,
   whose parameters the VAE's optimiser does not change.
 * The discriminator minimises −(½ · mean log p₀(z) + ½ · mean log p₁(z̃)), z̃
@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from bvae_jax import models
+from bvae_jax.models import factor_discriminator
 from bvae_jax import objectives
 from bvae_jax.objectives import elbo
 
@@ -46,7 +46,7 @@ DISCRIMINATOR_ADAM_EPS = 1e-8
 # Probabilities are clipped to [ε, 1 − ε] before the log (fc_discriminator).
 PROBABILITY_CLIP = 1e-6
 
-DISCRIMINATOR = models.FactorDiscriminator()
+DISCRIMINATOR = factor_discriminator.FactorDiscriminator()
 
 
 class DiscriminatorState(struct.PyTreeNode):

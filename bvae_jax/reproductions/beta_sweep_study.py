@@ -53,19 +53,19 @@ from matplotlib.figure import Figure
 import ml_collections
 import numpy as np
 
-from bvae_jax import capacity_diagnostics
-from bvae_jax import evaluate
-from bvae_jax import figures
-from bvae_jax import metric_logging
-from bvae_jax import sweep
-from bvae_jax import sweep_report
-from bvae_jax import udr_selection
+from bvae_jax.core import metric_logging
 from bvae_jax.datasets import registry
+from bvae_jax.evaluation import capacity_diagnostics
+from bvae_jax.evaluation import evaluate
+from bvae_jax.figures import drawing
 from bvae_jax.metrics import beta_vae
 from bvae_jax.metrics import code_table
 from bvae_jax.metrics import mutual_info
 from bvae_jax.metrics import sampling
 from bvae_jax.metrics import suite
+from bvae_jax.sweeps import sweep
+from bvae_jax.sweeps import sweep_report
+from bvae_jax.sweeps import udr_selection
 
 # The study's Table 1 columns: (sweep_results.json column, the suite metric
 # that computes it, the study's name).
@@ -332,11 +332,11 @@ def save_member_matrices(out_dir: str, row: Mapping[str, Any],
                          inspected: Mapping[str, Any]) -> list[str]:
   """Figs. 6, 7 for one member: its MI and classifier-weight matrices."""
   kl = _kl_per_latent(row)
-  order = figures.latent_order_by_kl(kl)
+  order = drawing.latent_order_by_kl(kl)
   suffix = f"beta={row['beta']:g}"
   paths = [os.path.join(out_dir, f'mutual_information_{suffix}.png'),
            os.path.join(out_dir, f'zdiff_classifier_{suffix}.png')]
-  figures.save_mutual_information_figure(
+  drawing.save_mutual_information_figure(
       paths[0], inspected['mutual_information'][order], order, kl[order],
       inspected['factor_names'], inspected['step'],
       inactive=capacity_diagnostics.inactive_latents(kl[order]))
@@ -385,7 +385,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *,
     matrix_betas: the β whose matrices are drawn (first healthy seed each).
     traversal_beta: the β whose traversals are copied.
     udr_num_points: observations for UDR (each β's seeds scored against each
-      other, bvae_jax/udr_selection.py; DIR/udr.json and
+      other, bvae_jax/sweeps/udr_selection.py; DIR/udr.json and
       DIR/udr_vs_metrics.png); 0, or a single seed, skips it.
 
   Returns:

@@ -34,12 +34,12 @@ from matplotlib.figure import Figure
 import ml_collections
 import numpy as np
 
-from bvae_jax import capacity_diagnostics
-from bvae_jax import step as step_lib
-from bvae_jax import sweep
+from bvae_jax.core import step as step_lib
 from bvae_jax.datasets import gaussian_blobs
+from bvae_jax.evaluation import capacity_diagnostics
 from bvae_jax.metrics import mig
 from bvae_jax.objectives import gaussians
+from bvae_jax.sweeps import sweep
 
 # The paper's colour range for the latent means.
 TUNING_RANGE = 3.0

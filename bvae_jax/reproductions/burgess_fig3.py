@@ -1,7 +1,7 @@
 r"""Burgess et al. (2018), Fig. 3: in which order controlled capacity buys factors.
 
 The paper trains a generator that sees dSprites' ground-truth factors through
-noisy channels with learned scale and noise (models.FactorConditionedGenerator;
+noisy channels with learned scale and noise (factor_generator.FactorConditionedGenerator;
 how each factor enters: reproductions/factor_inputs.py), with Eq. 7's
 objective: reconstruction + γ·|Σ_k KL_k − C|, C rising linearly from 0.5 to
 25 nats. Its claims: below ~5 nats only x and y carry KL, in equal shares;
@@ -43,16 +43,16 @@ import ml_collections
 import numpy as np
 import optax
 
-from bvae_jax import checkpointing
-from bvae_jax import devices
-from bvae_jax import loop
-from bvae_jax import metric_logging
-from bvae_jax import models
-from bvae_jax import run_records
+from bvae_jax.core import checkpointing
+from bvae_jax.core import devices
+from bvae_jax.core import metric_logging
+from bvae_jax.core import run_records
 from bvae_jax.datasets import dsprites
+from bvae_jax.models import factor_generator
 from bvae_jax.objectives import capacity
 from bvae_jax.objectives import likelihoods
 from bvae_jax.reproductions import factor_inputs
+from bvae_jax.training import loop
 
 # A factor "has started" once its KL exceeds this (issue 13's definition).
 ONSET_KL_NATS = 0.5
@@ -69,8 +69,8 @@ class GeneratorState(struct.PyTreeNode):
 
 
 def create_model(config: ml_collections.ConfigDict
-                 ) -> models.FactorConditionedGenerator:
-  return models.FactorConditionedGenerator(
+                 ) -> factor_generator.FactorConditionedGenerator:
+  return factor_generator.FactorConditionedGenerator(
       group_sizes=factor_inputs.group_sizes(config.factor_encoding),
       num_channels=1,
       conv_impl=config.conv_impl)

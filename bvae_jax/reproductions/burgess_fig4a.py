@@ -39,15 +39,15 @@ import jax
 import ml_collections
 import numpy as np
 
-from bvae_jax import capacity_diagnostics
-from bvae_jax import figures
-from bvae_jax import step as step_lib
-from bvae_jax import sweep
+from bvae_jax.core import step as step_lib
 from bvae_jax.datasets import registry
+from bvae_jax.evaluation import capacity_diagnostics
+from bvae_jax.figures import drawing
 from bvae_jax.metrics import mig
 from bvae_jax.metrics import mutual_info
 from bvae_jax.objectives import gaussians
 from bvae_jax.objectives import likelihoods
+from bvae_jax.sweeps import sweep
 
 UNUSED = 'unused'
 # The paper's reading of Fig. 4a, latents by KL (its row labels), in our
@@ -87,7 +87,7 @@ def read_latents(means: np.ndarray, kl_per_latent: np.ndarray,
   best_latent = active_normalized.argmax(axis=0)  # Per factor, active only.
   gaps = mig.mig_per_factor(means, factors, num_bins)
   latents = []
-  for latent in figures.latent_order_by_kl(kl_per_latent):
+  for latent in drawing.latent_order_by_kl(kl_per_latent):
     latents.append({
         'latent': int(latent), 'kl': float(kl_per_latent[latent]),
         'active': bool(not inactive[latent]),
@@ -141,12 +141,12 @@ def save_traversals(path: str, solo, model, params, observations: np.ndarray,
   values = np.linspace(-solo.traversal_range, solo.traversal_range, columns,
                        dtype=np.float32)
   order = np.array([r['latent'] for r in readings])
-  codes = figures.traversal_codes(means[0], order, values)
+  codes = drawing.traversal_codes(means[0], order, values)
   traversals = np.asarray(decode(params, codes.reshape(-1, codes.shape[-1])))
   traversals = traversals.reshape(codes.shape[:2] + observations.shape[1:])
   header = observations[:columns]
   reconstructions = np.asarray(decode(params, means[:columns]))
-  figures.save_traversal_figure(
+  drawing.save_traversal_figure(
       path, header, reconstructions, traversals, order, kl_per_latent,
       solo.traversal_range, step,
       row_labels=[row_label(r) for r in readings])
@@ -179,7 +179,7 @@ def summarise(config, workdir: str) -> dict[str, Any]:
                     solo, model, params, observations, means, kl, readings,
                     step)
     order = np.array([r['latent'] for r in readings])
-    figures.save_mutual_information_figure(
+    drawing.save_mutual_information_figure(
         os.path.join(workdir, f'fig4a_mutual_information_{member.name}.png'),
         np.array([[r['normalized_mi'][n] for n in factor_names]
                   for r in readings]),

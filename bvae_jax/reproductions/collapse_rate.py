@@ -26,11 +26,11 @@ from absl import app
 from absl import flags
 import numpy as np
 
-from bvae_jax import capacity_diagnostics
-from bvae_jax import metric_logging
-from bvae_jax import run_records
-from bvae_jax import sweep
-from bvae_jax import sweep_report
+from bvae_jax.core import metric_logging
+from bvae_jax.core import run_records
+from bvae_jax.evaluation import capacity_diagnostics
+from bvae_jax.sweeps import sweep
+from bvae_jax.sweeps import sweep_report
 
 # Log intervals averaged for the final state (the last 250 steps at the
 # config's 50-step interval).

@@ -15,7 +15,7 @@ is only read), evaluates every member with the metric suite, and writes:
                     method: the mean over seeds and each seed's curve
   udr_vs_metrics.png  UDR against each metric, one point per member
 
-UDR (Duan et al. 2020; bvae_jax/udr_selection.py) scores each member against
+UDR (Duan et al. 2020; bvae_jax/sweeps/udr_selection.py) scores each member against
 the other seeds of its method, without labels (`config.udr_num_points`
 observations; 0 skips it). Pooling the members of all methods gives the rank
 correlation the UDR paper asks about over models of different objectives.
@@ -32,12 +32,12 @@ import ml_collections
 import numpy as np
 
 from bvae_jax import config_defaults
+from bvae_jax.core import metric_logging
 from bvae_jax import experiment_config
-from bvae_jax import figures
-from bvae_jax import metric_logging
-from bvae_jax import sweep
-from bvae_jax import sweep_report
-from bvae_jax import udr_selection
+from bvae_jax.figures import drawing
+from bvae_jax.sweeps import sweep
+from bvae_jax.sweeps import sweep_report
+from bvae_jax.sweeps import udr_selection
 
 # Columns of the headline table (sweep_results.json's names), in order.
 HEADLINE = (
@@ -140,7 +140,7 @@ def save_comparison_figure(path: str, summaries: dict[str, dict[str, Any]]
   if not columns:
     return
   names = list(summaries)
-  figure, axes = figures.panel_grid(len(columns), (2.6, 3.2))
+  figure, axes = drawing.panel_grid(len(columns), (2.6, 3.2))
   for axis, (column, label) in zip(axes, columns):
     for x, name in enumerate(names):
       entry = summaries[name].get(column)
@@ -185,7 +185,7 @@ def save_training_figure(path: str, curves: dict[str, dict[str, Any]]) -> None:
             if any(tag in c for c in curves.values())]
   if not panels:
     return
-  figure, axes = figures.panel_grid(len(panels), (4.2, 3.4))
+  figure, axes = drawing.panel_grid(len(panels), (4.2, 3.4))
   for axis, (tag, label) in zip(axes, panels):
     for index, (name, method_curves) in enumerate(curves.items()):
       if tag not in method_curves:

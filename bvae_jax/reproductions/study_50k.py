@@ -1,7 +1,7 @@
 r"""The 50,000-step study's tables and figure, built from its committed results folders.
 
 configs/study_50k.py trains one (method, seed) per command; each finished run
-is published (`main --mode=publish`, bvae_jax/study_results.py) to
+is published (`main --mode=publish`, bvae_jax/evaluation/study_results.py) to
 `RESULTS/<method>_s<seed>/`. This module reads those folders only — no
 checkpoint, no workdir — and writes to RESULTS/:
 
@@ -26,10 +26,10 @@ from absl import app
 from absl import flags
 import numpy as np
 
-from bvae_jax import capacity_diagnostics
-from bvae_jax import figures
-from bvae_jax import run_records
-from bvae_jax import sweep_report
+from bvae_jax.core import run_records
+from bvae_jax.evaluation import capacity_diagnostics
+from bvae_jax.figures import drawing
+from bvae_jax.sweeps import sweep_report
 
 # (key, label): metric keys are '<metric>.<value>' of metrics.json; the rest
 # come from history.json at the evaluated step.
@@ -180,7 +180,7 @@ def markdown(summary: dict[str, Any]) -> str:
 
 def save_figure(path: str, summary: dict[str, Any]) -> None:
   """Each column against steps: seed-mean line per method, seeds as dots."""
-  figure, axes = figures.panel_grid(len(COLUMNS), (3.2, 2.8))
+  figure, axes = drawing.panel_grid(len(COLUMNS), (3.2, 2.8))
   steps = summary['steps']
   for axis, (key, label) in zip(axes, COLUMNS):
     for index, (name, entry) in enumerate(summary['methods'].items()):

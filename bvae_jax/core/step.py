@@ -21,8 +21,8 @@ import ml_collections
 import numpy as np
 import optax
 
-from bvae_jax import devices
-from bvae_jax import models
+from bvae_jax.core import devices
+from bvae_jax.models import vae
 from bvae_jax import objectives
 
 
@@ -63,9 +63,9 @@ def rng_streams(seed: int) -> tuple[jax.Array, jax.Array]:
   return jax.random.fold_in(root, 0), jax.random.fold_in(root, 1)
 
 
-def create_model(config: ml_collections.ConfigDict) -> models.VAE:
+def create_model(config: ml_collections.ConfigDict) -> vae.VAE:
   """The VAE the config describes (latents, channels, conv formulation)."""
-  return models.VAE(latent_dim=config.latent_dim,
+  return vae.VAE(latent_dim=config.latent_dim,
                     num_channels=config.num_channels,
                     conv_impl=config.conv_impl)
 
@@ -109,10 +109,10 @@ def static_fields(config: ml_collections.ConfigDict) -> dict[str, str]:
 def image_shape(config: ml_collections.ConfigDict) -> tuple[int, int, int]:
   """(H, W, C) of the images the model takes (validate_config checks that
   the data set's images have it)."""
-  return (models.IMAGE_SIZE, models.IMAGE_SIZE, config.num_channels)
+  return (vae.IMAGE_SIZE, vae.IMAGE_SIZE, config.num_channels)
 
 
-def create_train_state(config: ml_collections.ConfigDict, model: models.VAE,
+def create_train_state(config: ml_collections.ConfigDict, model: vae.VAE,
                        init_key: jax.Array) -> TrainState:
   """A fresh state at step 0 (pure: jit-, vmap- and eval_shape-able)."""
   dummy = jnp.zeros((1,) + image_shape(config), jnp.float32)
@@ -130,7 +130,7 @@ def create_train_state(config: ml_collections.ConfigDict, model: models.VAE,
 
 
 def train_step(state: TrainState, images: jax.Array, noise_key: jax.Array,
-               hparams: Mapping[str, jax.Array], *, model: models.VAE,
+               hparams: Mapping[str, jax.Array], *, model: vae.VAE,
                static: Mapping[str, str]
                ) -> tuple[TrainState, dict[str, jax.Array]]:
   """One Adam update on one batch.
@@ -178,7 +178,7 @@ def train_step(state: TrainState, images: jax.Array, noise_key: jax.Array,
   return state, metrics
 
 
-def make_train_step(config: ml_collections.ConfigDict, model: models.VAE,
+def make_train_step(config: ml_collections.ConfigDict, model: vae.VAE,
                     mesh: jax.sharding.Mesh) -> Callable:
   """`train_step` jitted for `mesh`: state replicated and donated, batch split.
 

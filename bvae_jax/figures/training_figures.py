@@ -13,17 +13,17 @@ import jax
 import ml_collections
 import numpy as np
 
-from bvae_jax import figures
-from bvae_jax import metric_logging
-from bvae_jax import models
-from bvae_jax import step as step_lib
+from bvae_jax.core import metric_logging
+from bvae_jax.core import step as step_lib
+from bvae_jax.figures import drawing
+from bvae_jax.models import vae
 from bvae_jax.objectives import likelihoods
 
 
 class FigureWriter:
   """Draws reconstructions and traversals for fixed images during training."""
 
-  def __init__(self, config: ml_collections.ConfigDict, model: models.VAE,
+  def __init__(self, config: ml_collections.ConfigDict, model: vae.VAE,
                workdir: str, images: np.ndarray):
     self._config = config
     self._workdir = workdir
@@ -52,10 +52,10 @@ class FigureWriter:
     means, _ = self._encode(params, images)
     reconstructions = np.asarray(self._decode_mean(params, means))
     num_columns = config.traversal_steps
-    order = figures.latent_order_by_kl(kl_per_latent)
+    order = drawing.latent_order_by_kl(kl_per_latent)
     values = np.linspace(-config.traversal_range, config.traversal_range,
                          num_columns, dtype=np.float32)
-    codes = figures.traversal_codes(np.asarray(means[0]), order, values)
+    codes = drawing.traversal_codes(np.asarray(means[0]), order, values)
     traversals = np.asarray(self._decode_mean(
         params, codes.reshape(-1, codes.shape[-1]))).reshape(
             codes.shape[:2] + images.shape[1:])
@@ -65,18 +65,18 @@ class FigureWriter:
     traversal_path = os.path.join(figure_dir, f'traversal_{step:08d}.png')
     animation_path = os.path.join(figure_dir, f'traversal_{step:08d}.gif')
     num_recon = config.num_figure_images
-    figures.save_reconstruction_figure(reconstruction_path, images[:num_recon],
+    drawing.save_reconstruction_figure(reconstruction_path, images[:num_recon],
                                        reconstructions[:num_recon], step)
     header = np.resize(np.arange(len(images)), num_columns)
-    figures.save_traversal_figure(traversal_path, images[header],
+    drawing.save_traversal_figure(traversal_path, images[header],
                                   reconstructions[header], traversals, order,
                                   kl_per_latent, config.traversal_range, step)
-    figures.save_traversal_gif(animation_path, traversals)
+    drawing.save_traversal_gif(animation_path, traversals)
     kl_history_path = self._write_kl_history(writer)
     writer.write_images(step, {
-        'reconstructions': figures.mosaic(np.stack(
+        'reconstructions': drawing.mosaic(np.stack(
             [images[:num_recon], reconstructions[:num_recon]])),
-        'traversal': figures.mosaic(np.concatenate(
+        'traversal': drawing.mosaic(np.concatenate(
             [images[header][None], reconstructions[header][None], traversals])),
     })
     return [reconstruction_path, traversal_path, animation_path] + (
@@ -104,5 +104,5 @@ class FigureWriter:
                             for s in steps])
                   if all(tag in history for tag in input_tags) else None)
     path = os.path.join(self._workdir, 'figures', 'kl_per_latent.png')
-    figures.save_kl_history_figure(path, steps, kl, capacity, input_part)
+    drawing.save_kl_history_figure(path, steps, kl, capacity, input_part)
     return path

@@ -1,7 +1,7 @@
 r"""Draws sample images of each data set, one row per set (docs/datasets.md).
 
-  python -m bvae_jax.dataset_samples --output=docs/images/datasets.png
-  python -m bvae_jax.dataset_samples --datasets=chairs,shapes3d \
+  python -m bvae_jax.evaluation.dataset_samples --output=docs/images/datasets.png
+  python -m bvae_jax.evaluation.dataset_samples --datasets=chairs,shapes3d \
       --data_dir=~/tensorflow_datasets --output=/tmp/real_sets.png
 
 Each row shows the same records as the training figures of that data set
@@ -17,9 +17,9 @@ from matplotlib.figure import Figure
 import ml_collections
 import numpy as np
 
-from bvae_jax import figures
-from bvae_jax import input_pipeline
+from bvae_jax.datasets import input_pipeline
 from bvae_jax.datasets import registry
+from bvae_jax.figures import drawing
 
 _DATASETS = flags.DEFINE_list(
     'datasets', ['dsprites', 'color_dsprites', 'gaussian_blobs'],
@@ -55,7 +55,7 @@ def sample_rows(names, data_dir, dataset_source, num_images):
 
 def save_figure(path, rows):
   """Writes the rows as one labelled mosaic."""
-  canvas = figures.mosaic(np.stack([images for _, images in rows]))
+  canvas = drawing.mosaic(np.stack([images for _, images in rows]))
   height, width, _ = canvas.shape
   scale = 2.0 / 100  # Two screen pixels per image pixel at dpi 100.
   figure = Figure(figsize=(width * scale + 2.0, height * scale + 0.2),

@@ -19,7 +19,7 @@ from absl import logging
 import ml_collections
 import orbax.checkpoint as ocp
 
-from bvae_jax import checkpointing
+from bvae_jax.core import checkpointing
 from bvae_jax.datasets import registry
 
 

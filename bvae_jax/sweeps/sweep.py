@@ -48,19 +48,19 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from bvae_jax import capacity_diagnostics
-from bvae_jax import checkpointing
-from bvae_jax import devices
-from bvae_jax import evaluate
+from bvae_jax.core import checkpointing
+from bvae_jax.core import devices
+from bvae_jax.core import metric_logging
+from bvae_jax.core import run_records
+from bvae_jax.core import step as step_lib
+from bvae_jax.datasets import input_pipeline
+from bvae_jax.evaluation import capacity_diagnostics
+from bvae_jax.evaluation import evaluate
 from bvae_jax import experiment_config
-from bvae_jax import input_pipeline
-from bvae_jax import loop
-from bvae_jax import metric_logging
-from bvae_jax import models
-from bvae_jax import run_records
-from bvae_jax import step as step_lib
-from bvae_jax import sweep_report
-from bvae_jax import training_figures
+from bvae_jax.figures import training_figures
+from bvae_jax.models import vae
+from bvae_jax.sweeps import sweep_report
+from bvae_jax.training import loop
 
 MEMBER_AXIS = 'members'
 # Where each member's TensorBoard run, figures and evaluation go.
@@ -218,7 +218,7 @@ def member_keys(members: Sequence[Member]) -> tuple[jax.Array, jax.Array]:
 
 
 def sweep_step(state: SweepState, images: jax.Array, noise_keys: jax.Array,
-               hparams: Mapping[str, jax.Array], *, model: models.VAE,
+               hparams: Mapping[str, jax.Array], *, model: vae.VAE,
                static: Mapping[str, str], shared_batches: bool
                ) -> tuple[SweepState, dict[str, jax.Array]]:
   """`step_lib.train_step` of every member, vmapped; non-finite members freeze.
@@ -260,7 +260,7 @@ class SweepSetup:
   """Everything that runs a sweep's steps (see `setup_sweep`)."""
   config: ml_collections.ConfigDict
   members: list[Member]
-  model: models.VAE
+  model: vae.VAE
   mesh: jax.sharding.Mesh
   state_sharding: Any  # Of SweepState (a pytree of NamedShardings).
   images_sharding: jax.sharding.NamedSharding
@@ -420,12 +420,12 @@ def _train_sweep(config: ml_collections.ConfigDict, workdir: str) -> SweepState:
     if is_chief:
       os.makedirs(member_dir, exist_ok=True)
       run_records.write_config_json(member_dir, member_config(config, member),
-                             start_step)
+                                    start_step)
     writers.append(metric_logging.MetricWriter(member_dir,
                                                just_logging=not is_chief))
   if is_chief:
     run_records.write_json(os.path.join(workdir, 'sweep_members.json'),
-                    [dataclasses.asdict(m) for m in members])
+                           [dataclasses.asdict(m) for m in members])
     run_records.write_config_json(workdir, config, start_step)
 
   batches = _SweepBatches(setup, dataset, start_step)

@@ -16,19 +16,19 @@ import jax
 import ml_collections
 import numpy as np
 
-from bvae_jax import capacity_diagnostics
-from bvae_jax import checkpointing
-from bvae_jax import device_data
-from bvae_jax import devices
-from bvae_jax import evaluate
-from bvae_jax import experiment_config
-from bvae_jax import input_pipeline
-from bvae_jax import loop
-from bvae_jax import metric_logging
-from bvae_jax import run_records
-from bvae_jax import step as step_lib
-from bvae_jax import training_figures
+from bvae_jax.core import checkpointing
+from bvae_jax.core import devices
+from bvae_jax.core import metric_logging
+from bvae_jax.core import run_records
+from bvae_jax.core import step as step_lib
+from bvae_jax.datasets import input_pipeline
 from bvae_jax.datasets import registry
+from bvae_jax.evaluation import capacity_diagnostics
+from bvae_jax.evaluation import evaluate
+from bvae_jax import experiment_config
+from bvae_jax.figures import training_figures
+from bvae_jax.training import device_data
+from bvae_jax.training import loop
 
 
 def mean_metrics(metric_history: list[dict[str, np.ndarray]]

@@ -27,8 +27,8 @@ import jax
 from jax.experimental import multihost_utils
 import numpy as np
 
-from bvae_jax import metric_logging
-from bvae_jax import run_ahead
+from bvae_jax.core import metric_logging
+from bvae_jax.training import run_ahead
 
 
 def is_time(step: int, every: int, last_step: int,

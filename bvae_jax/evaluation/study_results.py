@@ -36,9 +36,9 @@ from absl import logging
 import ml_collections
 import numpy as np
 
-from bvae_jax import evaluate
-from bvae_jax import metric_logging
-from bvae_jax import run_records
+from bvae_jax.core import metric_logging
+from bvae_jax.core import run_records
+from bvae_jax.evaluation import evaluate
 from bvae_jax import zoo
 
 # Scalars of history.json; vectors are read as '<name>/z<i>'.

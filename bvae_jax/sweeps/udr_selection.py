@@ -5,7 +5,7 @@ is how well its latents match, one to one, those of the other seeds of its
 hyperparameter setting (bvae_jax/metrics/udr.py has the definition). A
 vmapped sweep trains those seeds together, so they are all in one checkpoint:
 
-  python -m bvae_jax.udr_selection --config=configs/sweep_beta.py --workdir=DIR
+  python -m bvae_jax.main --config=configs/sweep_beta.py --workdir=DIR --mode=udr
 
 restores every member of the sweep in DIR, encodes the same observations with
 all of them, scores each setting's seeds against each other, and writes to DIR:
@@ -25,21 +25,17 @@ import json
 import os
 from typing import Any, Mapping, Sequence
 
-from absl import app
-from absl import flags
 from absl import logging
 import ml_collections
-from ml_collections import config_flags
 import numpy as np
 from scipy import stats
 
-from bvae_jax import devices
-from bvae_jax import figures
-from bvae_jax import step as step_lib
-from bvae_jax import sweep
-from bvae_jax import sweep_report
+from bvae_jax.core import step as step_lib
 from bvae_jax.datasets import registry
+from bvae_jax.figures import drawing
 from bvae_jax.metrics import udr
+from bvae_jax.sweeps import sweep
+from bvae_jax.sweeps import sweep_report
 
 # Sample sizes. disentanglement_lib's udr_sklearn has no defaults (its gin
 # configs set them); these are ours, stated in udr.json.
@@ -123,7 +119,7 @@ def save_udr_figure(path: str, udr_scores: Mapping[str, float],
   if not columns:
     return
   by_member = {row['member']: row for row in rows}
-  figure, axes = figures.panel_grid(len(columns), (3.2, 3.2))
+  figure, axes = drawing.panel_grid(len(columns), (3.2, 3.2))
   for axis, column in zip(axes, columns):
     names = [n for n in udr_scores
              if n in by_member and by_member[n].get(column) is not None]
@@ -202,29 +198,3 @@ def udr_of_sweep(config: ml_collections.ConfigDict, workdir: str, *,
   save_udr_figure(os.path.join(workdir, 'udr_vs_metrics.png'), scores, rows,
                   correlations)
   return summary
-
-
-def main(argv):
-  del argv
-  config = flags.FLAGS.config
-  devices.configure_host_devices(0, flags.FLAGS.batch_size)
-  summary = udr_of_sweep(config, flags.FLAGS.workdir,
-                         num_points=flags.FLAGS.num_points,
-                         batch_size=flags.FLAGS.batch_size,
-                         correlation=flags.FLAGS.correlation)
-  print(json.dumps({k: summary[k] for k in ('members', 'rank_correlation')},
-                   indent=1))
-
-
-if __name__ == '__main__':
-  config_flags.DEFINE_config_file('config', None, 'The sweep config.',
-                                  lock_config=True)
-  flags.DEFINE_string('workdir', None, 'The trained sweep.')
-  flags.DEFINE_integer('num_points', DEFAULT_NUM_POINTS,
-                       'Observations every member encodes.')
-  flags.DEFINE_integer('batch_size', DEFAULT_BATCH_SIZE,
-                       'Observations per encoder call.')
-  flags.DEFINE_enum('correlation', 'lasso', list(udr.CORRELATIONS),
-                    'How latents of two seeds are matched.')
-  flags.mark_flags_as_required(['config', 'workdir'])
-  app.run(main)

@@ -42,15 +42,15 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from bvae_jax import capacity_diagnostics
-from bvae_jax import checkpointing
-from bvae_jax import devices
-from bvae_jax import experiment_config
-from bvae_jax import figures
-from bvae_jax import metric_logging
-from bvae_jax import run_records
-from bvae_jax import step as step_lib
+from bvae_jax.core import checkpointing
+from bvae_jax.core import devices
+from bvae_jax.core import metric_logging
+from bvae_jax.core import run_records
+from bvae_jax.core import step as step_lib
 from bvae_jax.datasets import registry
+from bvae_jax.evaluation import capacity_diagnostics
+from bvae_jax import experiment_config
+from bvae_jax.figures import drawing
 from bvae_jax.metrics import mig
 from bvae_jax.metrics import mutual_info
 from bvae_jax.metrics import suite
@@ -326,19 +326,19 @@ def _write_outputs(workdir, result, draws, kl, ground_truth, num_bins):
   run_records.write_json(path, result)  # Atomic: never a half-written result.
   codes = draws['codes_train']
   factors = draws['factors_train']
-  order = figures.latent_order_by_kl(kl)
+  order = drawing.latent_order_by_kl(kl)
   discrete = mutual_info.histogram_discretize(codes, num_bins)
   mutual_information = mutual_info.discrete_mutual_info(discrete, factors)
   images = {'eval_figures/mutual_information':
                 os.path.join(eval_dir, f'mutual_information_{step}.png')}
-  figures.save_mutual_information_figure(
+  drawing.save_mutual_information_figure(
       images['eval_figures/mutual_information'],
       mutual_information[order], order, kl[order], ground_truth.factor_names,
       step, inactive=capacity_diagnostics.inactive_latents(kl[order]))
   if 'mig' in result['metrics']:
     images['eval_figures/mig_per_factor'] = os.path.join(eval_dir,
                                                          f'mig_{step}.png')
-    figures.save_mig_figure(
+    drawing.save_mig_figure(
         images['eval_figures/mig_per_factor'],
         mig.mig_per_factor(codes, factors, num_bins),
         ground_truth.factor_names, result['metrics']['mig']['discrete_mig'],

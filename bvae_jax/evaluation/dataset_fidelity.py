@@ -5,7 +5,7 @@ with the largest intersection-over-union (IoU), searched exhaustively over
 all 245,760 images of that shape (6 scales × 40 orientations × 32 × 32
 positions): the frames carry no factor values, so the search infers them.
 
-  python -m bvae_jax.dataset_fidelity --out_dir=docs/images
+  python -m bvae_jax.evaluation.dataset_fidelity --out_dir=docs/images
 
 writes `dsprites_fidelity.png` (real | ours | difference for a spread of
 frames) and `dsprites_fidelity.json` (IoU per frame, and median, 10th
@@ -24,8 +24,10 @@ import numpy as np
 from bvae_jax.datasets import dsprites
 
 SHAPE_NAMES = ('square', 'ellipse', 'heart')
-REFERENCE_FRAMES = os.path.join(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))), 'tests', 'data',
+# tests/data/ at the repository root (this file is in bvae_jax/evaluation/).
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+REFERENCE_FRAMES = os.path.join(_REPO, 'tests', 'data',
                                 'dsprites_reference_frames.npz')
 
 

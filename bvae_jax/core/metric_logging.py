@@ -125,8 +125,9 @@ def read_events(logdir: str) -> Iterator[event_pb2.Event]:
       offset += 12 + length + 4
 
 
-# The package's directory: log records from files below it are bvae_jax's own.
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+# The package's directory (this file is in its core/): log records from files
+# below it are bvae_jax's own.
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
 # Warnings that libraries log on every run although nothing is wrong, as
 # (file name, start of the message). TFDS scans every version folder of a data

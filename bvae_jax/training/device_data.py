@@ -57,8 +57,8 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from bvae_jax import devices
-from bvae_jax import input_pipeline
+from bvae_jax.core import devices
+from bvae_jax.datasets import input_pipeline
 from bvae_jax.datasets import registry
 
 # White levels an 8-bit image may be stored with: 0/1 masks (dSprites) and

@@ -8,14 +8,14 @@ and at its own time, then merge them:
   python -m bvae_jax.main --config=configs/sweep_beta.py --config.sweep.seeds='(0,)' --workdir=DIR/seed0
   python -m bvae_jax.main --config=configs/sweep_beta.py --config.sweep.seeds='(1,)' --workdir=DIR/seed1
   python -m bvae_jax.main --config=configs/sweep_beta.py --config.sweep.seeds='(2,)' --workdir=DIR/seed2
-  python -m bvae_jax.sweep_merge --config=configs/sweep_beta.py --workdir=DIR/all --parts=DIR/seed0,DIR/seed1,DIR/seed2
+  python -m bvae_jax.main --config=configs/sweep_beta.py --workdir=DIR/all --mode=merge --parts=DIR/seed0,DIR/seed1,DIR/seed2
 
 DIR/all then holds what `sweep.train_sweep` writes for the config's seeds in
 one process: one checkpoint of all members stacked in the config's member
 order (with the config), `members/<name>/` (each member's TensorBoard run,
 figures and evaluation, copied), `sweep_members.json`, `config.json` and
 `sweep_results.{csv,md,json}` with the plot. Everything that reads a sweep
-(`--mode=evaluate --member=…`, bvae_jax/udr_selection.py,
+(`--mode=evaluate --member=…`, bvae_jax/sweeps/udr_selection.py,
 bvae_jax/reproductions/beta_sweep_study.py) reads it as it reads a sweep
 trained whole; `merged_from.json` records the parts.
 
@@ -44,22 +44,18 @@ import shutil
 import tempfile
 from typing import Any, Mapping, Sequence
 
-from absl import app
-from absl import flags
 from absl import logging
 from flax import traverse_util
 import jax
 import ml_collections
-from ml_collections import config_flags
 import numpy as np
 
-from bvae_jax import checkpointing
-from bvae_jax import devices
-from bvae_jax import evaluate
+from bvae_jax.core import checkpointing
+from bvae_jax.core import run_records
+from bvae_jax.evaluation import evaluate
 from bvae_jax import experiment_config
-from bvae_jax import run_records
-from bvae_jax import sweep
-from bvae_jax import sweep_report
+from bvae_jax.sweeps import sweep
+from bvae_jax.sweeps import sweep_report
 
 # Config fields that may differ between parts: none changes what a member
 # computes or how its row is measured. sweep.seeds is checked on its own
@@ -317,22 +313,3 @@ def merge_sweeps(config: ml_collections.ConfigDict, workdir: str,
   logging.info('Merged %d members from %s into %s.', len(members),
                ', '.join(part_workdirs), workdir)
   return rows
-
-
-def main(argv):
-  del argv
-  config = flags.FLAGS.config
-  devices.configure_host_devices(0, config.batch_size)
-  rows = merge_sweeps(config, flags.FLAGS.workdir, flags.FLAGS.parts)
-  print(f'{len(rows)} members merged into {flags.FLAGS.workdir}; see '
-        f'{os.path.join(flags.FLAGS.workdir, "sweep_results.md")}')
-
-
-if __name__ == '__main__':
-  config_flags.DEFINE_config_file(
-      'config', None, 'The whole sweep (e.g. configs/sweep_beta.py).',
-      lock_config=True)
-  flags.DEFINE_string('workdir', None, 'A new directory for the merged sweep.')
-  flags.DEFINE_list('parts', None, 'The finished seed shards\' workdirs.')
-  flags.mark_flags_as_required(['config', 'workdir', 'parts'])
-  app.run(main)
