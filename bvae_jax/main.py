@@ -135,6 +135,7 @@ RUNNERS = {
 # and says what to do, so the traceback only hides it (--traceback shows it).
 USER_ERRORS = (ValueError, KeyError, FileNotFoundError, NotADirectoryError,
                FloatingPointError, checkpointing.DamagedCheckpointsError,
+               checkpointing.CheckpointSaveError,
                run_records.WorkdirInUseError,
                dataset_spec.DatasetUnavailableError,
                dataset_spec.SourceUnavailableError)

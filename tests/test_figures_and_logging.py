@@ -192,6 +192,22 @@ def test_own_info_lines_pass_from_every_folder_of_the_package(module):
   assert not metric_logging.OwnInfoFilter().filter(record)
 
 
+def test_orbax_errors_are_left_to_the_run_that_raises_them():
+  # A failed background save: Orbax logs it at ERROR with a traceback; the
+  # run raises it as checkpointing.CheckpointSaveError (tests/test_full_disk.py).
+  own_filter = metric_logging.OwnInfoFilter()
+  orbax = logging.LogRecord(
+      'absl', logging.ERROR,
+      '/x/site-packages/orbax/checkpoint/_src/futures/future.py', 1,
+      'raised an exception', (), None)
+  assert not own_filter.filter(orbax)
+  orbax.levelno = logging.WARNING
+  assert own_filter.filter(orbax)  # Its warnings stay.
+  other = logging.LogRecord('absl', logging.ERROR, '/x/jax/_src/x.py', 1,
+                            'an error', (), None)
+  assert own_filter.filter(other)
+
+
 def test_progress_reporter_rate_and_eta():
   times = iter([100.0, 110.0, 115.0])
   progress = metric_logging.ProgressReporter(1000, start_step=0,

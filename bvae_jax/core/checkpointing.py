@@ -30,6 +30,10 @@ class DamagedCheckpointsError(RuntimeError):
   """No checkpoint of a workdir could be restored."""
 
 
+class CheckpointSaveError(RuntimeError):
+  """A checkpoint could not be written (no space, no permission, …)."""
+
+
 def checkpoint_dir(workdir: str) -> str:
   return os.path.join(os.path.abspath(workdir), 'checkpoints')
 
@@ -68,13 +72,71 @@ def create_manager(workdir: str, config: ml_collections.ConfigDict,
                      _CONFIG: ocp.JsonCheckpointHandler()})
 
 
+def saved_steps(directory: str) -> list[int]:
+  """The steps whose save finished in `directory`, ascending.
+
+  A save in progress, or one that failed, is a `<step>.orbax-checkpoint-tmp`
+  folder, which Orbax neither lists nor restores (and removes when it saves
+  that step again).
+  """
+  if not os.path.isdir(directory):
+    return []
+  return sorted(int(name) for name in os.listdir(directory) if name.isdigit())
+
+
+def _save_error(manager: ocp.CheckpointManager,
+                error: BaseException) -> CheckpointSaveError:
+  directory = str(manager.directory)
+  steps = saved_steps(directory)
+  kept = (f'The checkpoints saved before it are intact (steps '
+          f'{", ".join(map(str, steps))}): free space or fix the permissions '
+          f'and rerun the same command; it resumes from step {steps[-1]}.'
+          if steps else 'No checkpoint was saved before it: free space or fix '
+          'the permissions and rerun the same command; it starts again.')
+  return CheckpointSaveError(
+      f'Saving a checkpoint in {directory} failed: {error}\n{kept}')
+
+
+def check_saves(manager: ocp.CheckpointManager) -> None:
+  """Raises at once if an earlier asynchronous save has failed.
+
+  Saves run in background threads, so a full disk would otherwise surface
+  only at the next save or the end of the run, after training on.
+
+  Raises:
+    CheckpointSaveError: naming the directory, the error (Orbax's names the
+      file and the OS error) and the checkpoints that are intact.
+  """
+  try:
+    manager.check_for_errors()
+  except Exception as error:  # pylint: disable=broad-except
+    raise _save_error(manager, error) from error
+
+
+def finish_saves(manager: ocp.CheckpointManager) -> None:
+  """Waits for the saves in flight; raises as check_saves if one failed."""
+  try:
+    manager.wait_until_finished()
+  except Exception as error:  # pylint: disable=broad-except
+    raise _save_error(manager, error) from error
+
+
 def save(manager: ocp.CheckpointManager, step: int, state: Any,
          config: ml_collections.ConfigDict) -> None:
-  """Saves `state` and `config` at `step` (asynchronously; see wait)."""
-  manager.save(step, args=ocp.args.Composite(**{
-      _STATE: ocp.args.StandardSave(state),
-      _CONFIG: ocp.args.JsonSave(config.to_dict()),
-  }), force=True)
+  """Saves `state` and `config` at `step` (asynchronously: finish_saves).
+
+  Raises:
+    CheckpointSaveError: an earlier save failed (check_saves), or this one
+      could not start.
+  """
+  check_saves(manager)
+  try:
+    manager.save(step, args=ocp.args.Composite(**{
+        _STATE: ocp.args.StandardSave(state),
+        _CONFIG: ocp.args.JsonSave(config.to_dict()),
+    }), force=True)
+  except (OSError, ValueError) as error:  # TensorStore's write errors.
+    raise _save_error(manager, error) from error
   logging.info('Saving checkpoint %d in %s.', step, manager.directory)
 
 

@@ -129,6 +129,12 @@ def read_events(logdir: str) -> Iterator[event_pb2.Event]:
 # below it are bvae_jax's own.
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
+# Orbax logs each failure of a background save thread at ERROR, with its
+# traceback: four copies for one full disk. The run raises that failure as
+# one line (checkpointing.CheckpointSaveError), so with the library logs
+# quiet Orbax's copies are left out (--verbose shows them).
+_ORBAX_DIR = os.sep + os.path.join('orbax', 'checkpoint') + os.sep
+
 # Warnings that libraries log on every run although nothing is wrong, as
 # (file name, start of the message). TFDS scans every version folder of a data
 # set it is asked for and warns about each one without metadata: the real
@@ -153,6 +159,8 @@ class OwnInfoFilter(std_logging.Filter):
     if any(os.path.basename(record.pathname) == name and
            str(record.msg).startswith(start)
            for name, start in _HARMLESS_WARNINGS):
+      return False
+    if record.levelno == std_logging.ERROR and _ORBAX_DIR in record.pathname:
       return False
     return (record.levelno >= std_logging.WARNING or
             os.path.abspath(record.pathname).startswith(_PACKAGE_DIR))

@@ -271,6 +271,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> GeneratorState:
 
   def log(done: int) -> None:
     nonlocal interval_sums, interval_steps
+    checkpointing.check_saves(manager)  # A full disk stops the run here.
     means = {name: float(value) / interval_steps
              for name, value in jax.device_get(interval_sums).items()}
     if loop.first_nonfinite([means], done) is not None:
@@ -295,7 +296,7 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> GeneratorState:
                                     checkpoints.save),
                   ])
   finally:
-    manager.wait_until_finished()
+    checkpointing.finish_saves(manager)  # A failed save raises here.
     writer.close()
   return state
 

@@ -449,6 +449,7 @@ def _train_sweep(config: ml_collections.ConfigDict, workdir: str) -> SweepState:
     return metrics['loss']
 
   def log(step: int) -> None:
+    checkpointing.check_saves(manager)  # A full disk stops the run here.
     history = [jax.tree.map(host_array, metrics) for metrics in pending]
     pending.clear()
     failed_at = host_array(state.failed_at)
@@ -491,7 +492,7 @@ def _train_sweep(config: ml_collections.ConfigDict, workdir: str) -> SweepState:
                                     checkpoints.save),
                   ])
   finally:
-    manager.wait_until_finished()
+    checkpointing.finish_saves(manager)  # A failed save raises here.
     for writer in writers:
       writer.flush()
       writer.close()

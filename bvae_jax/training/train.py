@@ -176,6 +176,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict,
 
   def log(step: int) -> None:
     nonlocal last_interval
+    checkpointing.check_saves(manager)  # A full disk stops the run here.
     fetch_pending(step)
     last_interval = mean_metrics(fetched)
     fetched.clear()
@@ -220,7 +221,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict,
                   ])
   finally:
     batches.close()  # Ends data_on_device's position workers now.
-    manager.wait_until_finished()
+    checkpointing.finish_saves(manager)  # A failed save raises here.
     writer.flush()
     writer.close()
   if is_chief:
