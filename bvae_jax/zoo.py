@@ -148,7 +148,7 @@ def load(name: str, zoo_dir: str = ZOO_DIR) -> ZooModel:
   model = step_lib.create_model(config)
   expected = jax.eval_shape(
       lambda: model.init(jax.random.key(0), np.zeros(
-          (1,) + step_lib.image_shape(config), np.float32),
+          (1,) + step_lib.image_shape(config.num_channels), np.float32),
                          jax.random.key(1))['params'])
   got_shapes = jax.tree.map(np.shape, params)
   expected_shapes = jax.tree.map(lambda leaf: leaf.shape, expected)

@@ -225,7 +225,7 @@ def test_training_evaluates_and_checkpoints_at_eval_at_steps(data_dir,
   train.train_and_evaluate(config, str(tmp_path))
   assert sorted(p for p in os.listdir(tmp_path / 'eval')
                 if p.endswith('.json')) == ['metrics_3.json', 'metrics_5.json']
-  manager = checkpointing.create_manager(str(tmp_path), config, read_only=True)
+  manager = checkpointing.create_manager(str(tmp_path), read_only=True)
   assert manager.all_steps() == [3, 4, 5, 6]
   during = json.load(open(tmp_path / 'eval' / 'metrics_3.json'))
   again = evaluate.evaluate(config, str(tmp_path), step=3)

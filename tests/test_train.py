@@ -68,7 +68,7 @@ def test_workdir_outputs_and_figures(data_dir, tmp_path):
   names = sorted(os.listdir(tmp_path / 'figures'))
   assert names == ['kl_per_latent.png', 'reconstructions_00000004.png',
                    'traversal_00000004.gif', 'traversal_00000004.png']
-  manager = checkpointing.create_manager(str(tmp_path), config, read_only=True)
+  manager = checkpointing.create_manager(str(tmp_path), read_only=True)
   assert manager.all_steps() == [3, 4]
 
 
@@ -158,7 +158,7 @@ def test_non_finite_loss_names_the_step_and_keeps_checkpoints(data_dir, tmp_path
   config = tiny_config(data_dir, likelihood='gaussian', gaussian_stddev=1e-30)
   with pytest.raises(FloatingPointError, match='at step 4'):
     train.train_and_evaluate(config, str(tmp_path))
-  manager = checkpointing.create_manager(str(tmp_path), config, read_only=True)
+  manager = checkpointing.create_manager(str(tmp_path), read_only=True)
   assert manager.all_steps() == [3]
 
 

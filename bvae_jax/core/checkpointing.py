@@ -53,19 +53,19 @@ def all_steps(workdir: str) -> list[int]:
   return sorted(manager.all_steps())
 
 
-def create_manager(workdir: str, config: ml_collections.ConfigDict,
+def create_manager(workdir: str, max_to_keep: int | None = None,
                    read_only: bool = False) -> ocp.CheckpointManager:
   """The CheckpointManager of `workdir/checkpoints`.
 
   Args:
     workdir: the run's working directory.
-    config: supplies `max_checkpoints_to_keep`.
+    max_to_keep: checkpoints kept when saving (config.max_checkpoints_to_keep);
+      None: all.
     read_only: open without creating directories or deleting anything
       (evaluation, inspection).
   """
   options = ocp.CheckpointManagerOptions(
-      max_to_keep=config.max_checkpoints_to_keep, create=not read_only,
-      read_only=read_only)
+      max_to_keep=max_to_keep, create=not read_only, read_only=read_only)
   return ocp.CheckpointManager(
       checkpoint_dir(workdir), options=options,
       item_handlers={_STATE: ocp.StandardCheckpointHandler(),

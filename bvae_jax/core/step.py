@@ -106,16 +106,16 @@ def static_fields(config: ml_collections.ConfigDict) -> dict[str, str]:
              objectives.SHARED_STATIC_FIELDS + objective.STATIC_FIELDS}}
 
 
-def image_shape(config: ml_collections.ConfigDict) -> tuple[int, int, int]:
+def image_shape(num_channels: int) -> tuple[int, int, int]:
   """(H, W, C) of the images the model takes (validate_config checks that
   the data set's images have it)."""
-  return (vae.IMAGE_SIZE, vae.IMAGE_SIZE, config.num_channels)
+  return (vae.IMAGE_SIZE, vae.IMAGE_SIZE, num_channels)
 
 
 def create_train_state(config: ml_collections.ConfigDict, model: vae.VAE,
                        init_key: jax.Array) -> TrainState:
   """A fresh state at step 0 (pure: jit-, vmap- and eval_shape-able)."""
-  dummy = jnp.zeros((1,) + image_shape(config), jnp.float32)
+  dummy = jnp.zeros((1,) + image_shape(config.num_channels), jnp.float32)
   params_key, noise_key = jax.random.split(init_key)
   params = model.init(params_key, dummy, noise_key)['params']
   fields = dict(step=jnp.zeros((), jnp.int32), params=params,

@@ -181,7 +181,7 @@ def restore_params(config: ml_collections.ConfigDict, workdir: str,
   mesh = devices.create_mesh()
   model = step_lib.create_model(config)
   abstract_state = step_lib.abstract_train_state(config, model, mesh)
-  manager = checkpointing.create_manager(workdir, config, read_only=True)
+  manager = checkpointing.create_manager(workdir, read_only=True)
   state, stored_config = checkpointing.restore_step(manager, step,
                                                    abstract_state)
   return state.params, step, stored_config

@@ -10,7 +10,6 @@ import os
 from typing import Any
 
 import jax
-import ml_collections
 import numpy as np
 
 from bvae_jax.core import metric_logging
@@ -23,12 +22,27 @@ from bvae_jax.objectives import likelihoods
 class FigureWriter:
   """Draws reconstructions and traversals for fixed images during training."""
 
-  def __init__(self, config: ml_collections.ConfigDict, model: vae.VAE,
-               workdir: str, images: np.ndarray):
-    self._config = config
+  def __init__(self, model: vae.VAE, workdir: str, images: np.ndarray, *,
+               likelihood: str, num_figure_images: int, traversal_steps: int,
+               traversal_range: float):
+    """Draws `images` (their first `num_figure_images` reconstructed).
+
+    Args:
+      model: any model with encode and decode methods.
+      workdir: figures go to workdir/figures.
+      images: the fixed images, at least max(num_figure_images,
+        traversal_steps) of them.
+      likelihood: the decoder's (objectives/likelihoods.py), which says how
+        its output becomes an image.
+      num_figure_images: images in the reconstruction grid.
+      traversal_steps: values per latent in a traversal.
+      traversal_range: a traversal runs over [-range, range].
+    """
     self._workdir = workdir
     self._images = images
-    likelihood = config.likelihood
+    self._num_figure_images = num_figure_images
+    self._traversal_steps = traversal_steps
+    self._traversal_range = traversal_range
     # The model's own methods, so any model with encode/decode is drawn.
     self._encode = step_lib.jitted_encode(model)
     self._decode_mean = jax.jit(lambda params, z: likelihoods.decoder_mean(
@@ -46,14 +60,13 @@ class FigureWriter:
       The paths written: reconstructions_<step>.png, traversal_<step>.png,
       traversal_<step>.gif and (when the run has logged KL) kl_per_latent.png.
     """
-    config = self._config
     params = jax.device_get(params)
     images = self._images
     means, _ = self._encode(params, images)
     reconstructions = np.asarray(self._decode_mean(params, means))
-    num_columns = config.traversal_steps
+    num_columns = self._traversal_steps
     order = drawing.latent_order_by_kl(kl_per_latent)
-    values = np.linspace(-config.traversal_range, config.traversal_range,
+    values = np.linspace(-self._traversal_range, self._traversal_range,
                          num_columns, dtype=np.float32)
     codes = drawing.traversal_codes(np.asarray(means[0]), order, values)
     traversals = np.asarray(self._decode_mean(
@@ -64,13 +77,13 @@ class FigureWriter:
                                        f'reconstructions_{step:08d}.png')
     traversal_path = os.path.join(figure_dir, f'traversal_{step:08d}.png')
     animation_path = os.path.join(figure_dir, f'traversal_{step:08d}.gif')
-    num_recon = config.num_figure_images
+    num_recon = self._num_figure_images
     drawing.save_reconstruction_figure(reconstruction_path, images[:num_recon],
                                        reconstructions[:num_recon], step)
     header = np.resize(np.arange(len(images)), num_columns)
     drawing.save_traversal_figure(traversal_path, images[header],
                                   reconstructions[header], traversals, order,
-                                  kl_per_latent, config.traversal_range, step)
+                                  kl_per_latent, self._traversal_range, step)
     drawing.save_traversal_gif(animation_path, traversals)
     kl_history_path = self._write_kl_history(writer)
     writer.write_images(step, {

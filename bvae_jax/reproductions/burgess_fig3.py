@@ -76,20 +76,21 @@ def create_model(config: ml_collections.ConfigDict
       conv_impl=config.conv_impl)
 
 
-def create_optimizer(config: ml_collections.ConfigDict
+def create_optimizer(learning_rate: float, channel_learning_rate: float
                      ) -> optax.GradientTransformation:
   """Adam, with its own learning rate for the ten channel parameters.
 
   Adam moves a parameter by about its learning rate per step whatever the
   gradient, so at 5e-4 a noise log-variance needs ~2,000 steps per nat of
   one column's KL: a C ramp shorter than the paper's 100,000-ish steps would
-  outrun the channels. config.channel_learning_rate lets them follow it.
+  outrun the channels. channel_learning_rate (the config's) lets them follow
+  it.
   """
   def label(path, _):
     return 'channels' if path[0] == 'channels' else 'decoder'
   return optax.multi_transform(
-      {'channels': optax.adam(config.channel_learning_rate),
-       'decoder': optax.adam(config.learning_rate)},
+      {'channels': optax.adam(channel_learning_rate),
+       'decoder': optax.adam(learning_rate)},
       lambda params: traverse_util.path_aware_map(label, params))
 
 
@@ -99,8 +100,10 @@ def create_state(config, model, init_key) -> GeneratorState:
   width = sum(factor_inputs.group_sizes(config.factor_encoding))
   dummy = jnp.zeros((1, width), jnp.float32)
   params = model.init(params_key, dummy, noise_key)['params']
+  optimizer = create_optimizer(config.learning_rate,
+                               config.channel_learning_rate)
   return GeneratorState(step=jnp.zeros((), jnp.int32), params=params,
-                        opt_state=create_optimizer(config).init(params))
+                        opt_state=optimizer.init(params))
 
 
 def validate_config(config: ml_collections.ConfigDict) -> None:
@@ -156,8 +159,9 @@ def train_step(state: GeneratorState, inputs: jax.Array, images: jax.Array,
 
   (total, (reconstruction, kl_per_factor, gap)), grads = jax.value_and_grad(
       loss_fn, has_aux=True)(state.params)
-  updates, opt_state = create_optimizer(config).update(
-      grads, state.opt_state, state.params)
+  optimizer = create_optimizer(config.learning_rate,
+                               config.channel_learning_rate)
+  updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
   new_state = GeneratorState(step=state.step + 1,
                              params=optax.apply_updates(state.params, updates),
                              opt_state=opt_state)
@@ -237,7 +241,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> GeneratorState:
       lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype,
                                         sharding=replicated),
       jax.eval_shape(make_state, init_key))
-  manager = checkpointing.create_manager(workdir, config)
+  manager = checkpointing.create_manager(
+      workdir, config.max_checkpoints_to_keep)
   restored = checkpointing.restore_latest(manager, workdir, abstract)
   if restored is None:
     state = jax.jit(make_state, out_shardings=replicated)(init_key)

@@ -172,11 +172,10 @@ def validate_sweep_config(config: ml_collections.ConfigDict) -> list[Member]:
   return members
 
 
-def member_device_count(config: ml_collections.ConfigDict,
-                        num_members: int) -> int:
-  """Devices along the members axis (config.sweep.member_devices, 0: auto)."""
+def member_device_count(requested: int, num_members: int) -> int:
+  """Devices along the members axis: `requested` (config.sweep.member_devices)
+  or, for 0, the most that divide the member count and the local devices."""
   local = jax.local_device_count()
-  requested = config.sweep.member_devices
   if requested:
     if num_members % requested or local % requested:
       raise ValueError(
@@ -273,7 +272,8 @@ def setup_sweep(config: ml_collections.ConfigDict) -> SweepSetup:
   config = experiment_config.resolve(config)
   members = validate_sweep_config(config)
   num_members = len(members)
-  member_devices = member_device_count(config, num_members)
+  member_devices = member_device_count(config.sweep.member_devices,
+                                       num_members)
   mesh = create_sweep_mesh(member_devices)
   data_devices = mesh.shape[devices.DATA_AXIS]
   devices.check_batch_divisible(config.batch_size, data_devices)
@@ -352,7 +352,7 @@ class _SweepBatches:
                          for m in setup.members]
     self._global_shape = (
         (config.batch_size,) if config.sweep.shared_batches else
-        (len(setup.members), config.batch_size)) + step_lib.image_shape(config)
+        (len(setup.members), config.batch_size)) + step_lib.image_shape(config.num_channels)
 
   def __next__(self) -> jax.Array:
     local = [next(iterator)['image'] for iterator in self._iterators]
@@ -409,7 +409,8 @@ def _train_sweep(config: ml_collections.ConfigDict, workdir: str) -> SweepState:
   dataset, config = run_records.open_training_data(config)
   setup = setup_sweep(config)
   is_chief = jax.process_index() == 0
-  manager = checkpointing.create_manager(workdir, config)
+  manager = checkpointing.create_manager(
+      workdir, config.max_checkpoints_to_keep)
   state = run_records.resume_or_init(manager, workdir, setup.abstract_state, config,
                               lambda: initial_sweep_state(setup))
   start_step = int(jax.device_get(state.step))
@@ -578,9 +579,13 @@ def _finish_members(config, workdir, setup, state, dataset, final,
     params = member_params(state, member.index)
     if figure_writer is None:
       figure_writer = training_figures.FigureWriter(
-          solo, setup.model, member_dir, input_pipeline.fixed_images(
+          setup.model, member_dir, input_pipeline.fixed_images(
               solo, max(solo.num_figure_images, solo.traversal_steps),
-              dataset=dataset))
+              dataset=dataset),
+          likelihood=solo.likelihood,
+          num_figure_images=solo.num_figure_images,
+          traversal_steps=solo.traversal_steps,
+          traversal_range=solo.traversal_range)
     figure_writer.set_workdir(member_dir)
     writer = metric_logging.MetricWriter(member_dir)
     figure_writer.write(step, params, final['kl_per_latent'][member.index],
@@ -625,7 +630,7 @@ def restore_member(config: ml_collections.ConfigDict, workdir: str,
                    f'{[m.name for m in members]}')
   step = evaluate.checkpoint_step(workdir, step)
   setup = setup_sweep(config)
-  manager = checkpointing.create_manager(workdir, config, read_only=True)
+  manager = checkpointing.create_manager(workdir, read_only=True)
   state, stored_config = checkpointing.restore(manager, step,
                                                setup.abstract_state)
   solo = run_records.data_source_as_trained(member_config(config, chosen[0]),

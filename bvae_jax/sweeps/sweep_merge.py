@@ -112,7 +112,7 @@ def read_part(config: ml_collections.ConfigDict, workdir: str) -> Part:
     ValueError: its checkpoint is not a sweep's.
   """
   step = evaluate.checkpoint_step(workdir)
-  manager = checkpointing.create_manager(workdir, config, read_only=True)
+  manager = checkpointing.create_manager(workdir, read_only=True)
   stored_config = checkpointing.restore_config(manager, step)
   manager.close()
   if not (stored_config.get('sweep') or {}).get('seeds'):
@@ -152,9 +152,8 @@ def check_part(config: ml_collections.ConfigDict, part: Part) -> None:
         '(run its training command again to write it).')
 
 
-def check_seeds(config: ml_collections.ConfigDict,
-                parts: Sequence[Part]) -> None:
-  """The parts' seeds are disjoint and together the config's.
+def check_seeds(seeds: Sequence[int], parts: Sequence[Part]) -> None:
+  """The parts' seeds are disjoint and together `seeds` (config.sweep.seeds).
 
   Raises:
     ValueError: naming a seed two parts share, or the seeds missing or extra.
@@ -166,7 +165,7 @@ def check_seeds(config: ml_collections.ConfigDict,
         raise ValueError(f'Seed {seed} was trained by both {owner[seed]} and '
                          f'{part.workdir}; each seed must come from one part.')
       owner[seed] = part.workdir
-  wanted = {int(s) for s in config.sweep.seeds}
+  wanted = {int(s) for s in seeds}
   missing, extra = sorted(wanted - set(owner)), sorted(set(owner) - wanted)
   if missing or extra:
     raise ValueError(
@@ -190,8 +189,7 @@ def restore_part_state(config: ml_collections.ConfigDict, part: Part
   """The part's members and its final state, on the host."""
   part_config = _with_seeds(config, part.seeds)
   setup = sweep.setup_sweep(part_config)
-  manager = checkpointing.create_manager(part.workdir, part_config,
-                                         read_only=True)
+  manager = checkpointing.create_manager(part.workdir, read_only=True)
   state, _ = checkpointing.restore(manager, config.num_train_steps,
                                    setup.abstract_state)
   manager.close()
@@ -233,7 +231,8 @@ def _numeric_nans(row: Mapping[str, Any]) -> dict[str, Any]:
 def _write_merged(config, workdir, members, state, part_of, rows, parts):
   """Everything train_sweep leaves in a workdir, for the merged members."""
   setup = sweep.setup_sweep(_with_seeds(config, config.sweep.seeds))
-  manager = checkpointing.create_manager(workdir, config)
+  manager = checkpointing.create_manager(
+      workdir, config.max_checkpoints_to_keep)
   checkpointing.save(manager, config.num_train_steps,
                      jax.device_put(state, setup.state_sharding), config)
   manager.wait_until_finished()
@@ -289,7 +288,7 @@ def merge_sweeps(config: ml_collections.ConfigDict, workdir: str,
   config = run_records.data_source_as_trained(config, parts[0].stored_config)
   for part in parts:
     check_part(config, part)
-  check_seeds(config, parts)
+  check_seeds(config.sweep.seeds, parts)
   restored = [restore_part_state(config, part) for part in parts]
   state = merge_states(members, restored)
   part_of = {m.name: part.workdir

@@ -121,7 +121,8 @@ def _train_and_evaluate(config: ml_collections.ConfigDict,
 
   model = step_lib.create_model(config)
   abstract_state = step_lib.abstract_train_state(config, model, mesh)
-  manager = checkpointing.create_manager(workdir, config)
+  manager = checkpointing.create_manager(
+      workdir, config.max_checkpoints_to_keep)
   state = run_records.resume_or_init(
       manager, workdir, abstract_state, config,
       lambda: step_lib.initial_train_state(config, model, mesh))
@@ -137,10 +138,13 @@ def _train_and_evaluate(config: ml_collections.ConfigDict,
   step_fn = step_lib.make_train_step(config, model, mesh)
   _, noise_key = step_lib.rng_streams(config.seed)
   figure_writer = training_figures.FigureWriter(
-      config, model, workdir,
-      input_pipeline.fixed_images(
+      model, workdir, input_pipeline.fixed_images(
           config, max(config.num_figure_images, config.traversal_steps),
-          dataset=dataset))
+          dataset=dataset),
+      likelihood=config.likelihood,
+      num_figure_images=config.num_figure_images,
+      traversal_steps=config.traversal_steps,
+      traversal_range=config.traversal_range)
   progress = loop.Progress(start_step, config.num_train_steps,
                            units_per_step=config.batch_size)
   gap_monitor = capacity_diagnostics.CapacityGapMonitor(config.get('gamma', 0))
