@@ -26,6 +26,9 @@ readonly PROG=${0##*/}
 # preemption service may catch SIGTERM, so a plain TERM is not always enough).
 readonly KILL_GRACE_SECONDS=5
 readonly XLA_DEVICE_COUNT_FLAG=--xla_force_host_platform_device_count
+# bvae_jax.main's exit status after a preemption notice: a checkpoint of the
+# step every process agreed on is saved (loop.PREEMPTED_EXIT_STATUS).
+readonly PREEMPTED_STATUS=75
 
 usage() {
   cat <<EOF
@@ -185,7 +188,18 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'echo "$PROG: interrupted; stopping all processes." >&2; exit 130' INT
-trap 'echo "$PROG: terminated; stopping all processes." >&2; exit 143' TERM HUP
+# SIGTERM is a preemption notice (a scheduler's, or kill): pass it on and let
+# the processes agree on a step, save it and exit with PREEMPTED_STATUS.
+pass_on_term() {
+  echo "$PROG: terminated; passing SIGTERM on to every process (they save a" \
+    "checkpoint of one step and exit $PREEMPTED_STATUS)." >&2
+  local pid
+  for pid in "${pids[@]}"; do
+    kill -TERM "$pid" 2>/dev/null || true
+  done
+}
+trap pass_on_term TERM
+trap 'echo "$PROG: hangup; stopping all processes." >&2; exit 129' HUP
 
 echo "$PROG: $num_processes processes x $devices_per_process CPU devices," \
   "coordinator 127.0.0.1:$port, logs in $log_dir/" >&2
@@ -214,10 +228,13 @@ for (( i = 0; i < num_processes; i++ )); do
 done
 
 # Poll until every process has finished or one has failed. (Bash keeps the exit
-# status of a finished background process, so 'wait PID' still returns it.)
+# status of a finished background process, so 'wait PID' still returns it.) A
+# preempted process is not a failed one: the others reach the same step, save
+# and exit with the same status, so they are waited for, not stopped.
 running=("${!pids[@]}")
 failed_index=
 failed_status=0
+preempted=0
 while (( ${#running[@]} )) && [[ -z $failed_index ]]; do
   still_running=()
   for i in "${running[@]}"; do
@@ -227,7 +244,9 @@ while (( ${#running[@]} )) && [[ -z $failed_index ]]; do
     fi
     status=0
     wait "${pids[i]}" || status=$?
-    if (( status != 0 )) && [[ -z $failed_index ]]; then
+    if (( status == PREEMPTED_STATUS )); then
+      preempted=1
+    elif (( status != 0 )) && [[ -z $failed_index ]]; then
       failed_index=$i
       failed_status=$status
     fi
@@ -255,4 +274,9 @@ fi
 
 wait "$tee_pid" 2>/dev/null || true
 tee_pid=
+if (( preempted )); then
+  echo "$PROG: preempted: the processes saved a checkpoint of the same step;" \
+    "the same command resumes from it. Logs in $log_dir/" >&2
+  exit "$PREEMPTED_STATUS"
+fi
 echo "$PROG: all $num_processes processes finished successfully; logs in $log_dir/" >&2

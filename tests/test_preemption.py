@@ -3,6 +3,7 @@ step in flight, saves a checkpoint there and exits with status 75
 (loop.PREEMPTED_EXIT_STATUS); the same command resumes bit-identically.
 Through the real command line, in child processes."""
 
+import os
 import signal
 import subprocess
 import sys
@@ -121,3 +122,61 @@ def test_sigterm_stops_a_sweep_resumably(data_dir, tmp_path):
     assert_same(
         sweep.restore_member(config, str(tmp_path / 'preempted'), member)[1],
         sweep.restore_member(config, str(tmp_path / 'straight'), member)[1])
+
+
+# A 2-process job on this machine (launch/local.sh, loopback coordinator).
+MULTI_STEPS = 120
+MULTI_SIGNAL_AFTER = 'Step 40/'
+
+
+def local_job(workdir, data_dir, log_dir):
+  """launch/local.sh's command for 2 processes × 1 device, and its env."""
+  flags = [f'--config.{k}={v}' for k, v in dict(
+      overrides(data_dir), num_train_steps=MULTI_STEPS,
+      log_every_steps=20).items()]
+  return (['bash', os.path.join(REPO, 'launch', 'local.sh'), '2', '1',
+           '--config=configs/capacity.py', f'--workdir={workdir}', *flags],
+          dict(child_environment(), PYTHON=sys.executable,
+               LOG_DIR=str(log_dir)))
+
+
+def run_job(args, env):
+  result = subprocess.run(args, cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=300)
+  assert result.returncode == 0, (result.stdout[-2000:], result.stderr[-2000:])
+
+
+def test_sigterm_stops_a_two_process_job_resumably(data_dir, tmp_path):
+  # SIGTERM to the launcher, as a scheduler or `kill` sends it: local.sh
+  # passes it on, JAX's preemption service has both processes agree on one
+  # step (multihost_utils.reached_preemption_sync_point), and both save it.
+  logs = tmp_path / 'logs'
+  args, env = local_job(tmp_path / 'preempted', data_dir, logs)
+  job = subprocess.Popen(args, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.STDOUT, text=True)
+  lines = []
+  for line in job.stdout:  # Process 0's log, through local.sh's tee.
+    lines.append(line)
+    if MULTI_SIGNAL_AFTER in line:
+      job.send_signal(signal.SIGTERM)
+      break
+  output = ''.join(lines) + job.stdout.read()
+  job.wait(timeout=300)
+  assert job.returncode == loop.PREEMPTED_EXIT_STATUS, output[-3000:]
+  assert 'preempted: the processes saved a checkpoint of the same step' in output
+  marker = 'Preempted (preemption notice) at step '
+  steps = [int((logs / f'process_{i}.log').read_text().split(marker)[1]
+               .split(':')[0]) for i in (0, 1)]
+  assert steps[0] == steps[1] and 40 <= steps[0] < MULTI_STEPS, steps
+  assert checkpointing.all_steps(str(tmp_path / 'preempted')) == [steps[0]]
+
+  run_job(args, env)
+  assert (f'Resuming from step {steps[0]}' in
+          (logs / 'process_0.log').read_text())
+  run_job(*local_job(tmp_path / 'straight', data_dir, tmp_path / 'logs2'))
+  config = solo_config(data_dir)
+  config.num_train_steps = MULTI_STEPS
+  assert_same(evaluate.restore_params(config, str(tmp_path / 'preempted'),
+                                      MULTI_STEPS)[0],
+              evaluate.restore_params(config, str(tmp_path / 'straight'),
+                                      MULTI_STEPS)[0])
