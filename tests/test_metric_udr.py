@@ -4,8 +4,11 @@ The expectations mirror disentanglement_lib's
 evaluation/udr/metrics/udr_test.py; exact values are worked out by hand.
 """
 
+import warnings
+
 import numpy as np
 import pytest
+from scipy import stats
 
 from bvae_jax.metrics import udr
 
@@ -145,3 +148,24 @@ def test_bad_inputs_are_refused_with_the_reason():
   with pytest.raises(ValueError, match='correlation must be'):
     udr.udr_from_codes([np.zeros((5, 2))] * 2, [np.ones(2)] * 2,
                        correlation='pearson')
+
+
+def test_spearman_matrix_with_a_constant_latent_is_pairwise_scipy():
+  # disentanglement_lib correlates column pairs one by one; a zeroed
+  # (uninformative) latent gives a NaN row. scipy's spearmanr on two whole
+  # matrices returns a single NaN instead once any column is constant (scipy
+  # 1.17), which broke UDR with correlation='spearman' on trained models.
+  rs = np.random.RandomState(0)
+  a = rs.randn(200, 4)
+  b = a[:, [2, 0, 1, 3]] * [1, -2, 3, 1] + 0.3 * rs.randn(200, 4)
+  a[:, 1] = 0.0
+  with np.errstate(invalid='ignore'), warnings.catch_warnings():
+    warnings.simplefilter('ignore', stats.ConstantInputWarning)
+    expected = np.array([[abs(stats.spearmanr(a[:, p], b[:, q])[0])
+                          for q in range(4)] for p in range(4)])
+  matrix = udr.spearman_correlation_matrix(a, b)
+  assert matrix.shape == (4, 4)
+  np.testing.assert_array_equal(np.isnan(matrix), np.isnan(expected))
+  assert np.all(np.isnan(matrix[1]))
+  np.testing.assert_allclose(matrix[~np.isnan(matrix)],
+                             expected[~np.isnan(expected)], atol=1e-12)

@@ -67,10 +67,17 @@ def spearman_correlation_matrix(codes_i: np.ndarray, codes_j: np.ndarray
   scipy gives them; relative_strength_disentanglement then counts its row or
   column as 0, as disentanglement_lib does.
   """
-  num_i = codes_i.shape[1]
-  with np.errstate(divide='ignore', invalid='ignore'):
-    full = stats.spearmanr(codes_i, codes_j).statistic
-  return np.abs(np.atleast_2d(full)[:num_i, num_i:])
+  # Pearson correlation of the ranks (average ranks for ties), pair by pair,
+  # as disentanglement_lib's loop of scipy.stats.spearmanr over column pairs
+  # computes it. (spearmanr on the two whole matrices returns one NaN, not a
+  # matrix, as soon as any column is constant: scipy 1.17.)
+  def standard_ranks(codes):
+    ranks = stats.rankdata(codes, axis=0)
+    centred = ranks - ranks.mean(axis=0)
+    with np.errstate(divide='ignore', invalid='ignore'):
+      return centred / np.sqrt(np.sum(centred**2, axis=0))
+  with np.errstate(invalid='ignore'):
+    return np.abs(standard_ranks(codes_i).T @ standard_ranks(codes_j))
 
 
 def lasso_correlation_matrix(codes_i: np.ndarray, codes_j: np.ndarray,
