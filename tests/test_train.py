@@ -12,6 +12,7 @@ from bvae_jax.core import checkpointing
 from bvae_jax.core import run_records
 from bvae_jax.core import step as step_lib
 from bvae_jax.datasets import input_pipeline
+from bvae_jax.evaluation import evaluate
 from bvae_jax.models import vae
 from bvae_jax.objectives import gaussians
 from bvae_jax.training import train
@@ -149,6 +150,26 @@ def test_other_architecture_in_workdir_fails_and_keeps_files(data_dir, tmp_path)
   assert str(tmp_path / 'checkpoints' / '3') in message
   assert 'latent_dim=10' in message
   assert snapshot(tmp_path) == before
+
+
+@pytest.mark.slow
+def test_a_checkpointed_step_whose_evaluation_was_cut_off_is_evaluated_on_resume(
+    data_dir, tmp_path):
+  # A run stopped while evaluating the step it had just checkpointed (a 50k
+  # study run did, at step 10,000) resumes after that step; without this its
+  # results would never have that step.
+  config = lambda steps: tiny_config(data_dir, num_train_steps=steps,
+                                     eval_every_steps=3)
+  train.train_and_evaluate(config(3), str(tmp_path))
+  path = evaluate.metrics_path(str(tmp_path), 3)
+  with open(path) as f:
+    first = json.load(f)
+  os.remove(path)  # As if the evaluation had been cut off.
+  train.train_and_evaluate(config(6), str(tmp_path))
+  with open(path) as f:
+    again = json.load(f)
+  assert again['metrics'] == first['metrics']  # The checkpoint's parameters.
+  assert os.path.exists(evaluate.metrics_path(str(tmp_path), 6))
 
 
 @pytest.mark.slow

@@ -318,11 +318,16 @@ def _mean_kl_per_latent(model, params, ground_truth, seed, num=2048):
           np.asarray(elbo.information_bound_per_latent(mean, log_var)))
 
 
+def metrics_path(workdir: str, step: int) -> str:
+  """workdir/eval/metrics_<step>.json, the results of evaluating `step`."""
+  return os.path.join(workdir, 'eval', f'metrics_{step}.json')
+
+
 def _write_outputs(workdir, result, draws, kl, ground_truth, num_bins):
   step = result['step']
   eval_dir = os.path.join(workdir, 'eval')
   os.makedirs(eval_dir, exist_ok=True)
-  path = os.path.join(eval_dir, f'metrics_{step}.json')
+  path = metrics_path(workdir, step)
   run_records.write_json(path, result)  # Atomic: never a half-written result.
   codes = draws['codes_train']
   factors = draws['factors_train']

@@ -209,6 +209,13 @@ def _train_and_evaluate(config: ml_collections.ConfigDict,
     logging.info('Wrote %s.', ', '.join(paths))
 
   eval_at_steps = tuple(config.get('eval_at_steps', ()))
+  if (start_step and is_evaluation_step(config, start_step) and
+      not os.path.exists(evaluate.metrics_path(workdir, start_step))):
+    # Stopped during the evaluation of the step it had just checkpointed: the
+    # resumed loop starts after that step, so evaluate it here or never.
+    logging.info('Step %d is checkpointed but was not evaluated; evaluating '
+                 'it before training on.', start_step)
+    run_periodic_evaluation(config, workdir, start_step, state.params, dataset)
   try:
     loop.run_loop(dispatch, start_step=start_step,
                   num_train_steps=config.num_train_steps, progress=progress,
