@@ -70,6 +70,10 @@ import scipy.stats
 # sklearn/tree/_partitioner.pxd: values closer than this (added in float32)
 # are not split apart.
 _FEATURE_THRESHOLD = np.float32(1e-7)
+# Rounds of skipping ties near the best split before skipping all of them
+# (_best_split): ties are rare in a trained model's codes, and common in a
+# collapsed one's.
+_LAZY_TIE_ROUNDS = 3
 # sklearn/tree/_tree.pyx: an impurity at most this is zero.
 _EPSILON = np.finfo(np.float64).eps
 _FLOAT_MAX = np.finfo(np.float64).max
@@ -294,7 +298,17 @@ def _best_split(sample_ids, y, fixed, total, candidates, min_samples_leaf,
   score *= score
   score *= m / (n_left * (m - n_left))
   row_best = score.max(axis=1)
+  rounds = 0
   while True:
+    rounds += 1
+    if rounds == _LAZY_TIE_ROUNDS:
+      # Ties everywhere (a collapsed encoder's codes: a handful of distinct
+      # values in thousands of samples): skipping them near the best one
+      # round at a time would take a round per tie. Skip all at once; the
+      # rounds below then find none. The same positions end up skipped, so
+      # the same split is found.
+      _skip_all_ties(score, sample_ids, data.x_by_feature, candidates, lo, hi)
+      row_best = score.max(axis=1)
     best = max(row_best[candidates])
     if best == -np.inf:
       return None
@@ -323,6 +337,15 @@ def _best_split(sample_ids, y, fixed, total, candidates, min_samples_leaf,
     if proxy[col] > found_proxy:  # strictly, as sklearn
       found, found_proxy = (feature, int(cols[col]) + lo), proxy[col]
   return found
+
+
+def _skip_all_ties(score, sample_ids, x_by_feature, candidates, lo, hi):
+  """Sets score[f, n_left - lo] to -inf wherever sklearn skips n_left: the
+  value at n_left is within _FEATURE_THRESHOLD of the one before it."""
+  for feature in candidates:
+    values = x_by_feature[feature].take(sample_ids[feature, lo - 1:hi + 1])
+    tied = values[1:] <= values[:-1] + _FEATURE_THRESHOLD
+    score[feature, tied] = -np.inf
 
 
 def _proxy(sum_left, total, n_left, n_right):
