@@ -10,7 +10,6 @@ it fails with ENOSPC on a full disk. CPython ignores SIGXFSZ, so the failed
 write is an error, not a killed process.
 """
 
-import resource
 import subprocess
 import sys
 
@@ -40,11 +39,12 @@ def command(data_dir, workdir, steps):
 
 
 def run_on_a_full_disk(args):
-  limit = lambda: resource.setrlimit(resource.RLIMIT_FSIZE,
-                                     (FILE_SIZE_LIMIT, FILE_SIZE_LIMIT))
-  return subprocess.run(args, cwd=REPO, env=child_environment(),
-                        capture_output=True, text=True, timeout=240,
-                        preexec_fn=limit)
+  # bash's ulimit sets the limit and execs the command (a preexec_fn would
+  # run Python in a fork of this multithreaded, JAX-holding process).
+  limited = ['bash', '-c', f'ulimit -f {FILE_SIZE_LIMIT // 1024} && exec "$@"',
+             'bash', *args]
+  return subprocess.run(limited, cwd=REPO, env=child_environment(),
+                        capture_output=True, text=True, timeout=240)
 
 
 def final_params(data_dir, workdir, steps):
