@@ -5,8 +5,9 @@ and averaged over the batch, analytic KL to N(0, I), backward, optax.adam
 update), jitted with the state donated, in float32, for every `conv_impl` of
 `bvae_jax.models.conv_layers`, with the batch split over 1 or more forced host
 devices (XLA:CPU runs most of a step on one core; a second device is how the
-step uses a second core). Optionally times the same step in eager PyTorch
-(`benchmarks/torch_train_step.py`) alongside, for the ratio.
+step uses a second core). Optionally times the same step in PyTorch, eager
+and through torch.compile (`benchmarks/torch_train_step.py`), in the same
+rounds, for the ratios.
 
 This machine's speed drifts from minute to minute, so the measurements are
 interleaved: every round measures every configuration once, and the report
@@ -18,13 +19,14 @@ reported and counted, and the run carries on.
 
 Run from the repository root:
 
-  python -m benchmarks.conv_formulations --seconds 10 --rounds 3 --compare_torch
+  python -m benchmarks.conv_formulations --seconds 10 --rounds 3 --compare_torch [--torch_python=VENV/bin/python]
 
 The environment is passed on to the workers (and to PyTorch), e.g. prefix
 `GLIBC_TUNABLES=glibc.malloc.hugetlb=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=4294967295`
 to keep freed memory instead of returning it to the OS (page faults are
 expensive in this VM). The last line printed is JSON: {"results": [{"conv_impl",
-"devices", "images_per_sec", "all_rounds", "vs_torch"}, ...], "torch": {...}, ...}.
+"devices", "images_per_sec", "all_rounds", "vs_torch", "vs_torch_compiled"},
+...], "torch": {...}, "torch_compiled": {...}, ...}.
 """
 
 import argparse
@@ -173,7 +175,11 @@ def main():
                       default=list(conv_layers.CONV_IMPLS),
                       choices=conv_layers.CONV_IMPLS)
   parser.add_argument('--compare_torch', action='store_true',
-                      help='Also time benchmarks/torch_train_step.py each round.')
+                      help='Also time benchmarks/torch_train_step.py each '
+                      'round, eager and torch.compile\'d.')
+  parser.add_argument('--torch_python', default=sys.executable,
+                      help='The Python that has torch (it is not a '
+                      'dependency of bvae_jax; a separate venv is fine).')
   parser.add_argument('--worker_devices', type=int, default=None,
                       help=argparse.SUPPRESS)  # Internal: run one worker.
   args = parser.parse_args()
@@ -189,7 +195,7 @@ def main():
   measurements = {(impl, devices): [] for impl in args.conv_impls
                   for devices in args.host_devices}
   failures = {config: 0 for config in measurements}
-  torch_rates = []
+  torch_rates = {'eager': [], 'compiled': []}
   with tempfile.TemporaryDirectory() as cache_dir:
     env = dict(os.environ, JAX_COMPILATION_CACHE_DIR=cache_dir,
                JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS='0')
@@ -205,16 +211,19 @@ def main():
         measurements[(impl, devices)].append(result['images_per_sec'])
         print(f'round {round_index}: conv_impl={impl:15s} devices={devices} '
               f'{result["images_per_sec"]:8.1f} images/s', flush=True)
-      if args.compare_torch:
+      for mode in (('eager', 'compiled') if args.compare_torch else ()):
         result = _last_json_line(
-            [sys.executable, '-m', 'benchmarks.torch_train_step', '--rounds',
-             '1', *common], env, timeout_s)
+            [args.torch_python, '-m', 'benchmarks.torch_train_step',
+             '--rounds', '1', *common] +
+            (['--compile'] if mode == 'compiled' else []), env, timeout_s)
         if result is not None:
-          torch_rates.append(result['images_per_sec'])
-          print(f'round {round_index}: pytorch ({result["device"]}) '
-                f'{torch_rates[-1]:8.1f} images/s', flush=True)
+          torch_rates[mode].append(result['images_per_sec'])
+          print(f'round {round_index}: pytorch {mode} ({result["device"]}) '
+                f'{torch_rates[mode][-1]:8.1f} images/s', flush=True)
 
-  torch_median = statistics.median(torch_rates) if torch_rates else None
+  torch_medians = {mode: statistics.median(rates)
+                   for mode, rates in torch_rates.items() if rates}
+  torch_median = torch_medians.get('eager')
   results = []
   for (impl, devices), rates in measurements.items():
     median = statistics.median(rates) if rates else None
@@ -226,7 +235,12 @@ def main():
     line += f'{median:8.1f} images/s' if median else '     n/a'
     if torch_median and median:
       result['vs_torch'] = round(median / torch_median, 2)
-      line += f'  ({result["vs_torch"]:.2f}× PyTorch)'
+      line += f'  ({result["vs_torch"]:.2f}× PyTorch eager'
+      if 'compiled' in torch_medians:
+        result['vs_torch_compiled'] = round(
+            median / torch_medians['compiled'], 2)
+        line += f', {result["vs_torch_compiled"]:.2f}× compiled'
+      line += ')'
     if failures[(impl, devices)]:
       line += f'  [{failures[(impl, devices)]} failed run(s)]'
     results.append(result)
@@ -237,8 +251,14 @@ def main():
              'glibc_tunables': os.environ.get('GLIBC_TUNABLES', '')}
   if torch_median:
     summary['torch'] = {'images_per_sec': round(torch_median, 1),
-                        'all_rounds': [round(rate, 1) for rate in torch_rates]}
-    print(f'pytorch median {torch_median:8.1f} images/s')
+                        'all_rounds': [round(r, 1)
+                                       for r in torch_rates['eager']]}
+    print(f'pytorch eager median {torch_median:8.1f} images/s')
+  if 'compiled' in torch_medians:
+    summary['torch_compiled'] = {
+        'images_per_sec': round(torch_medians['compiled'], 1),
+        'all_rounds': [round(r, 1) for r in torch_rates['compiled']]}
+    print(f'pytorch compiled median {torch_medians["compiled"]:8.1f} images/s')
   print(json.dumps(summary))
 
 

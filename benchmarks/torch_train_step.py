@@ -1,4 +1,4 @@
-r"""Training-step throughput of the same β-VAE in eager PyTorch, for comparison.
+r"""Training-step throughput of the same β-VAE in PyTorch, eager or compiled.
 
 Same architecture (Burgess et al. 2018, appendix A.1), loss (Bernoulli NLL
 summed over pixels and averaged over the batch, plus the analytic KL to
@@ -7,8 +7,14 @@ N(0, I)), optimizer (Adam, 5e-4), batch and float32 as
 (all cores). PyTorch is not a dependency of bvae_jax; install it only to run
 this file:
 
-  pip install torch==2.13.0
+  pip install torch  # measured with 2.14.1 (docs/benchmarks.md)
   python -m benchmarks.torch_train_step --seconds 10 --rounds 3
+  python -m benchmarks.torch_train_step --seconds 10 --rounds 3 --compile
+
+--compile runs the model (encoder, sampling, decoder) and the loss through
+`torch.compile` (TorchInductor, PyTorch's default backend), forward and
+backward; Adam's update stays eager, as PyTorch users usually leave it. The
+first (compiling) step is not timed.
 
 The last line printed is JSON: {"images_per_sec", "batch_size", "device", ...}.
 """
@@ -68,21 +74,32 @@ def negative_elbo(model, images):
   return reconstruction + kl.sum(dim=1).mean()
 
 
-def time_train_step(batch_size: int, num_channels: int, seconds: float) -> float:
-  """Returns images/s of the eager training step after a short warm-up."""
+def time_train_step(batch_size: int, num_channels: int, seconds: float,
+                    compile_model: bool = False) -> float:
+  """Returns images/s of the training step after a short warm-up.
+
+  Args:
+    batch_size: images per step.
+    num_channels: image channels.
+    seconds: timed duration.
+    compile_model: run the model and loss through torch.compile.
+  """
   torch.manual_seed(0)
   model = TorchVAE(latent_dim=10, num_channels=num_channels)
   optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
   images = (torch.rand(batch_size, num_channels, IMAGE_SIZE, IMAGE_SIZE)
             < 0.1).float()
+  loss_fn = (torch.compile(negative_elbo) if compile_model
+             else negative_elbo)
 
   def step():
     optimizer.zero_grad(set_to_none=True)
-    loss = negative_elbo(model, images)
+    loss = loss_fn(model, images)
     loss.backward()
     optimizer.step()
     return loss
 
+  loss = step()  # Compiles, with --compile.
   warmup_start = time.perf_counter()
   while time.perf_counter() - warmup_start < WARMUP_SECONDS:
     loss = step()
@@ -102,16 +119,19 @@ def main():
   parser.add_argument('--num_channels', type=int, default=1)
   parser.add_argument('--seconds', type=float, default=10.0)
   parser.add_argument('--rounds', type=int, default=3)
+  parser.add_argument('--compile', action='store_true',
+                      help='torch.compile the model and loss (inductor).')
   args = parser.parse_args()
 
   rates = []
   for round_index in range(args.rounds):
     rates.append(time_train_step(args.batch_size, args.num_channels,
-                                 args.seconds))
+                                 args.seconds, compile_model=args.compile))
     print(f'round {round_index}: {rates[-1]:8.1f} images/s', flush=True)
   print(json.dumps({'images_per_sec': round(statistics.median(rates), 1),
                     'batch_size': args.batch_size,
                     'device': f'cpu ({torch.get_num_threads()} threads)',
+                    'compiled': args.compile,
                     'num_channels': args.num_channels,
                     'all_rounds': [round(rate, 1) for rate in rates],
                     'torch_version': torch.__version__}))
