@@ -58,7 +58,7 @@ def test_failed_save_stops_the_run_and_the_rerun_resumes(tiny_data_dir,
   workdir = tmp_path / 'run'
   run(command(tiny_data_dir, workdir, 3))
   checkpoints = workdir / 'checkpoints'
-  assert checkpointing.saved_steps(str(checkpoints)) == [3]
+  assert checkpointing.all_steps(str(workdir)) == [3]
 
   result = run_on_a_full_disk(command(tiny_data_dir, workdir, 6))
   assert result.returncode == 1, result.stderr[-3000:]
@@ -76,11 +76,11 @@ def test_failed_save_stops_the_run_and_the_rerun_resumes(tiny_data_dir,
   assert str(checkpoints / '6.orbax-checkpoint-tmp') in error[0]
   assert ('intact (steps 3): free space or fix the permissions and rerun the '
           'same command; it resumes from step 3.') in result.stderr
-  assert checkpointing.saved_steps(str(checkpoints)) == [3]
+  assert checkpointing.all_steps(str(workdir)) == [3]
 
   resumed = run(command(tiny_data_dir, workdir, 6))
   assert 'Resuming from step 3' in resumed.stderr
-  assert checkpointing.saved_steps(str(checkpoints)) == [3, 6]
+  assert checkpointing.all_steps(str(workdir)) == [3, 6]
 
   straight = tmp_path / 'straight'
   run(command(tiny_data_dir, straight, 6))

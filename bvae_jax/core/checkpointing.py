@@ -72,22 +72,12 @@ def create_manager(workdir: str, max_to_keep: int | None = None,
                      _CONFIG: ocp.JsonCheckpointHandler()})
 
 
-def saved_steps(directory: str) -> list[int]:
-  """The steps whose save finished in `directory`, ascending.
-
-  A save in progress, or one that failed, is a `<step>.orbax-checkpoint-tmp`
-  folder, which Orbax neither lists nor restores (and removes when it saves
-  that step again).
-  """
-  if not os.path.isdir(directory):
-    return []
-  return sorted(int(name) for name in os.listdir(directory) if name.isdigit())
-
-
 def _save_error(manager: ocp.CheckpointManager,
                 error: BaseException) -> CheckpointSaveError:
   directory = str(manager.directory)
-  steps = saved_steps(directory)
+  # A fresh listing from disk: the failed step is a `<step>.orbax-checkpoint-
+  # tmp` folder, which Orbax neither lists nor restores.
+  steps = all_steps(os.path.dirname(directory))
   kept = (f'The checkpoints saved before it are intact (steps '
           f'{", ".join(map(str, steps))}): free space or fix the permissions '
           f'and rerun the same command; it resumes from step {steps[-1]}.'
