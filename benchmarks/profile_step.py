@@ -49,6 +49,9 @@ _BATCH_SIZE = flags.DEFINE_integer('batch_size', 64, 'Batch (per member).')
 _MEMBERS = flags.DEFINE_integer('members', 0,
                                 'Profile a sweep of this many members; 0: one '
                                 'model.')
+_MEMBER_LAYOUT = flags.DEFINE_string(
+    'member_layout', 'vmap', "With --members: the sweep's member layout "
+    '(vmap, map or auto).')
 _ENCODE = flags.DEFINE_string(
     'encode', '', 'Profile the evaluation encoder (posterior mean, this '
     'conv_impl, --batch_size images per call) instead of a training step.')
@@ -142,8 +145,8 @@ def profile_here():
     step_fn, state, args = _encoder_step(_ENCODE.value, batch)
     images_per_step = batch
   elif _MEMBERS.value:
-    step_fn, state, images, _ = step_builders.build_sweep_step(
-        _MEMBERS.value, batch, 0, False, 'matmul')
+    step_fn, state, images, _, _ = step_builders.build_sweep_step(
+        _MEMBERS.value, batch, 0, False, 'matmul', _MEMBER_LAYOUT.value)
     args = (images,)
     images_per_step = _MEMBERS.value * batch
   else:
@@ -206,7 +209,8 @@ def main(argv):
         [sys.executable, '-m', 'benchmarks.profile_step', '--child',
          f'--cpu_devices={count}', f'--seconds={_SECONDS.value}',
          f'--batch_size={_BATCH_SIZE.value}', f'--members={_MEMBERS.value}',
-         f'--encode={_ENCODE.value}'],
+         f'--encode={_ENCODE.value}',
+         f'--member_layout={_MEMBER_LAYOUT.value}'],
         check=True, capture_output=True, text=True).stdout
     result = json.loads(output.strip().splitlines()[-1])
     print(f'{count} devices: {result}', flush=True)

@@ -8,6 +8,7 @@ import jax
 import numpy as np
 
 from bvae_jax import config_defaults
+from bvae_jax import experiment_config
 from bvae_jax.core import devices
 from bvae_jax.core import step as step_lib
 from bvae_jax.sweeps import sweep
@@ -33,6 +34,8 @@ def build_train_step(conv_impl: str, batch_size: int,
     config_defaults.set_objective(config, objective)
   config.batch_size = batch_size
   config.conv_impl = conv_impl
+  # Fills the fields the data set decides (channels, latents), as a run does.
+  config = experiment_config.resolve(config)
   mesh = devices.create_mesh()
   model = step_lib.create_model(config)
   state = step_lib.initial_train_state(config, model, mesh)
@@ -44,20 +47,22 @@ def build_train_step(conv_impl: str, batch_size: int,
 
 
 def build_sweep_step(members: int, batch_size: int, member_devices: int,
-                     shared: bool, conv_impl: str):
+                     shared: bool, conv_impl: str, member_layout: str = 'auto'):
   """A vmapped sweep's step over `members` seeds (`sweep.setup_sweep`).
 
   Returns:
-    (step_fn, state, images, mesh shape dict): call `step_fn(state, images)`.
+    (step_fn, state, images, mesh shape dict, member layout): call
+    `step_fn(state, images)`.
   """
   config = configs.capacity.get_config()
   config.batch_size = batch_size
   config.conv_impl = conv_impl
   config.sweep = config_defaults.sweep_block(
       seeds=tuple(range(members)), grid={}, shared_batches=shared,
-      member_devices=member_devices)
+      member_devices=member_devices, member_layout=member_layout)
   setup = sweep.setup_sweep(config)
   state = sweep.initial_sweep_state(setup)
   shape = ((batch_size,) if shared else (members, batch_size)) + (64, 64, 1)
   images = jax.device_put(binary_images(shape), setup.images_sharding)
-  return setup.step_fn, state, images, dict(setup.mesh.shape)
+  return (setup.step_fn, state, images, dict(setup.mesh.shape),
+          setup.member_layout)

@@ -164,8 +164,8 @@ def set_capacity_schedule(config: ml_collections.ConfigDict) -> None:
 
 
 def sweep_block(*, seeds, grid, plot_metric='kl_total',
-                shared_batches=True, member_devices=0, evaluate=True
-                ) -> ml_collections.ConfigDict:
+                shared_batches=True, member_devices=0, member_layout='auto',
+                evaluate=True) -> ml_collections.ConfigDict:
   """The `sweep` block of a sweep config (bvae_jax/sweeps/sweep.py).
 
   Args:
@@ -175,6 +175,8 @@ def sweep_block(*, seeds, grid, plot_metric='kl_total',
       swept field ('kl_total', 'reconstruction', or e.g. 'mig.discrete_mig').
     shared_batches: members see the same batches (True) or each its own.
     member_devices: devices along the member axis; 0: automatic.
+    member_layout: how each device runs its members: 'vmap' (batched),
+      'map' (one after another in one program) or 'auto' (by backend).
     evaluate: run config.eval.metrics on every member at the end.
   """
   return ml_collections.ConfigDict({
@@ -184,6 +186,7 @@ def sweep_block(*, seeds, grid, plot_metric='kl_total',
       'plot_metric': plot_metric,
       'shared_batches': shared_batches,
       'member_devices': member_devices,
+      'member_layout': member_layout,
       'evaluate': evaluate,
   })
 

@@ -107,13 +107,28 @@ def test_sweep_refuses_data_on_device(data_dir):
     sweep.validate_sweep_config(config)
 
 
+def test_member_layout_is_chosen_per_backend_and_checked(data_dir):
+  assert sweep.resolve_member_layout('auto', 'cpu') == 'map'
+  assert sweep.resolve_member_layout('auto', 'gpu') == 'vmap'
+  assert sweep.resolve_member_layout('auto', 'tpu') == 'vmap'
+  assert sweep.resolve_member_layout('vmap', 'cpu') == 'vmap'
+  config = tiny_sweep(data_dir, seeds=(0, 1), grid={}, member_layout='scan')
+  with pytest.raises(ValueError, match='config.sweep.member_layout must be '
+                     "one of .*'scan'"):
+    sweep.validate_sweep_config(config)
+
+
 @pytest.mark.slow
-def test_vmapped_members_match_solo_runs_under_data_parallelism(data_dir, runs):
-  # 3 members on 2 devices: mesh (members 1, data 2), vmapped and
-  # data-parallel at once; shared batches.
+@pytest.mark.parametrize('layout', ['vmap', 'map'])
+def test_vmapped_members_match_solo_runs_under_data_parallelism(data_dir, runs,
+                                                                layout):
+  # 3 members on 2 devices: mesh (members 1, data 2), batched or mapped over
+  # members and data-parallel at once; shared batches.
   config = tiny_sweep(data_dir, seeds=(0,),
-                      grid={'learning_rate': (5e-4, 1e-3, 2e-3)})
-  state, workdir = runs.sweep('shared3', config)
+                      grid={'learning_rate': (5e-4, 1e-3, 2e-3)},
+                      member_layout=layout)
+  assert sweep.setup_sweep(config).member_layout == layout
+  state, workdir = runs.sweep(f'shared3_{layout}', config)
   assert sweep.setup_sweep(config).mesh.shape == {'members': 1, 'data': 2}
   for member in sweep.sweep_members(config):
     solo_config = sweep.member_config(config, member)
@@ -126,12 +141,13 @@ def test_vmapped_members_match_solo_runs_under_data_parallelism(data_dir, runs):
 
 
 @pytest.mark.slow
-def test_members_with_own_batches_match_solo_runs(data_dir, runs):
+@pytest.mark.parametrize('layout', ['vmap', 'map'])
+def test_members_with_own_batches_match_solo_runs(data_dir, runs, layout):
   # 2 members on 2 devices: mesh (members 2, data 1); each member reads the
   # stream of its own seed, like its solo run with data_seed unset.
   config = tiny_sweep(data_dir, seeds=(1, 2), grid={},
-                      shared_batches=False)
-  state, workdir = runs.sweep('own2', config)
+                      shared_batches=False, member_layout=layout)
+  state, workdir = runs.sweep(f'own2_{layout}', config)
   assert sweep.setup_sweep(config).mesh.shape == {'members': 2, 'data': 1}
   checked = []
   for member in sweep.sweep_members(config):

@@ -1,4 +1,4 @@
-"""Many models in one process: seeds × hyperparameters trained by one vmapped step.
+"""Many models in one process: seeds × hyperparameters trained by one step.
 
 A sweep config is a training config with a `sweep` block (configs/sweep_*.py):
 
@@ -9,8 +9,9 @@ A sweep config is a training config with a `sweep` block (configs/sweep_*.py):
 Members are the Cartesian product seeds × grid (fields: the numeric fields the
 step reads, `step_lib.hyperparameter_fields(config)`: the objective's, e.g.
 beta, gamma, capacity_max, and learning_rate). Their TrainStates are stacked
-along a leading member axis and `sweep_step`, `jax.vmap` of `step_lib.train_step`,
-updates all of them in one jitted call. Member i computes exactly what training
+along a leading member axis and `sweep_step` updates all of them in one jitted
+call of `step_lib.train_step` per member, batched with `jax.vmap` or run one
+after another with `lax.map` (config.sweep.member_layout, below). Member i computes exactly what training
 it alone computes: the same initialisation (its seed), the same noise, the same
 batches, the same step function; `member_config(config, member)` is the config
 that trains it alone.
@@ -31,9 +32,16 @@ member's batch over `data`. On CPU, where XLA runs each convolution on one
 core, putting members on different devices keeps every core busy without the
 per-step gradient all-reduce of data parallelism.
 
+Member layout (config.sweep.member_layout): 'vmap' batches the members' steps
+into one (grouped convolutions, batched matrix products); 'map' runs, on each
+device of the members axis, its members' unbatched steps one after another
+inside the same program; 'auto' (default) picks by backend from measurements
+(`AUTO_MEMBER_LAYOUT`; docs/benchmarks.md). Both compute every member's own
+step; the sweep tests compare each layout's members with their solo runs.
+
 A member whose loss or gradient turns non-finite is frozen at its last finite
 state (its updates are dropped inside the step) and reported by name; the
-others train on unaffected, since vmapped members share no computation.
+others train on unaffected, since members share no computation.
 """
 
 import dataclasses
@@ -63,6 +71,17 @@ from bvae_jax.sweeps import sweep_report
 from bvae_jax.training import loop
 
 MEMBER_AXIS = 'members'
+# How a step runs the members on each device (config.sweep.member_layout):
+#   'vmap': batched into one step (wide matrix products, grouped convolutions);
+#   'map':  one member's unbatched step after another inside one program
+#           (lax.map), on the devices of its member group.
+MEMBER_LAYOUTS = ('vmap', 'map')
+# 'auto' picks per backend, from benchmarks.sweep (docs/benchmarks.md, "Sweep
+# layouts"): on XLA:CPU the batched convolutions are slower than the same
+# convolutions run one member at a time; on accelerators one batch-64 model
+# fills a fraction of the chip and batching members is what fills it.
+AUTO_MEMBER_LAYOUT = {'cpu': 'map'}
+DEFAULT_MEMBER_LAYOUT = 'vmap'
 # Where each member's TensorBoard run, figures and evaluation go.
 MEMBERS_DIR = 'members'
 
@@ -159,6 +178,10 @@ def validate_sweep_config(config: ml_collections.ConfigDict) -> list[Member]:
   if config.sweep.member_devices < 0:
     raise ValueError('config.sweep.member_devices must be ≥ 0, got '
                      f'{config.sweep.member_devices}')
+  layout = config.sweep.get('member_layout', 'auto')
+  if layout not in MEMBER_LAYOUTS + ('auto',):
+    raise ValueError(f'config.sweep.member_layout must be one of '
+                     f"{MEMBER_LAYOUTS + ('auto',)}, got {layout!r}")
   if config.get('data_on_device'):
     # Sweeps read their batches with the host pipeline (_SweepBatches); say
     # so rather than train differently from what the config asks.
@@ -184,6 +207,13 @@ def member_device_count(requested: int, num_members: int) -> int:
     return requested
   return max(n for n in range(1, local + 1)
              if num_members % n == 0 and local % n == 0)
+
+
+def resolve_member_layout(requested: str, backend: str) -> str:
+  """The member layout config.sweep.member_layout names, 'auto' by backend."""
+  if requested == 'auto':
+    return AUTO_MEMBER_LAYOUT.get(backend, DEFAULT_MEMBER_LAYOUT)
+  return requested
 
 
 def create_sweep_mesh(member_devices: int) -> jax.sharding.Mesh:
@@ -216,11 +246,27 @@ def member_keys(members: Sequence[Member]) -> tuple[jax.Array, jax.Array]:
   return (jnp.stack([k[0] for k in keys]), jnp.stack([k[1] for k in keys]))
 
 
+def _member_update(member, failed_at, member_images, noise_key,
+                   member_hparams, *, step, model, static):
+  """One member's `train_step`; a non-finite step is dropped and recorded."""
+  new_member, metrics = step_lib.train_step(
+      member, member_images, noise_key, member_hparams, model=model,
+      static=static)
+  finite = jnp.isfinite(metrics['loss']) & jnp.isfinite(metrics['grad_norm'])
+  healthy = failed_at == 0
+  keep_new = healthy & finite
+  member = jax.tree.map(lambda new, old: jnp.where(keep_new, new, old),
+                        new_member, member)
+  failed_at = jnp.where(healthy & ~finite, step + 1, failed_at)
+  return member, failed_at, metrics
+
+
 def sweep_step(state: SweepState, images: jax.Array, noise_keys: jax.Array,
                hparams: Mapping[str, jax.Array], *, model: vae.VAE,
-               static: Mapping[str, str], shared_batches: bool
+               static: Mapping[str, str], shared_batches: bool,
+               member_layout: str = 'vmap', member_groups: int = 1
                ) -> tuple[SweepState, dict[str, jax.Array]]:
-  """`step_lib.train_step` of every member, vmapped; non-finite members freeze.
+  """`step_lib.train_step` of every member; non-finite members freeze.
 
   Args:
     state: the sweep's state.
@@ -230,26 +276,47 @@ def sweep_step(state: SweepState, images: jax.Array, noise_keys: jax.Array,
     model: the VAE (the same architecture for every member).
     static: `step_lib.static_fields` of the config.
     shared_batches: whether `images` is shared.
+    member_layout: 'vmap' (the members' steps batched into one step) or
+      'map' (`member_groups` groups batched, each running its members'
+      steps one after another; see `MEMBER_LAYOUTS`).
+    member_groups: with 'map', the groups: the devices along the member axis.
 
   Returns:
     The new state and the members' metrics, each with a leading (M,) axis.
   """
 
-  def update(member, failed_at, member_images, noise_key, member_hparams):
-    new_member, metrics = step_lib.train_step(
-        member, member_images, noise_key, member_hparams, model=model,
-        static=static)
-    finite = jnp.isfinite(metrics['loss']) & jnp.isfinite(metrics['grad_norm'])
-    healthy = failed_at == 0
-    keep_new = healthy & finite
-    member = jax.tree.map(lambda new, old: jnp.where(keep_new, new, old),
-                          new_member, member)
-    failed_at = jnp.where(healthy & ~finite, state.step + 1, failed_at)
-    return member, failed_at, metrics
+  batched_over_members = (state.members, state.failed_at, noise_keys, hparams)
+  if not shared_batches:
+    batched_over_members += (images,)
 
-  members, failed_at, metrics = jax.vmap(
-      update, in_axes=(0, 0, None if shared_batches else 0, 0, 0))(
-          state.members, state.failed_at, images, noise_keys, hparams)
+  def update_one(per_member):
+    if shared_batches:
+      member, failed_at, noise_key, member_hparams = per_member
+      member_images = images
+    else:
+      member, failed_at, noise_key, member_hparams, member_images = per_member
+    return _member_update(member, failed_at, member_images, noise_key,
+                          member_hparams, step=state.step, model=model,
+                          static=static)
+
+  if member_layout == 'vmap':
+    members, failed_at, metrics = jax.vmap(update_one)(batched_over_members)
+  else:
+    # One member's step after another inside the program: split the member
+    # axis into (member devices, members per device), vmap over the devices'
+    # axis (its shards stay where they are) and lax.map over the rest, so
+    # each device runs its members' unbatched steps in turn.
+    groups = member_groups
+
+    def split(leaf):
+      return leaf.reshape((groups, leaf.shape[0] // groups) + leaf.shape[1:])
+
+    def merge(leaf):
+      return leaf.reshape((-1,) + leaf.shape[2:])
+
+    grouped = jax.tree.map(split, batched_over_members)
+    members, failed_at, metrics = jax.tree.map(merge, jax.vmap(
+        lambda group: jax.lax.map(update_one, group))(grouped))
   return SweepState(step=state.step + 1, members=members,
                     failed_at=failed_at), metrics
 
@@ -264,6 +331,7 @@ class SweepSetup:
   state_sharding: Any  # Of SweepState (a pytree of NamedShardings).
   images_sharding: jax.sharding.NamedSharding
   step_fn: Callable  # (state, images) -> (state, metrics).
+  member_layout: str  # One of MEMBER_LAYOUTS.
   abstract_state: SweepState
 
 
@@ -272,6 +340,8 @@ def setup_sweep(config: ml_collections.ConfigDict) -> SweepSetup:
   config = experiment_config.resolve(config)
   members = validate_sweep_config(config)
   num_members = len(members)
+  layout = resolve_member_layout(config.sweep.get('member_layout', 'auto'),
+                                 jax.default_backend())
   member_devices = member_device_count(config.sweep.member_devices,
                                        num_members)
   mesh = create_sweep_mesh(member_devices)
@@ -293,26 +363,34 @@ def setup_sweep(config: ml_collections.ConfigDict) -> SweepSetup:
       shapes, state_sharding)
   images_sharding = (_sharding(mesh, devices.DATA_AXIS) if shared else
                      _sharding(mesh, MEMBER_AXIS, devices.DATA_AXIS))
-  step = jax.jit(
-      lambda state, images, key_data, hparams: sweep_step(
-          state, images, jax.random.wrap_key_data(key_data), hparams,
-          model=model,
-          static=step_lib.static_fields(config),
-          shared_batches=shared),
-      in_shardings=(state_sharding, images_sharding, by_member, by_member),
-      out_shardings=(state_sharding, by_member),
-      donate_argnums=0)
   keys = _global_array(np.asarray(jax.random.key_data(noise_keys)), by_member)
   hparams = {name: _global_array(values, by_member) for name, values in
              member_hyperparameters(config, members).items()}
-  logging.info('Sweep of %d members on mesh %s (%s batches).', num_members,
-               dict(mesh.shape), 'shared' if shared else 'per-member')
+  step_fn = _step_fn(keys, hparams, state_sharding, images_sharding,
+                     by_member, model=model,
+                     static=step_lib.static_fields(config),
+                     shared_batches=shared, member_layout=layout,
+                     member_groups=member_devices)
+  logging.info('Sweep of %d members on mesh %s (%s batches, member layout '
+               '%r).', num_members, dict(mesh.shape),
+               'shared' if shared else 'per-member', layout)
   return SweepSetup(config=config, members=members, model=model, mesh=mesh,
                     state_sharding=state_sharding,
-                    images_sharding=images_sharding,
-                    step_fn=lambda state, images: step(state, images, keys,
-                                                       hparams),
-                    abstract_state=abstract_state)
+                    images_sharding=images_sharding, step_fn=step_fn,
+                    member_layout=layout, abstract_state=abstract_state)
+
+
+def _step_fn(keys, hparams, state_sharding, images_sharding, by_member,
+             **step_options):
+  """(state, images) -> (state, metrics): jitted, donating the state."""
+  step = jax.jit(
+      lambda state, images, key_data, hparams: sweep_step(
+          state, images, jax.random.wrap_key_data(key_data), hparams,
+          **step_options),
+      in_shardings=(state_sharding, images_sharding, by_member, by_member),
+      out_shardings=(state_sharding, by_member),
+      donate_argnums=0)
+  return lambda state, images: step(state, images, keys, hparams)
 
 
 def _global_array(values: np.ndarray, sharding) -> jax.Array:
