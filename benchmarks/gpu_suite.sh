@@ -1,11 +1,10 @@
 #!/usr/bin/env bash
 # The GPU measurements of issue 12 ("Fast on every machine"), as one script
-# for one lent accelerator machine (an H200; docs/gpu.md says what each stage
+# for a machine with one NVIDIA GPU (docs/gpu.md says what each stage
 # measures and how to read the results).
 #
 # Stages, each under its own `timeout` and inside one overall budget
-# (GPU_SUITE_BUDGET_S, default 540 s, so the call ends inside the device
-# tool's 600 s command limit):
+# (GPU_SUITE_BUDGET_S, default 540 s, for a job limited to 10 minutes):
 #   env              versions, devices, GPU memory; stops the suite if JAX sees
 #                    no GPU (minutes of device time would be spent on a CPU).
 #   train_step_64    python -m benchmarks.train_step --batch_size=64 --seconds=10
@@ -29,14 +28,13 @@
 # stage's own JSON result), $OUT/suite.log (everything printed), and
 # $OUT/traversal.png (the trained model's latent traversals).
 #
-# Run it through the device tool from the repository root, carrying the
-# wheels below:
-#   run(command="bash benchmarks/gpu_suite.sh", carry=[".whl"], timeout_s=600)
+# Run it from the repository root, with the wheels below in .whl/:
+#   bash benchmarks/gpu_suite.sh
 # A rerun of some stages only: GPU_SUITE_STAGES="train metrics" bash ...
 # Try it on a CPU first (minutes; tiny sizes, nothing needs a GPU):
 #   GPU_SUITE_TINY=1 PYTHON=.venv/bin/python OUT=/tmp/suite_out bash benchmarks/gpu_suite.sh
 #
-# What the machine has (/work/.library/device/KINDS.md): Python 3.12 with
+# The machine it is written for has Python 3.12 with
 # jax 0.11.2 + jax-cuda13-plugin (CUDA 13, driver 580), flax, optax,
 # orbax-checkpoint, chex, numpy, scipy, scikit-learn, matplotlib, pillow,
 # absl-py, etils, tensorstore; no network. So the suite runs on that JAX (we
@@ -75,8 +73,8 @@
 #      nvidia-nvjitlink-cu12==12.9.86 nvidia-nvshmem-cu12==3.8.0 \
 #      nvidia-cuda-cccl-cu12==12.9.27
 #
-# They cannot travel through the device tool as they are: jaxlib alone is
-# several times, cuDNN and cuBLAS hundreds of times, its 64 MiB carry limit.
+# They are too large to copy to a machine over a small upload limit (jaxlib
+# alone is hundreds of MB).
 
 set -u -o pipefail
 

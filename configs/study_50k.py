@@ -17,7 +17,8 @@ every 5,000 steps; the whole metric suite, at disentanglement_lib's sample
 sizes, runs at steps 10,000, 25,000 and 50,000 (eval/metrics_<step>.json).
 
 One (method, seed) per command, so each fits in one background job; seeds are
-0, 1, 2. docs/benchmarks.md gives the wall time measured on a 2-core CPU:
+0, 1, 2. Each finished run's wall time is in its run.json under
+docs/results/study_50k/ (docs/reproductions.md quotes them):
 
   python -m bvae_jax.main --config=configs/study_50k.py:method=beta_vae,seed=0 --workdir=/tmp/study/beta_vae_s0
 
@@ -77,7 +78,8 @@ def get_config(arg=None):
   config.checkpoint_every_steps = 5_000
   config.figure_every_steps = 25_000
   config.eval_at_steps = EVAL_STEPS
-  # Every checkpoint stays (~6 MB each), so any evaluated step can be
+  # Every checkpoint stays (~5.3 MB each, docs/benchmarks.md "Checkpoint
+  # sizes"), so any evaluated step can be
   # evaluated again, and published, from the workdir.
   config.max_checkpoints_to_keep = 20
   if args.quick:

@@ -3,9 +3,9 @@ r"""β sweep on dSprites: β ∈ {0.5, 1, 2.5, 5, 7.5, 10, 50} × seeds, in one 
 The grid and training settings are those of the published β-sweep study on
 dSprites that issue 5 of this project names: 10 latents, batch 32, Adam 1e-3,
 a 50,000-image subset, 10 epochs (50,000 / 32 × 10 = 15,625 steps), β·KL
-objective (Higgins et al. 2017; β = 1 is the VAE), Bernoulli decoder. We could
-not read the study itself from this machine, so only these settings are taken
-from it; the architecture is Burgess et al.'s (configs/capacity.py).
+objective (Higgins et al. 2017; β = 1 is the VAE), Bernoulli decoder. Only
+these settings are taken from the study; the architecture is Burgess et al.'s
+(configs/capacity.py).
 
 All members train together (bvae_jax/sweeps/sweep.py): one vmapped step per batch,
 members share each batch (common random numbers). Full sweep, 7 β × 3 seeds:
@@ -64,7 +64,8 @@ def get_config(arg=None):
   # The members' metrics at the end: the study's three (MIG, Z-diff = the
   # β-VAE score, modularity) and SAP, at disentanglement_lib's sample sizes.
   # The β-VAE score encodes every dSprites combination once per member (the
-  # code table: ~4.5 minutes per member on a 2-core CPU, docs/benchmarks.md);
+  # code table: ~160 s a member in the one-seed study run, docs/benchmarks.md
+  # "Reproduction runs: wall times");
   # add 'dci' and 'factor_vae' for the whole suite.
   config.eval.metrics = ('mig', 'beta_vae', 'modularity_explicitness', 'sap')
   if args.quick:
