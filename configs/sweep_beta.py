@@ -7,7 +7,7 @@ objective (Higgins et al. 2017; β = 1 is the VAE), Bernoulli decoder. Only
 these settings are taken from the study; the architecture is Burgess et al.'s
 (configs/capacity.py).
 
-All members train together (bvae_jax/sweeps/sweep.py): one vmapped step per batch,
+All members train together (bvae_jax/sweeps/sweep.py): one step per batch,
 members share each batch (common random numbers). Full sweep, 7 β × 3 seeds:
 
   python -m bvae_jax.main --config=configs/sweep_beta.py --workdir=/tmp/sweep_beta
@@ -31,7 +31,17 @@ beside ours, in DIR/study (bvae_jax/reproductions/beta_sweep_study.py; it
 trains the sweep first when DIR holds no finished one):
 
   python -m bvae_jax.main --config=configs/sweep_beta.py:quick,study --workdir=DIR
+
+One β, and the study's likelihood question (does its β = 50 collapse because
+its loss is a summed squared error rather than Bernoulli?): `beta=B` trains
+that β alone (3 seeds), and `likelihood=gaussian` trains a Gaussian decoder
+with σ = 1/√2, whose reconstruction term is the summed squared error (plus a
+constant), the same β then weighing the KL against it:
+
+  python -m bvae_jax.main --config=configs/sweep_beta.py:beta=50,likelihood=gaussian --workdir=/tmp/beta50_gaussian
+  python -m bvae_jax.main --config=configs/sweep_beta.py:beta=50 --workdir=/tmp/beta50_bernoulli
 """
+
 
 from bvae_jax import config_defaults
 
@@ -44,9 +54,11 @@ def epochs_to_steps(epochs: int, subset_size: int, batch_size: int) -> int:
 
 def get_config(arg=None):
   """Returns the config; `arg` is e.g. 'quick', 'dataset=color_dsprites',
-  and 'study' for the study's figures and table after the sweep."""
+  'study' for the study's figures and table after the sweep, 'beta=50' for
+  one β, 'likelihood=gaussian' for the summed-squared-error decoder."""
   args = config_defaults.parse_arg(arg, quick=False, dataset='dsprites',
-                                     study=False)
+                                     study=False, beta=0.0,
+                                     likelihood='bernoulli')
   config = config_defaults.base_config()
   config_defaults.set_dataset(config, args.dataset)
   config_defaults.set_objective(config, 'beta_vae')
@@ -68,6 +80,12 @@ def get_config(arg=None):
   # "Reproduction runs: wall times");
   # add 'dci' and 'factor_vae' for the whole suite.
   config.eval.metrics = ('mig', 'beta_vae', 'modularity_explicitness', 'sap')
+  if args.beta:
+    config.sweep.grid = {'beta': (args.beta,)}
+  config.likelihood = args.likelihood
+  if args.likelihood == 'gaussian':
+    # −log N(x; μ, ½) per pixel = (x − μ)² + log(√π): the summed squared error.
+    config.gaussian_stddev = 0.5 ** 0.5
   if args.quick:
     config.sweep.seeds = (0,)
     config.train_subset_size = 5_000

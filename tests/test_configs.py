@@ -7,11 +7,13 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from bvae_jax import config_defaults
 from bvae_jax import experiment_config
 from bvae_jax import main
+from bvae_jax.objectives import likelihoods
 from bvae_jax.sweeps import sweep
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -110,6 +112,21 @@ def test_sweep_beta_is_the_published_grid():
   assert len(sweep.sweep_members(config)) == 21
   quick = load_config('sweep_beta.py', 'quick')
   assert len(sweep.sweep_members(quick)) == 7
+
+
+def test_sweep_beta_one_beta_under_a_squared_error_decoder():
+  config = experiment_config.resolve(
+      load_config('sweep_beta.py', 'beta=50,likelihood=gaussian'))
+  assert [m.name for m in sweep.sweep_members(config)] == [
+      'beta=50,seed=0', 'beta=50,seed=1', 'beta=50,seed=2']
+  assert config.likelihood == 'gaussian'
+  # The per-pixel NLL is the squared error plus a constant.
+  images = np.array([[[[0.0], [1.0]]]], np.float32)
+  means = np.array([[[[0.3], [0.4]]]], np.float32)
+  nll = likelihoods.gaussian_nll(means, images, config.gaussian_stddev)
+  np.testing.assert_allclose(nll, [0.09 + 0.36 + 2 * np.log(np.sqrt(np.pi))],
+                             rtol=1e-6)
+  assert load_config('sweep_beta.py', 'beta=50').likelihood == 'bernoulli'
 
 
 def test_sweep_capacity_grid():
