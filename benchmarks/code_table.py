@@ -18,14 +18,14 @@ object.
 
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 
 from absl import app
 from absl import flags
 import numpy as np
+
+from benchmarks import child_process
 
 _MODEL = flags.DEFINE_string('model', 'study50k_capacity_gamma100_s1',
                              'Zoo model whose encoder is timed.')
@@ -88,14 +88,12 @@ def main(argv):
   reference = None
   for count in _DEVICES.value:
     with tempfile.TemporaryDirectory() as out_dir:
-      output = subprocess.run(
-          [sys.executable, '-m', 'benchmarks.code_table',
-           f'--child_out={out_dir}', f'--devices={count}',
-           f'--model={_MODEL.value}', f'--conv_impls={",".join(_CONV_IMPLS.value)}',
-           f'--combinations={_COMBINATIONS.value}',
-           f'--repeats={_REPEATS.value}'],
-          check=True, capture_output=True, text=True).stdout
-      result = json.loads(output.strip().splitlines()[-1])
+      result = child_process.json_result(
+          'benchmarks.code_table', f'--child_out={out_dir}',
+          f'--devices={count}', f'--model={_MODEL.value}',
+          f'--conv_impls={",".join(_CONV_IMPLS.value)}',
+          f'--combinations={_COMBINATIONS.value}',
+          f'--repeats={_REPEATS.value}')
       codes = {impl: np.load(os.path.join(out_dir, f'{impl}.npy'))
                for impl in _CONV_IMPLS.value}
     if reference is None:

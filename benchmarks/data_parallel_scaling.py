@@ -13,11 +13,11 @@ line printed is a JSON object.
 
 import json
 import os
-import subprocess
-import sys
 
 from absl import app
 from absl import flags
+
+from benchmarks import child_process
 
 _DEVICES = flags.DEFINE_list('devices', ['1', '2', '4', '8'], 'Device counts.')
 _SECONDS = flags.DEFINE_float('seconds', 10.0, 'Timed seconds per run.')
@@ -30,12 +30,10 @@ def images_per_second(devices: int) -> float:
   env['XLA_FLAGS'] = ' '.join(
       f for f in env.get('XLA_FLAGS', '').split()
       if not f.startswith('--xla_force_host_platform_device_count'))
-  output = subprocess.run(
-      [sys.executable, '-m', 'benchmarks.train_step',
-       f'--cpu_devices={devices}', f'--seconds={_SECONDS.value}',
-       f'--batch_size={_BATCH_SIZE.value}'],
-      env=env, check=True, capture_output=True, text=True).stdout
-  return json.loads(output.strip().splitlines()[-1])['images_per_sec']
+  return child_process.json_result(
+      'benchmarks.train_step', f'--cpu_devices={devices}',
+      f'--seconds={_SECONDS.value}', f'--batch_size={_BATCH_SIZE.value}',
+      env=env)['images_per_sec']
 
 
 def main(argv):

@@ -27,8 +27,6 @@ import gzip
 import json
 import os
 import re
-import subprocess
-import sys
 import tempfile
 import time
 
@@ -36,6 +34,7 @@ from absl import app
 from absl import flags
 import jax
 
+from benchmarks import child_process
 from benchmarks import steps as step_builders
 from bvae_jax.core import devices
 from bvae_jax.core import step as step_lib
@@ -205,14 +204,11 @@ def main(argv):
     return
   results = []
   for count in _CPU_DEVICES.value:
-    output = subprocess.run(
-        [sys.executable, '-m', 'benchmarks.profile_step', '--child',
-         f'--cpu_devices={count}', f'--seconds={_SECONDS.value}',
-         f'--batch_size={_BATCH_SIZE.value}', f'--members={_MEMBERS.value}',
-         f'--encode={_ENCODE.value}',
-         f'--member_layout={_MEMBER_LAYOUT.value}'],
-        check=True, capture_output=True, text=True).stdout
-    result = json.loads(output.strip().splitlines()[-1])
+    result = child_process.json_result(
+        'benchmarks.profile_step', '--child', f'--cpu_devices={count}',
+        f'--seconds={_SECONDS.value}', f'--batch_size={_BATCH_SIZE.value}',
+        f'--members={_MEMBERS.value}', f'--encode={_ENCODE.value}',
+        f'--member_layout={_MEMBER_LAYOUT.value}')
     print(f'{count} devices: {result}', flush=True)
     results.append(result)
   print(json.dumps(results))
