@@ -78,6 +78,16 @@ def test_runs_without_information_are_not_counted_as_healthy(results):
                                                           'study.md')).read()
 
 
+def test_a_method_with_logged_and_unlogged_seeds_counts_them_apart(results):
+  history_path = os.path.join(results, 'capacity_s0', 'history.json')
+  history = json.load(open(history_path))
+  del history['information']
+  json.dump(history, open(history_path, 'w'))
+  study_50k.write_report(results)
+  table = open(os.path.join(results, 'study.md')).read()
+  assert '| capacity | 2 (0, 1) | 1 of 1 (1 not logged) |' in table
+
+
 def test_a_run_folder_missing_a_file_is_named(results):
   os.remove(os.path.join(results, 'capacity_s1', 'history.json'))
   with pytest.raises(FileNotFoundError, match='capacity_s1/history.json is '

@@ -160,13 +160,21 @@ def markdown(summary: dict[str, Any]) -> str:
               '|---|---|---|' + '---|' * len(labels)]
     for name, entry in summary['methods'].items():
       known = [c for c in entry['collapsed'] if c is not None]
-      # Runs that logged no information cannot say: '—' rather than 0.
-      collapsed_cell = (f'{sum(known)} of {len(known)}' if known else '—')
+      unknown = len(entry['collapsed']) - len(known)
+      # Runs that logged no information cannot say: '—' rather than 0, and
+      # counted apart so that "0 of 1" of two seeds does not read as a typo.
+      collapsed_cell = ' '.join(
+          ([f'{sum(known)} of {len(known)}'] if known else ['—']) +
+          ([f'({unknown} not logged)'] if unknown and known else []))
       lines.append(
           f"| {name} | {len(entry['seeds'])} ({', '.join(map(str, entry['seeds']))}) "
           f"| {collapsed_cell} | " +
           ' | '.join(_cell(entry[str(step)][key]) for key, _ in COLUMNS) + ' |')
     lines.append('')
+  lines += ['"collapsed": seeds whose encoder had collapsed at their last log '
+            'interval (capacity_diagnostics.is_collapsed), of the seeds that '
+            'logged the information about the input; "not logged": runs from '
+            'before that log existed.', '']
   lines += ['### Ranking by seed mean (best first)', '',
             '| metric | ' + ' | '.join(f'step {s:,}' for s in summary['steps'])
             + ' | changed |', '|---|' + '---|' * (len(summary['steps']) + 1)]
