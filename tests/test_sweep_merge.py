@@ -43,6 +43,19 @@ def trained(tmp_path_factory):
   return root, data_dir, runs
 
 
+def test_layout_and_device_fields_may_differ_or_predate_the_part(tmp_path):
+  config = beta_sweep(str(tmp_path), seeds=(0, 1))
+  stored = config.to_dict()
+  stored['sweep'] = dict(stored['sweep'], member_devices=2, seeds=(1,))
+  del stored['sweep']['member_layout']  # Trained before the field existed.
+  assert sweep_merge.config_differences(config, stored) == []
+  stored['sweep']['member_layout'] = 'vmap'
+  assert sweep_merge.config_differences(config, stored) == []
+  stored['batch_size'] = config.batch_size * 2
+  assert sweep_merge.config_differences(config, stored) == [
+      f'batch_size: part {config.batch_size * 2} vs config {config.batch_size}']
+
+
 @pytest.mark.slow
 def test_merged_shards_are_the_whole_sweep(trained):
   root, data_dir, runs = trained

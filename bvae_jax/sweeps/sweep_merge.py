@@ -32,7 +32,8 @@ part's, the parts' seeds together must be the config's, and every other field
 of each part's stored config must equal the config's, except the ones in
 `MAY_DIFFER` (where checkpoints and data files live, how many checkpoints
 are kept, how often figures are drawn, the column plotted, the member axis'
-device count), which do not change what is trained. That includes the data
+device count and member layout), which do not change what is trained; a part
+trained before a field existed stores no value for it. That includes the data
 source: with dataset_source='auto', every part must have resolved it as the
 first did.
 """
@@ -61,8 +62,8 @@ from bvae_jax.sweeps import sweep_report
 # computes or how its row is measured. sweep.seeds is checked on its own
 # (disjoint, covering the config's).
 MAY_DIFFER = ('checkpoint_every_steps', 'max_checkpoints_to_keep', 'data_dir',
-              'figure_every_steps', 'sweep.member_devices', 'sweep.plot_metric',
-              'sweep.seeds')
+              'figure_every_steps', 'sweep.member_devices',
+              'sweep.member_layout', 'sweep.plot_metric', 'sweep.seeds')
 MERGED_FROM_JSON = 'merged_from.json'
 
 
