@@ -9,9 +9,11 @@
 #                    no GPU (minutes of device time would be spent on a CPU).
 #   train_step_64    python -m benchmarks.train_step --batch_size=64 --seconds=10
 #   train_step_1024  the same at --batch_size=1024 (both: matmul and lax convs)
-#   sweep            python -m benchmarks.sweep --members=32 --seconds=10: one
-#                    model against a vmapped sweep of 32; goal: the 32-member
-#                    step takes < 4x the 1-member step.
+#   sweep            python -m benchmarks.sweep --members=32 --seconds=10
+#                    --member_layouts=vmap,map: one model against a sweep of
+#                    32, batched (vmap, the GPU default) and members in turn
+#                    (map, the CPU default); goal: the 32-member step takes
+#                    < 4x the 1-member step.
 #   train            configs/capacity.py (paper scale: batch 64, γ = 1000, ...)
 #                    with --config.data_on_device=True for GPU_SUITE_TRAIN_STEPS
 #                    steps (default 10,000); steady steps/s and the predicted
@@ -148,6 +150,10 @@ if stage == 'sweep' and result and result.get('ratio'):
   # sweep step takes members / ratio times one model's step.
   record['step_time_ratio'] = round(result['members'] / result['ratio'], 3)
   record['goal_step_time_ratio_below_4'] = record['step_time_ratio'] < 4
+  record['step_time_ratio_per_layout'] = {
+      name: round(result['members'] / layout['ratio_to_sequential'], 3)
+      for name, layout in result.get('layouts', {}).items()
+      if name != 'single' and layout.get('ratio_to_sequential')}
 if stage == 'train':
   steps = [(int(s), float(r)) for s, _, r in re.findall(
       r'Step (\d+)/(\d+), ([\d.]+) steps/s', text)]
@@ -251,8 +257,8 @@ stage train_step_64 100 "$PYTHON" -m benchmarks.train_step \
     --batch_size=$SMALL_BATCH --seconds=$SECONDS_EACH --conv_impl=matmul,lax
 stage train_step_1024 110 "$PYTHON" -m benchmarks.train_step \
     --batch_size=$LARGE_BATCH --seconds=$SECONDS_EACH --conv_impl=matmul,lax
-stage sweep 150 "$PYTHON" -m benchmarks.sweep --members=$MEMBERS \
-    --seconds=$SECONDS_EACH
+stage sweep 200 "$PYTHON" -m benchmarks.sweep --members=$MEMBERS \
+    --seconds=$SECONDS_EACH --member_layouts=vmap,map
 
 if [[ -n ${PREPARE_PID:-} ]]; then
   wait "$PREPARE_PID"
