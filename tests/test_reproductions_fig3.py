@@ -113,8 +113,10 @@ def test_snapshot_steps_are_where_the_schedule_reaches_each_capacity():
   steps = burgess_fig3.snapshot_steps(config)
   assert sorted(steps.values()) == list(config.snapshot_capacities)
   for step, target in steps.items():
-    assert float(burgess_fig3.capacity_at(config, step)) >= target - 1e-4
-    assert float(burgess_fig3.capacity_at(config, step - 1)) < target
+    schedule = dict(start=config.capacity_start, maximum=config.capacity_max,
+                    anneal_steps=config.capacity_anneal_steps)
+    assert float(burgess_fig3.capacity_at(step, **schedule)) >= target - 1e-4
+    assert float(burgess_fig3.capacity_at(step - 1, **schedule)) < target
 
 
 def test_allocation_reads_onsets_and_final_kl_from_the_history():
@@ -189,7 +191,9 @@ def test_the_capacity_term_opens_every_channel(encoding):
   step = jax.jit(lambda s, x, y: burgess_fig3.train_step(
       s, x, y, jax.random.key(1), model=model, config=config))
   for i in range(3):
-    state, metrics = step(state, *burgess_fig3.training_batch(config, i))
+    state, metrics = step(state, *burgess_fig3.training_batch(
+        i, seed=config.seed, batch_size=config.batch_size,
+        factor_encoding=config.factor_encoding))
   channels = state.params['channels']
   assert np.all(np.asarray(channels['signal_scale']) >
                 factor_generator.INITIAL_SIGNAL_SCALE)

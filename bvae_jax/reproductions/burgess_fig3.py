@@ -122,11 +122,10 @@ def validate_config(config: ml_collections.ConfigDict) -> None:
         f'got {config.capacity_start!r} and {config.capacity_max!r}')
 
 
-def capacity_at(config, step) -> jax.Array:
-  """C(step) of the config's linear schedule."""
-  return capacity.capacity_schedule(step, config.capacity_start,
-                                    config.capacity_max,
-                                    config.capacity_anneal_steps)
+def capacity_at(step, *, start: float, maximum: float, anneal_steps: int
+                ) -> jax.Array:
+  """C(step) of the linear schedule from `start` to `maximum`."""
+  return capacity.capacity_schedule(step, start, maximum, anneal_steps)
 
 
 def train_step(state: GeneratorState, inputs: jax.Array, images: jax.Array,
@@ -147,7 +146,9 @@ def train_step(state: GeneratorState, inputs: jax.Array, images: jax.Array,
     kl_total, capacity, kl_capacity_gap, and kl/<factor> per factor.
   """
   noise = jax.random.fold_in(noise_key, state.step)
-  target = capacity_at(config, state.step)
+  target = capacity_at(state.step, start=config.capacity_start,
+                       maximum=config.capacity_max,
+                       anneal_steps=config.capacity_anneal_steps)
 
   def loss_fn(params):
     logits, kl = model.apply({'params': params}, inputs, noise)
@@ -174,14 +175,15 @@ def train_step(state: GeneratorState, inputs: jax.Array, images: jax.Array,
   return new_state, metrics
 
 
-def training_batch(config, step: int) -> tuple[np.ndarray, np.ndarray]:
+def training_batch(step: int, *, seed: int, batch_size: int,
+                   factor_encoding: str) -> tuple[np.ndarray, np.ndarray]:
   """(inputs, images) of `step`: factors drawn with a (seed, step) generator."""
-  rng = np.random.default_rng([config.seed, step])
+  rng = np.random.default_rng([seed, step])
   factors = rng.integers(0, dsprites.FACTOR_SIZES,
-                         size=(config.batch_size, len(dsprites.FACTOR_SIZES)))
+                         size=(batch_size, len(dsprites.FACTOR_SIZES)))
   images = dsprites.render(factors).astype(np.float32)
-  return (factor_inputs.dsprites_factor_inputs(factors,
-                                               config.factor_encoding), images)
+  return (factor_inputs.dsprites_factor_inputs(factors, factor_encoding),
+          images)
 
 
 def snapshot_factors() -> np.ndarray:
@@ -211,11 +213,11 @@ def snapshot_path(workdir: str, target: float) -> str:
   return os.path.join(workdir, 'reconstructions', f'C_{target:.1f}.npz')
 
 
-def write_snapshot(workdir, config, model, state, target: float) -> None:
+def write_snapshot(workdir, factor_encoding: str, model, state,
+                   target: float) -> None:
   """Decodes the fixed factors with this step's parameters and one noise draw."""
   factors = snapshot_factors()
-  inputs = factor_inputs.dsprites_factor_inputs(factors,
-                                                config.factor_encoding)
+  inputs = factor_inputs.dsprites_factor_inputs(factors, factor_encoding)
   logits, kl = model.apply({'params': jax.device_get(state.params)}, inputs,
                            jax.random.key(_SNAPSHOT_SEED))
   os.makedirs(os.path.dirname(snapshot_path(workdir, target)), exist_ok=True)
@@ -262,7 +264,9 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> GeneratorState:
   def dispatch(done: int) -> jax.Array:
     nonlocal state, interval_sums, interval_steps
     # Step `done` trains on the batch of the state's step count, done - 1.
-    inputs, images = training_batch(config, done - 1)
+    inputs, images = training_batch(
+        done - 1, seed=config.seed, batch_size=config.batch_size,
+        factor_encoding=config.factor_encoding)
     state, metrics = step_fn(state, jax.device_put(inputs, sharded),
                              jax.device_put(images, sharded), noise_key)
     # Summed on the device and fetched once per interval: no per-step stall.
@@ -272,7 +276,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> GeneratorState:
     return metrics['loss']
 
   def snapshot(done: int) -> None:
-    write_snapshot(workdir, config, model, state, snapshots[done])
+    write_snapshot(workdir, config.factor_encoding, model, state,
+                   snapshots[done])
 
   def log(done: int) -> None:
     nonlocal interval_sums, interval_steps
