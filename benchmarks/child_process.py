@@ -10,12 +10,23 @@ import subprocess
 import sys
 
 
-def json_result(module: str, *flags: str, env=None):
+def parse_result(stdout: str):
+  """The JSON object a benchmark prints as its last line."""
+  return json.loads(stdout.strip().splitlines()[-1])
+
+
+def json_result(module: str, *flags: str, **run_options):
   """Runs `python -m module flags...` and returns its last line, parsed.
+
+  Args:
+    module: the benchmark module.
+    *flags: its command-line flags.
+    **run_options: for subprocess.run (env, cwd, timeout).
 
   Raises:
     subprocess.CalledProcessError: the child failed (its stderr attached).
   """
-  output = subprocess.run([sys.executable, '-m', module, *flags], env=env,
-                          check=True, capture_output=True, text=True).stdout
-  return json.loads(output.strip().splitlines()[-1])
+  output = subprocess.run([sys.executable, '-m', module, *flags], check=True,
+                          capture_output=True, text=True,
+                          **run_options).stdout
+  return parse_result(output)

@@ -44,6 +44,7 @@ import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from benchmarks import child_process
 from bvae_jax.models import conv_layers
 from bvae_jax.models import vae
 from bvae_jax.training import run_ahead
@@ -158,7 +159,7 @@ def _last_json_line(command: list[str], env: dict[str, str],
     reason = (reasons or completed.stderr.splitlines()[-1:] or ['?'])[0]
     print(f'  FAILED (exit {completed.returncode}): {reason[:300]}')
     return None
-  return json.loads(completed.stdout.strip().splitlines()[-1])
+  return child_process.parse_result(completed.stdout)
 
 
 def main():

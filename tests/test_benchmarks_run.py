@@ -6,21 +6,17 @@ step (num_channels unresolved), with no test to say so. These run each at a
 token length and check the JSON they print, not their speed.
 """
 
-import json
 import os
-import subprocess
-import sys
 
 import pytest
+
+from benchmarks import child_process
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run_benchmark(*args):
-  output = subprocess.run(
-      [sys.executable, '-m', *args], cwd=ROOT, check=True, capture_output=True,
-      text=True, timeout=600).stdout
-  return json.loads(output.strip().splitlines()[-1])
+def run_benchmark(module, *flags):
+  return child_process.json_result(module, *flags, cwd=ROOT, timeout=600)
 
 
 @pytest.mark.slow

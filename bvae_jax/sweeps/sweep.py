@@ -306,10 +306,9 @@ def sweep_step(state: SweepState, images: jax.Array, noise_keys: jax.Array,
     # axis into (member devices, members per device), vmap over the devices'
     # axis (its shards stay where they are) and lax.map over the rest, so
     # each device runs its members' unbatched steps in turn.
-    groups = member_groups
-
     def split(leaf):
-      return leaf.reshape((groups, leaf.shape[0] // groups) + leaf.shape[1:])
+      return leaf.reshape((member_groups, leaf.shape[0] // member_groups) +
+                          leaf.shape[1:])
 
     def merge(leaf):
       return leaf.reshape((-1,) + leaf.shape[2:])
