@@ -49,8 +49,9 @@ def _time_here(out_dir):
   import jax
 
   model = zoo.load(_MODEL.value)
+  config = experiment_config.resolve(model.config)
   ground_truth = registry.open_dataset(
-      experiment_config.resolve(model.config)).ground_truth()
+      config.dataset, config.dataset_source, config.data_dir).ground_truth()
   factors = code_table.all_factors(ground_truth, 0, _COMBINATIONS.value)
   probe = np.random.RandomState(0)
   render_seconds = []

@@ -40,7 +40,6 @@ import tarfile
 import tempfile
 import time
 
-import ml_collections
 import numpy as np
 from PIL import Image
 
@@ -82,8 +81,8 @@ def main():
         chairs_dir, args.chairs_models)
     results['images_per_sec'] = {}
     for name in PIPELINE_DATASETS:
-      config = make_config(name, chairs_dir if name == 'chairs' else data_dir)
-      results['images_per_sec'][name] = pipeline_throughput(config,
+      dataset = open_dataset(name, chairs_dir if name == 'chairs' else data_dir)
+      results['images_per_sec'][name] = pipeline_throughput(dataset,
                                                             args.batches)
     results['tfds_source_images_per_sec'] = tfds_source_throughput(data_dir)
     # Memory of reading only: rendering below allocates chunks of its own.
@@ -93,14 +92,14 @@ def main():
     results['render_images_per_sec'] = render_throughput()
     if args.beside_training:
       results['beside_training'] = beside_training(
-          make_config(DATASET, data_dir))
+          open_dataset(DATASET, data_dir))
     print(json.dumps(results))
 
 
-def make_config(name, data_dir):
-  return ml_collections.ConfigDict({
-      'dataset': name, 'dataset_source': 'procedural' if 'dsprites' in name
-      else 'auto', 'data_dir': data_dir, 'batch_size': BATCH_SIZE, 'seed': 0})
+def open_dataset(name, data_dir):
+  """Opens `name` (dSprites sets: drawn, never downloaded) in `data_dir`."""
+  return registry.open_dataset(
+      name, 'procedural' if 'dsprites' in name else 'auto', data_dir)
 
 
 def prepare_synthetic_chairs(data_dir, num_models):
@@ -137,11 +136,10 @@ def ground_truth_throughput(data_dir, chairs_dir, num_batches=20):
   truths = {}
   for name in ('dsprites_procedural', 'color_dsprites', 'gaussian_blobs',
                'chairs'):
-    dataset = registry.open_dataset(
-        make_config(name, chairs_dir if name == 'chairs' else data_dir))
+    dataset = open_dataset(name, chairs_dir if name == 'chairs' else data_dir)
     truths[name] = dataset.ground_truth()
   # The official file's lookup (record i = image i), on the procedural records.
-  full = registry.open_dataset(make_config(DATASET, data_dir))
+  full = open_dataset(DATASET, data_dir)
   truths['dsprites_records'] = ground_truth.RecordGroundTruth(
       dsprites.FACTOR_NAMES, dsprites.FACTOR_SIZES, (64, 64, 1), full.images)
   rates = {}
@@ -157,7 +155,7 @@ def ground_truth_throughput(data_dir, chairs_dir, num_batches=20):
   return rates
 
 
-def beside_training(config, window_batches=200):
+def beside_training(dataset, window_batches=200):
   """Pipeline images/s while benchmarks.train_step trains in another process.
 
   The pipeline reads for as long as the trainer process lives (compilation,
@@ -169,7 +167,8 @@ def beside_training(config, window_batches=200):
       [sys.executable, '-m', 'benchmarks.train_step', '--seconds=40'],
       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
   iterator = input_pipeline.create_train_iterator(
-      config, process_index=0, process_count=1)
+      dataset, batch_size=BATCH_SIZE, seed=0, process_index=0,
+      process_count=1)
   windows = []
   while trainer.poll() is None:
     start = time.perf_counter()
@@ -220,10 +219,11 @@ def _prepare(data_dir):
   return round(time.perf_counter() - start, 1)
 
 
-def pipeline_throughput(config, num_batches):
+def pipeline_throughput(dataset, num_batches):
   """Images/s of create_train_iterator after WARMUP_BATCHES batches."""
   iterator = input_pipeline.create_train_iterator(
-      config, process_index=0, process_count=1)
+      dataset, batch_size=BATCH_SIZE, seed=0, process_index=0,
+      process_count=1)
   for _ in itertools.islice(iterator, WARMUP_BATCHES):
     pass
   start = time.perf_counter()
@@ -231,7 +231,7 @@ def pipeline_throughput(config, num_batches):
     pass
   seconds = time.perf_counter() - start
   images_per_sec = round(num_batches * BATCH_SIZE / seconds)
-  print(f'pipeline {config.dataset}: {images_per_sec} images/s '
+  print(f'pipeline {dataset.name}: {images_per_sec} images/s '
         f'({num_batches} batches)')
   return images_per_sec
 

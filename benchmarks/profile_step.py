@@ -125,7 +125,8 @@ def _encoder_step(conv_impl, batch):
   config = configs.capacity.get_config()
   mesh = devices.create_mesh()
   model = step_lib.create_model(config).clone(conv_impl=conv_impl)
-  params = step_lib.initial_train_state(config, model, mesh).params
+  params = step_lib.initial_train_state(
+      model, mesh, seed=config.seed, objective_name=config.objective).params
   images = jax.device_put(step_builders.binary_images((batch, 64, 64, 1)),
                           devices.batch_sharded(mesh))
 

@@ -51,12 +51,14 @@ class Dispatcher:
     dataset, self.config = run_records.open_training_data(config)
     mesh = devices.create_mesh()
     model = step_lib.create_model(self.config)
-    self.state = step_lib.initial_train_state(self.config, model, mesh)
+    self.state = step_lib.initial_train_state(
+        model, mesh, seed=self.config.seed,
+        objective_name=self.config.objective)
     self._step_fn = step_lib.make_train_step(self.config, model, mesh)
     _, self._noise_key = step_lib.rng_streams(self.config.seed)
     self._sharding = devices.batch_sharded(mesh)
-    self._batches = input_pipeline.create_train_iterator(self.config,
-                                                         dataset=dataset)
+    self._batches = input_pipeline.create_train_iterator(
+        dataset, **input_pipeline.batch_order(self.config))
 
   def dispatch(self):
     """Dispatches one step; returns its loss (not waited on)."""

@@ -38,7 +38,8 @@ def build_train_step(conv_impl: str, batch_size: int,
   config = experiment_config.resolve(config)
   mesh = devices.create_mesh()
   model = step_lib.create_model(config)
-  state = step_lib.initial_train_state(config, model, mesh)
+  state = step_lib.initial_train_state(model, mesh, seed=config.seed,
+                                       objective_name=config.objective)
   images = jax.device_put(binary_images((batch_size, 64, 64, 1)),
                           devices.batch_sharded(mesh))
   _, noise_key = step_lib.rng_streams(config.seed)

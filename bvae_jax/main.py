@@ -148,7 +148,8 @@ def _evaluate_sweep(config, workdir, step, member):
   for name in members:
     solo, params, restored_step = sweep.restore_member(config, workdir, name,
                                                        step)
-    dataset = dataset or registry.open_dataset(solo)
+    dataset = dataset or registry.open_dataset(
+        solo.dataset, solo.dataset_source, solo.data_dir)
     logging.info('Evaluating sweep member %s at step %d.', name, restored_step)
     evaluate.evaluate(solo, os.path.join(workdir, sweep.MEMBERS_DIR, name),
                       restored_step, params=params, dataset=dataset)

@@ -63,11 +63,11 @@ def tiny_data_dir(tmp_path_factory):
   """A TFDS data dir with `dsprites_procedural/tiny` prepared, once per test
   module, before any child process of the module reads it (so none race to
   prepare it)."""
-  from bvae_jax.datasets import registry  # pylint: disable=g-import-not-at-top
   import configs.capacity  # pylint: disable=g-import-not-at-top
+  from tiny_configs import open_configured  # pylint: disable=g-import-not-at-top
   directory = str(tmp_path_factory.mktemp('tfds'))
   config = configs.capacity.get_config()
   config.dataset = 'dsprites_procedural/tiny'
   config.data_dir = directory
-  registry.open_dataset(config)
+  open_configured(config)
   return directory

@@ -18,8 +18,8 @@ import tensorflow_datasets as tfds
 
 from bvae_jax import config_defaults
 from bvae_jax.datasets import chairs_tfds
-from bvae_jax.datasets import registry
 from bvae_jax import experiment_config
+from tiny_configs import open_configured
 
 # In archive order, which is not sorted order.
 CHAIRS = ('c9f0', '1a2b', '7d3e')
@@ -357,7 +357,7 @@ def test_chairs_data_set_and_ground_truth(data_dir, chair_members):
   config_defaults.set_dataset(config, 'chairs')
   config.data_dir = str(data_dir)
   config = experiment_config.resolve(config)
-  dataset = registry.open_dataset(config)
+  dataset = open_configured(config)
   assert (dataset.source, dataset.num_records) == ('real', 3 * 62)
   assert dataset.observation_shape == (64, 64, 3) == (
       (64, 64, config.num_channels))
@@ -380,4 +380,4 @@ def test_chairs_data_set_without_archive_names_the_place(data_dir):
   config.data_dir = str(data_dir)
   with pytest.raises(chairs_tfds.ChairsArchiveError,
                      match='downloads/manual/rendered_chairs.tar'):
-    registry.open_dataset(config)
+    open_configured(config)

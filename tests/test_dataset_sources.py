@@ -23,6 +23,7 @@ from bvae_jax.datasets import dsprites_tfds
 from bvae_jax.datasets import ground_truth
 from bvae_jax.datasets import registry
 from bvae_jax.datasets import tfds_catalog
+from tiny_configs import open_configured
 
 TINY_INDICES = np.arange(0, dsprites.NUM_IMAGES, 257)
 
@@ -95,7 +96,7 @@ def online_with(monkeypatch):
 def test_auto_falls_back_to_procedural_offline_and_says_why(
     tmp_path, offline, caplog):
   with caplog.at_level(logging.INFO):
-    dataset = registry.open_dataset(make_config(str(tmp_path)))
+    dataset = open_configured(make_config(str(tmp_path)))
   assert dataset.source == 'procedural'
   assert dataset.builder.info.full_name == 'dsprites_procedural/tiny/2.0.0'
   lines = [r.message for r in caplog.records if 'source =' in r.message]
@@ -108,7 +109,7 @@ def test_auto_falls_back_to_procedural_offline_and_says_why(
 def test_real_source_offline_is_an_error_naming_the_way_out(tmp_path, offline):
   with pytest.raises(registry.DatasetUnavailableError,
                      match="no real data .*no network.*dataset_source='procedural'"):
-    registry.open_dataset(make_config(str(tmp_path), source='real'))
+    open_configured(make_config(str(tmp_path), source='real'))
   # Nothing was prepared: no procedural fallback, no half-written official set.
   assert not (tmp_path / 'dsprites_procedural').exists()
   assert not (tmp_path / 'dsprites_official').exists()
@@ -118,7 +119,7 @@ def test_procedural_source_never_probes_the_network(tmp_path, monkeypatch):
   def fail(url):
     raise AssertionError('probed the network')
   monkeypatch.setattr(dsprites_tfds, '_unreachable_reason', fail)
-  dataset = registry.open_dataset(make_config(str(tmp_path), source='procedural'))
+  dataset = open_configured(make_config(str(tmp_path), source='procedural'))
   assert dataset.source == 'procedural'
 
 
@@ -127,7 +128,7 @@ def test_auto_downloads_the_official_file_when_it_can(
     tmp_path, official_npz, online_with, caplog, monkeypatch):
   downloads = online_with(official_npz)
   with caplog.at_level(logging.INFO):
-    dataset = registry.open_dataset(make_config(str(tmp_path)))
+    dataset = open_configured(make_config(str(tmp_path)))
   assert downloads == [dsprites_tfds.OFFICIAL_NPZ_URL]
   assert dataset.source == 'official'
   assert dataset.builder.info.full_name == 'dsprites_official/tiny/1.0.0'
@@ -144,7 +145,7 @@ def test_auto_downloads_the_official_file_when_it_can(
       fake_official_images(TINY_INDICES[[3, 99]]))
   # Once prepared, it is used without the network.
   monkeypatch.setattr(dsprites_tfds, '_unreachable_reason', None)  # Not callable.
-  again = registry.open_dataset(make_config(str(tmp_path), source='real'))
+  again = open_configured(make_config(str(tmp_path), source='real'))
   assert again.source == 'official'
 
 
@@ -203,7 +204,7 @@ def test_a_corrupt_download_is_an_error_and_leaves_nothing_half_written(
   online_with(str(bad))
   data_dir = tmp_path / 'data'
   with pytest.raises(dsprites_tfds.DspritesFileError, match='download.npz'):
-    registry.open_dataset(make_config(str(data_dir)))
+    open_configured(make_config(str(data_dir)))
   # TFDS keeps only its builder-config note (.config/metadata.json); no
   # records, no version directory, no incomplete directory.
   leftovers = [str(p.relative_to(data_dir)) for p in data_dir.rglob('*')]
@@ -213,11 +214,11 @@ def test_a_corrupt_download_is_an_error_and_leaves_nothing_half_written(
 def test_unknown_names_and_sources_are_listed(tmp_path):
   with pytest.raises(ValueError, match='known: dsprites, dsprites/tiny, '
                      'color_dsprites.*gaussian_blobs, chairs, shapes3d, celeb_a'):
-    registry.open_dataset(make_config(str(tmp_path), dataset='mnist'))
+    open_configured(make_config(str(tmp_path), dataset='mnist'))
   with pytest.raises(ValueError, match='dataset_source must be one of'):
-    registry.open_dataset(make_config(str(tmp_path), source='fake'))
+    open_configured(make_config(str(tmp_path), source='fake'))
   with pytest.raises(ValueError, match="has only a real source"):
-    registry.open_dataset(make_config(str(tmp_path), dataset='chairs',
+    open_configured(make_config(str(tmp_path), dataset='chairs',
                                       source='procedural'))
 
 
@@ -234,7 +235,7 @@ def mock_catalog(monkeypatch):
 
 def test_shapes3d_from_the_catalog(tmp_path, mock_catalog):
   config = make_config(str(tmp_path), dataset='shapes3d')
-  dataset = registry.open_dataset(config)
+  dataset = open_configured(config)
   assert dataset.source == 'tfds_catalog'
   assert dataset.num_records == 12
   images = dataset.images.read_images([0, 11])
@@ -255,7 +256,7 @@ def test_shapes3d_from_the_catalog(tmp_path, mock_catalog):
 
 
 def test_celeb_a_is_cropped_to_64_and_has_no_ground_truth(tmp_path, mock_catalog):
-  dataset = registry.open_dataset(make_config(str(tmp_path), dataset='celeb_a'))
+  dataset = open_configured(make_config(str(tmp_path), dataset='celeb_a'))
   images = dataset.images.read_images([0, 5])
   assert images.shape == (2, 64, 64, 3)
   with pytest.raises(ground_truth.NoGroundTruthError,
@@ -278,7 +279,7 @@ def test_catalog_dsprites_is_used_when_prepared(tmp_path, mock_catalog,
   monkeypatch.setattr(tfds.core.DatasetInfo, 'file_format', property(
       lambda self: file_adapters.FileFormat.ARRAY_RECORD))
   with caplog.at_level(logging.INFO):
-    dataset = registry.open_dataset(make_config(str(tmp_path), dataset='dsprites'))
+    dataset = open_configured(make_config(str(tmp_path), dataset='dsprites'))
   assert dataset.source == 'tfds_catalog'
   assert any('source = TFDS catalog dsprites' in r.message
              for r in caplog.records)
@@ -309,5 +310,5 @@ def test_catalog_set_that_cannot_be_prepared_says_how(tmp_path, name, monkeypatc
   with pytest.raises(registry.DatasetUnavailableError,
                      match=f'{name}: TFDS could not prepare it in .*no network'
                      '.*requirements-catalog.txt'):
-    registry.open_dataset(make_config(str(tmp_path), dataset=name))
+    open_configured(make_config(str(tmp_path), dataset=name))
   assert not os.path.exists(tmp_path / name)

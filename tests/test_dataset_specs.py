@@ -21,6 +21,7 @@ from bvae_jax.datasets import chairs_tfds
 from bvae_jax.datasets import dataset_spec
 from bvae_jax.datasets import registry
 from bvae_jax import experiment_config
+from tiny_configs import open_configured
 
 
 @pytest.fixture(scope='module')
@@ -33,7 +34,7 @@ def _open(name, data_dir, source='auto'):
   config_defaults.set_dataset(config, name)
   config.dataset_source = source
   config.data_dir = str(data_dir)
-  return registry.open_dataset(config)
+  return open_configured(config)
 
 
 def _assert_agrees_with_spec(dataset, spec):

@@ -18,12 +18,12 @@ import pytest
 from bvae_jax import config_defaults
 from bvae_jax.core import devices
 from bvae_jax.datasets import input_pipeline
-from bvae_jax.datasets import registry
 from bvae_jax import experiment_config
 from bvae_jax.training import device_data
 from bvae_jax.training import train
 from event_files import read_scalars
 from tiny_configs import tiny_config
+from tiny_configs import open_configured
 
 BATCH = 16
 STEPS = 8
@@ -52,14 +52,15 @@ def make_config(data_dir, **overrides):
 
 def host_batches(config, start_step):
   iterator = input_pipeline.create_train_iterator(
-      config, start_step=start_step, process_index=0, process_count=1)
+      open_configured(config), **input_pipeline.batch_order(config),
+      start_step=start_step, process_index=0, process_count=1)
   return [batch['image'] for batch in itertools.islice(iterator, STEPS)]
 
 
 def device_batches(config, mesh, start_step, **kwargs):
   batches = device_data.create_device_batches(
-      config, registry.open_dataset(config), mesh, start_step=start_step,
-      **kwargs)
+      open_configured(config), mesh, **input_pipeline.batch_order(config),
+      start_step=start_step, **kwargs)
   arrays = list(itertools.islice(batches, STEPS))
   batches.close()
   assert all(a.sharding == devices.batch_sharded(mesh) for a in arrays)
@@ -96,7 +97,7 @@ def test_worker_processes_read_and_compute_the_same(data_dir, mesh,
 
 
 def test_dsprites_is_stored_as_uint8_and_logged(data_dir, mesh, caplog):
-  dataset = registry.open_dataset(make_config(data_dir))
+  dataset = open_configured(make_config(data_dir))
   absl_logging.get_absl_logger().propagate = True
   with caplog.at_level('INFO'):
     images, scale = device_data.load_images(
@@ -186,8 +187,8 @@ def test_refuses_several_processes(data_dir, mesh, monkeypatch):
   config = make_config(data_dir)
   with pytest.raises(ValueError, match='data_on_device=True is single-process '
                      'only for now; this job has 2 processes'):
-    device_data.create_device_batches(config, registry.open_dataset(config),
-                                      mesh)
+    device_data.create_device_batches(
+        open_configured(config), mesh, **input_pipeline.batch_order(config))
 
 
 def test_config_field_is_validated():

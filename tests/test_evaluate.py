@@ -17,6 +17,7 @@ from bvae_jax.evaluation import evaluate
 from bvae_jax.models import vae
 from bvae_jax.training import train
 from tiny_configs import tiny_config as shared_tiny_config
+from tiny_configs import open_configured
 
 
 @pytest.fixture(scope='module')
@@ -62,7 +63,7 @@ def test_restored_model_reproduces_the_saved_reconstructions_exactly(trained):
   config, workdir, state = trained
   params, step, stored_config = evaluate.restore_params(config, workdir)
   assert step == 4 and stored_config['dataset_source'] == 'procedural'
-  images = input_pipeline.fixed_images(config, 16)
+  images = input_pipeline.fixed_images(open_configured(config), 16)
   np.testing.assert_array_equal(
       reconstructions(config, params, images),
       reconstructions(config, jax.device_get(state.params), images))
@@ -72,7 +73,7 @@ def test_restored_model_reproduces_the_saved_reconstructions_exactly(trained):
 def test_representation_fn_pads_and_chunks_without_changing_codes(trained):
   config, workdir, _ = trained
   params, _, _ = evaluate.restore_params(config, workdir)
-  images = input_pipeline.fixed_images(config, 37)
+  images = input_pipeline.fixed_images(open_configured(config), 37)
   model = step_lib.create_model(config)
   expected, _ = model.apply({'params': params}, images,
                             method=vae.VAE.encode)
@@ -160,8 +161,8 @@ def test_other_architecture_is_named(trained):
 def test_data_set_without_ground_truth_is_refused_before_encoding(
     trained, monkeypatch):
   config, workdir, _ = trained
-  opened = registry.open_dataset(config)
-  monkeypatch.setattr(registry, 'open_dataset', lambda c: registry.Dataset(
+  opened = open_configured(config)
+  monkeypatch.setattr(registry, 'open_dataset', lambda *_: registry.Dataset(
       name='celeb_a', source='tfds_catalog', builder=opened.builder,
       images=opened.images, observation_shape=(64, 64, 1),
       make_ground_truth=None))
@@ -176,10 +177,10 @@ def test_evaluate_reuses_an_open_data_set_and_its_ground_truth(
   config.eval.metrics = ('mig',)
   params, step, _ = evaluate.restore_params(config, workdir)
   counts = {'built': 0}
-  dataset = counting_ground_truth_builds(registry.open_dataset(config), counts)
+  dataset = counting_ground_truth_builds(open_configured(config), counts)
 
-  def no_reopening(config):
-    raise AssertionError(f'{config.dataset} opened again')
+  def no_reopening(name, *_):
+    raise AssertionError(f'{name} opened again')
 
   dataset.ground_truth()  # Built before, as by an earlier evaluation.
   monkeypatch.setattr(registry, 'open_dataset', no_reopening)
@@ -196,9 +197,9 @@ def test_training_evaluates_every_eval_every_steps(data_dir, tmp_path,
   counts = {'opened': 0, 'built': 0}
   open_dataset = registry.open_dataset
 
-  def counting_open_dataset(config):
+  def counting_open_dataset(*args):
     counts['opened'] += 1
-    return counting_ground_truth_builds(open_dataset(config), counts)
+    return counting_ground_truth_builds(open_dataset(*args), counts)
 
   monkeypatch.setattr(registry, 'open_dataset', counting_open_dataset)
   config = tiny_config(data_dir, eval_every_steps=3, num_train_steps=4)

@@ -9,7 +9,6 @@ NHWC in [0, 1], `sample` = factors then their observations.
 import numpy as np
 import pytest
 
-from bvae_jax import config_defaults
 from bvae_jax.datasets import color_dsprites
 from bvae_jax.datasets import dsprites
 from bvae_jax.datasets import gaussian_blobs
@@ -24,11 +23,7 @@ def data_dir(tmp_path_factory):
 
 
 def open_dataset(data_dir, name, source='procedural'):
-  config = config_defaults.base_config()
-  config.dataset = name
-  config.dataset_source = source
-  config.data_dir = data_dir
-  return registry.open_dataset(config)
+  return registry.open_dataset(name, source, data_dir)
 
 
 @pytest.fixture(scope='module')

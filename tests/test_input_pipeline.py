@@ -12,7 +12,7 @@ from bvae_jax.datasets import dsprites
 from bvae_jax.datasets import dsprites_tfds
 from bvae_jax.datasets import input_pipeline
 from bvae_jax.datasets import records
-from bvae_jax.datasets import registry
+from tiny_configs import open_configured
 
 TINY_SIZE = 2_869
 TINY_STRIDE = 257  # Record r of tiny is image 257·r of the full set.
@@ -35,9 +35,15 @@ def make_config(data_dir, **overrides):
   return config
 
 
+def iterator_of(config, **kwargs):
+  """The training iterator of `config`, as train.py builds it."""
+  return input_pipeline.create_train_iterator(
+      open_configured(config), **input_pipeline.batch_order(config), **kwargs)
+
+
 def take(config, num_batches, **kwargs):
   """The first `num_batches` images arrays of a fresh iterator."""
-  iterator = input_pipeline.create_train_iterator(
+  iterator = iterator_of(
       config, process_index=kwargs.pop('process_index', 0),
       process_count=kwargs.pop('process_count', 1), **kwargs)
   return [batch['image'] for batch in itertools.islice(iterator, num_batches)]
@@ -121,7 +127,7 @@ def test_a_process_reads_only_its_own_rows(data_dir, monkeypatch):
 
 
 def test_process_defaults_come_from_jax(data_dir):
-  iterator = input_pipeline.create_train_iterator(make_config(data_dir))
+  iterator = iterator_of(make_config(data_dir))
   assert next(iterator)['image'].shape == (BATCH, 64, 64, 1)
 
 
@@ -135,35 +141,64 @@ def test_process_defaults_come_from_jax(data_dir):
 def test_bad_arguments(data_dir, overrides, kwargs, message):
   kwargs = {'process_index': 0, 'process_count': 1, **kwargs}
   with pytest.raises(ValueError, match=message):
-    input_pipeline.create_train_iterator(make_config(data_dir, **overrides),
-                                         **kwargs)
+    iterator_of(make_config(data_dir, **overrides), **kwargs)
+
+
+def test_batch_order_reads_data_seed_else_seed_and_the_subset():
+  config = ml_collections.ConfigDict({'batch_size': 32, 'seed': 3})
+  assert input_pipeline.batch_order(config) == {
+      'batch_size': 32, 'seed': 3, 'subset_size': 0}
+  config.data_seed = None
+  config.train_subset_size = 0
+  assert input_pipeline.batch_order(config)['seed'] == 3
+  config.data_seed = 11
+  config.train_subset_size = 500
+  assert input_pipeline.batch_order(config) == {
+      'batch_size': 32, 'seed': 11, 'subset_size': 500}
+
+
+def test_subset_is_fixed_and_larger_than_the_data_set_is_refused(data_dir):
+  dataset = open_configured(make_config(data_dir))
+  subset = input_pipeline.training_records(dataset, 100)
+  assert len(set(subset)) == 100 and subset.max() < TINY_SIZE
+  np.testing.assert_array_equal(
+      subset, input_pipeline.training_records(dataset, 100))
+  np.testing.assert_array_equal(input_pipeline.training_records(dataset),
+                                np.arange(TINY_SIZE))
+  with pytest.raises(ValueError, match=(
+      f'train_subset_size={TINY_SIZE + 1} exceeds the {TINY_SIZE} records of '
+      "data set 'dsprites_procedural/tiny'")):
+    input_pipeline.training_records(dataset, TINY_SIZE + 1)
 
 
 def test_fixed_images_are_fixed_and_ignore_the_seed(data_dir):
-  images = input_pipeline.fixed_images(make_config(data_dir), 10)
-  again = input_pipeline.fixed_images(make_config(data_dir, seed=123), 10)
+  images = input_pipeline.fixed_images(open_configured(make_config(data_dir)),
+                                       10)
+  again = input_pipeline.fixed_images(
+      open_configured(make_config(data_dir, seed=123)), 10)
   assert images.shape == (10, 64, 64, 1) and images.dtype == np.float32
   np.testing.assert_array_equal(images, again)
   assert len({image.tobytes() for image in images}) == 10
   with pytest.raises(ValueError, match='num must be in'):
-    input_pipeline.fixed_images(make_config(data_dir), TINY_SIZE + 1)
+    input_pipeline.fixed_images(open_configured(make_config(data_dir)),
+                                TINY_SIZE + 1)
 
 
 def test_prepares_on_first_use_and_says_so(tmp_path, caplog):
   config = make_config(str(tmp_path))
   with caplog.at_level(logging.INFO):
-    input_pipeline.fixed_images(config, 1)
+    input_pipeline.fixed_images(open_configured(config), 1)
   prepared = [r for r in caplog.records if 'Prepared dsprites_procedural' in r.message]
   assert len(prepared) == 1
   assert 'dsprites_procedural/tiny/2.0.0' in prepared[0].message
   caplog.clear()
   with caplog.at_level(logging.INFO):
-    input_pipeline.fixed_images(config, 1)
+    input_pipeline.fixed_images(open_configured(config), 1)
   assert not [r for r in caplog.records if 'Prepared dsprites_procedural' in r.message]
 
 
 def test_array_record_split_matches_the_tfds_data_source(data_dir):
-  builder = registry.open_dataset(make_config(data_dir)).builder
+  builder = open_configured(make_config(data_dir)).builder
   tfds_source = builder.as_data_source(
       'train', deserialize_method=tfds.decode.DeserializeMethod.RAW_BYTES)
   split = records.ArrayRecordSplit(builder, 'train')

@@ -135,7 +135,7 @@ def _tiny_state_and_batch(data_dir):
   config = experiment_config.resolve(config)
   model = step_lib.create_model(config)
   init_key, noise_key = step_lib.rng_streams(config.seed)
-  state = step_lib.create_train_state(config, model, init_key)
+  state = step_lib.create_train_state(model, init_key, config.objective)
   images = jnp.asarray(np.random.RandomState(5).uniform(
       size=(8, 64, 64, 1)) > 0.8, jnp.float32)
   return config, model, state, images, noise_key
@@ -208,10 +208,8 @@ def test_the_vae_initialisation_is_every_objectives():
   # the VAE parameters that every other objective starts from.
   model = step_lib.create_model(tiny_config('unused', 'factor_vae'))
   init_key, _ = step_lib.rng_streams(0)
-  factor = step_lib.create_train_state(tiny_config('unused', 'factor_vae'),
-                                       model, init_key)
-  plain = step_lib.create_train_state(tiny_config('unused', 'beta_vae'), model,
-                                      init_key)
+  factor = step_lib.create_train_state(model, init_key, 'factor_vae')
+  plain = step_lib.create_train_state(model, init_key, 'beta_vae')
   assert type(plain) is step_lib.TrainState
   for got, want in zip(jax.tree.leaves(factor.params),
                        jax.tree.leaves(plain.params)):

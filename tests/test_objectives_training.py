@@ -14,7 +14,6 @@ from bvae_jax import config_defaults
 from bvae_jax.core import devices
 from bvae_jax.core import step as step_lib
 from bvae_jax.datasets import input_pipeline
-from bvae_jax.datasets import registry
 from bvae_jax.evaluation import evaluate
 from bvae_jax import experiment_config
 from bvae_jax.sweeps import sweep
@@ -23,6 +22,7 @@ from event_files import read_events
 from training_equivalence import assert_same_params
 from training_equivalence import assert_same_trajectory
 from tiny_configs import tiny_config as shared_tiny_config
+from tiny_configs import open_configured
 
 
 @pytest.fixture(scope='module')
@@ -86,9 +86,11 @@ def _pre_plugin_train_step(state, images, noise_key, hparams, *, model,
 def _train_steps(config, step_fn, steps=5):
   mesh = devices.create_mesh()
   model = step_lib.create_model(config)
-  state = step_lib.initial_train_state(config, model, mesh)
+  state = step_lib.initial_train_state(model, mesh, seed=config.seed,
+                                       objective_name=config.objective)
   _, noise_key = step_lib.rng_streams(config.seed)
-  batches = input_pipeline.create_train_iterator(config)
+  batches = input_pipeline.create_train_iterator(
+      open_configured(config), **input_pipeline.batch_order(config))
   sharding = devices.batch_sharded(mesh)
   for _ in range(steps):
     images = jax.device_put(next(batches)['image'], sharding)
@@ -104,7 +106,7 @@ def _train_steps(config, step_fn, steps=5):
 def test_plugin_objectives_train_bit_identically_to_the_pre_plugin_step(
     data_dir, objective, overrides, users_xla_optimizations):
   config = tiny_config(data_dir, objective, **overrides)
-  registry.open_dataset(config)
+  open_configured(config)
   mesh = devices.create_mesh()
   model = step_lib.create_model(config)
   replicated = devices.replicated(mesh)

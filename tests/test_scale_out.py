@@ -15,7 +15,6 @@ import sys
 import pytest
 
 from bvae_jax.core import checkpointing
-from bvae_jax.datasets import registry
 from bvae_jax.evaluation import evaluate
 import configs.capacity
 from cli_processes import REPO
@@ -25,6 +24,7 @@ from cli_processes import run
 from event_files import read_events
 from training_equivalence import assert_same_params
 from training_equivalence import assert_same_trajectory
+from tiny_configs import open_configured
 
 STEPS = 6
 LEARNING_RATE = 5e-4
@@ -80,7 +80,7 @@ def copy_until(source, destination, step):
 @pytest.fixture(scope='module')
 def data_dir(tmp_path_factory):
   directory = str(tmp_path_factory.mktemp('tfds'))
-  registry.open_dataset(tiny_config(directory))  # Prepared once, not raced.
+  open_configured(tiny_config(directory))  # Prepared once, not raced.
   return directory
 
 

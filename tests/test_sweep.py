@@ -260,7 +260,7 @@ def test_evaluate_mode_opens_the_data_once_for_all_members(data_dir, runs,
   opened = []
   open_dataset = registry.open_dataset
   monkeypatch.setattr(registry, 'open_dataset',
-                      lambda c: opened.append(c) or open_dataset(c))
+                      lambda *args: opened.append(args) or open_dataset(*args))
   main._evaluate_sweep(config, workdir, None, None)
   assert len(opened) == 1
   for member in sweep.sweep_members(config):

@@ -16,6 +16,7 @@ from bvae_jax.evaluation import evaluate
 from bvae_jax.models import vae
 from bvae_jax.objectives import gaussians
 from bvae_jax.training import train
+from tiny_configs import open_configured
 from tiny_configs import tiny_config
 
 
@@ -52,7 +53,7 @@ def test_capacity_objective_pulls_kl_toward_c(data_dir, tmp_path):
                        checkpoint_every_steps=40, figure_every_steps=40,
                        capacity_start=4.0, capacity_max=4.0, learning_rate=2e-3)
   state = train.train_and_evaluate(config, str(tmp_path))
-  images = input_pipeline.fixed_images(config, 64)
+  images = input_pipeline.fixed_images(open_configured(config), 64)
   mean, log_var = step_lib.create_model(config).apply(
       {'params': jax.device_get(state.params)}, images, method=vae.VAE.encode)
   kl = float(np.mean(np.sum(gaussians.kl_per_latent(mean, log_var), axis=-1)))

@@ -9,7 +9,6 @@ from scipy import stats
 
 from bvae_jax import config_defaults
 from bvae_jax.core import step as step_lib
-from bvae_jax.datasets import registry
 from bvae_jax.sweeps import sweep
 from bvae_jax.sweeps import udr_selection
 import tiny_configs
@@ -133,7 +132,7 @@ def test_udr_with_informative_latents_matches_the_reference(tmp_path):
   # config.eval.seed), encoded by each restored member.
   members = sweep.sweep_members(config)
   random_state = np.random.RandomState(config.eval.seed)
-  ground_truth = registry.open_dataset(
+  ground_truth = tiny_configs.open_configured(
       sweep.member_config(config, members[0])).ground_truth()
   batches = [ground_truth.sample_observations(batch_size, random_state)
              for _ in range(num_points // batch_size)]

@@ -26,3 +26,11 @@ def tiny_config(data_dir, objective='capacity', **overrides):
   config.eval.encode_batch_size = 256
   config.update(overrides)
   return config
+
+
+def open_configured(config):
+  """Opens the data set `config` names, as a run does."""
+  from bvae_jax.datasets import registry  # pylint: disable=g-import-not-at-top
+  return registry.open_dataset(config.dataset,
+                               config.get('dataset_source', 'auto'),
+                               config.get('data_dir'))

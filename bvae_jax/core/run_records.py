@@ -116,7 +116,8 @@ def open_training_data(config: ml_collections.ConfigDict
   The config's channels are checked against the data set's images by
   `experiment_config.validate_config`, before anything is opened.
   """
-  dataset = registry.open_dataset(config)
+  dataset = registry.open_dataset(config.dataset, config.dataset_source,
+                                  config.data_dir)
   resolved = config.copy_and_resolve_references()
   resolved.dataset_source = (
       'procedural' if dataset.source == 'procedural' else 'real')

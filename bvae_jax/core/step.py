@@ -87,15 +87,17 @@ def create_optimizer(learning_rate: float | jax.Array
   return optax.adam(learning_rate)
 
 
-def hyperparameter_fields(config: ml_collections.ConfigDict) -> tuple[str, ...]:
-  """The numeric config fields the step reads (traced; what sweeps may vary)."""
+def hyperparameter_fields(objective_name: str) -> tuple[str, ...]:
+  """The numeric config fields the step of `objective_name` reads (traced;
+  what sweeps may vary)."""
   return (objectives.SHARED_HYPERPARAMETERS +
-          objectives.get(config.objective).HYPERPARAMETERS)
+          objectives.get(objective_name).HYPERPARAMETERS)
 
 
 def hyperparameters(config: ml_collections.ConfigDict) -> dict[str, np.ndarray]:
   """The step's numeric hyperparameters as float32 scalars."""
-  return {name: np.float32(config[name]) for name in hyperparameter_fields(config)}
+  return {name: np.float32(config[name])
+          for name in hyperparameter_fields(config.objective)}
 
 
 def static_fields(config: ml_collections.ConfigDict) -> dict[str, str]:
@@ -112,21 +114,30 @@ def image_shape(num_channels: int) -> tuple[int, int, int]:
   return (vae.IMAGE_SIZE, vae.IMAGE_SIZE, num_channels)
 
 
-def create_train_state(config: ml_collections.ConfigDict, model: vae.VAE,
-                       init_key: jax.Array) -> TrainState:
-  """A fresh state at step 0 (pure: jit-, vmap- and eval_shape-able)."""
-  dummy = jnp.zeros((1,) + image_shape(config.num_channels), jnp.float32)
+def create_train_state(model: vae.VAE, init_key: jax.Array,
+                       objective_name: str) -> TrainState:
+  """A fresh state at step 0 (pure: jit-, vmap- and eval_shape-able).
+
+  Args:
+    model: the VAE; its `num_channels` and `latent_dim` size the state.
+    init_key: the initialisation key (`rng_streams(seed)[0]`).
+    objective_name: config.objective; an objective with state of its own
+      (FactorVAE's discriminator) makes an `AuxiliaryTrainState`.
+  """
+  dummy = jnp.zeros((1,) + image_shape(model.num_channels), jnp.float32)
   params_key, noise_key = jax.random.split(init_key)
   params = model.init(params_key, dummy, noise_key)['params']
+  # Adam's state does not depend on the learning rate (a traced
+  # hyperparameter of the step), so any value initialises it.
   fields = dict(step=jnp.zeros((), jnp.int32), params=params,
-                opt_state=create_optimizer(config.learning_rate).init(params))
-  if not has_auxiliary_state(config.objective):
+                opt_state=create_optimizer(0.0).init(params))
+  if not has_auxiliary_state(objective_name):
     return TrainState(**fields)
   # A stream of its own, so the VAE's initialisation is every objective's.
   auxiliary_key = jax.random.fold_in(init_key, 1)
   return AuxiliaryTrainState(
-      **fields, auxiliary=objectives.get(config.objective).init_auxiliary(
-          config.latent_dim, auxiliary_key))
+      **fields, auxiliary=objectives.get(objective_name).init_auxiliary(
+          model.latent_dim, auxiliary_key))
 
 
 def train_step(state: TrainState, images: jax.Array, noise_key: jax.Array,
@@ -199,19 +210,21 @@ def make_train_step(config: ml_collections.ConfigDict, model: vae.VAE,
                                                  hparams)
 
 
-def abstract_train_state(config, model, mesh) -> TrainState:
+def abstract_train_state(model, mesh, objective_name: str) -> TrainState:
   """Shapes, dtypes and shardings of the state, without computing it."""
-  init_key, _ = rng_streams(config.seed)
+  init_key, _ = rng_streams(0)  # Shapes do not depend on the seed.
   shapes = jax.eval_shape(
-      lambda: create_train_state(config, model, init_key))
+      lambda: create_train_state(model, init_key, objective_name))
   replicated = devices.replicated(mesh)
   return jax.tree_util.tree_map(
       lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype,
                                         sharding=replicated), shapes)
 
 
-def initial_train_state(config, model, mesh) -> TrainState:
-  """A fresh state at step 0, replicated over `mesh`."""
-  init_key, _ = rng_streams(config.seed)
-  return jax.jit(functools.partial(create_train_state, config, model),
+def initial_train_state(model, mesh, *, seed: int,
+                        objective_name: str) -> TrainState:
+  """A fresh state at step 0 of run `seed`, replicated over `mesh`."""
+  init_key, _ = rng_streams(seed)
+  return jax.jit(functools.partial(create_train_state, model,
+                                   objective_name=objective_name),
                  out_shardings=devices.replicated(mesh))(init_key)

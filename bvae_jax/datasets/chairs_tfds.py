@@ -212,16 +212,17 @@ class Chairs3d(array_record_builder.ArrayRecordBuilder):
     yield from _read_examples(archive_path)
 
 
-def builder(config=None, data_dir=None):
+def builder(builder_config=None, data_dir=None):
   """Returns the builder, data in `data_dir` (None: TFDS's default).
 
   Args:
-    config: must be None: Chairs3d has no configs. The argument keeps the
-      signature of `dsprites_tfds.builder`.
+    builder_config: must be None: Chairs3d has no TFDS builder configs. The
+      argument keeps the signature of `dsprites_tfds.builder`.
     data_dir: TFDS data dir.
   """
-  if config is not None:
-    raise ValueError(f'chairs3d has no builder configs, got {config!r}')
+  if builder_config is not None:
+    raise ValueError(
+        f'chairs3d has no builder configs, got {builder_config!r}')
   return Chairs3d(data_dir=data_dir)
 
 

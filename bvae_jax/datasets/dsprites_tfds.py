@@ -296,14 +296,14 @@ def example_dict(image, factor_row):
   return record
 
 
-def builder(config='full', data_dir=None):
-  """Returns the procedural builder for `config`, data in `data_dir`."""
-  return DspritesProcedural(config=config, data_dir=data_dir)
+def builder(builder_config='full', data_dir=None):
+  """The procedural builder of TFDS config `builder_config` in `data_dir`."""
+  return DspritesProcedural(config=builder_config, data_dir=data_dir)
 
 
-def official_builder(config='full', data_dir=None):
-  """Returns the official-file builder for `config`, data in `data_dir`."""
-  return DspritesOfficial(config=config, data_dir=data_dir)
+def official_builder(builder_config='full', data_dir=None):
+  """The official-file builder of TFDS config `builder_config` in `data_dir`."""
+  return DspritesOfficial(config=builder_config, data_dir=data_dir)
 
 
 class _PieceSerializer:

@@ -21,7 +21,10 @@ Batches are read and decoded ahead in grain's background threads.
 
 Usage:
 
-  iterator = create_train_iterator(config, start_step=step)
+  dataset = registry.open_dataset(config.dataset, config.dataset_source,
+                                  config.data_dir)
+  iterator = create_train_iterator(dataset, **batch_order(config),
+                                   start_step=step)
   batch = next(iterator)  # {'image': float32 (b, 64, 64, 1) in [0, 1]}
 """
 
@@ -29,7 +32,6 @@ import grain
 import jax
 import numpy as np
 
-from bvae_jax.datasets import registry
 
 
 # Seed of the permutation `fixed_images` draws from; not config.seed, so that
@@ -44,48 +46,51 @@ _PREFETCH_BATCHES = 8
 _READ_THREADS = 2
 
 
-def create_train_iterator(config, *, start_step=0, process_index=None,
-                          process_count=None, dataset=None):
+def create_train_iterator(dataset, *, batch_size, seed, subset_size=0,
+                          start_step=0, process_index=None,
+                          process_count=None):
   """Returns an endless iterator over this process's training batches.
 
   Args:
-    config: ConfigDict with `dataset` (see datasets/registry.py),
-      `dataset_source`, `data_dir` (None: TFDS default), `batch_size` (global)
-      and `seed`.
+    dataset: the opened data set (`registry.open_dataset`).
+    batch_size: the global batch size (config.batch_size).
+    seed: seed of the data order (`batch_order(config)` gives it and the
+      other two).
+    subset_size: train on a fixed subset of this many records
+      (config.train_subset_size); 0: all records.
     start_step: step of the first batch yielded.
     process_index: this process's index; defaults to jax.process_index().
     process_count: number of processes; defaults to jax.process_count().
-    dataset: the opened data set; None opens `config.dataset`.
 
   Returns:
     Iterator of {'image': float32 (batch_size // process_count, H, W, C) in
     [0, 1]}, for steps start_step, start_step + 1, ...
 
   Raises:
-    ValueError: on an unknown data set, a batch size that the processes cannot
-      share evenly, or a negative start_step.
+    ValueError: on a batch size that the processes cannot share evenly, a
+      subset larger than the data set, or a negative start_step.
   """
   if process_index is None:
     process_index = jax.process_index()
   if process_count is None:
     process_count = jax.process_count()
-  if config.batch_size % process_count:
+  if batch_size % process_count:
     raise ValueError(
-        f'batch_size {config.batch_size} is not divisible by the process '
+        f'batch_size {batch_size} is not divisible by the process '
         f'count {process_count}')
   if not 0 <= process_index < process_count:
     raise ValueError(
         f'process_index {process_index} not in [0, {process_count})')
   if start_step < 0:
     raise ValueError(f'start_step must be >= 0, got {start_step}')
-  images = (dataset or registry.open_dataset(config)).images
-  records = training_records(config, images.num_records)
-  local_batch_size = config.batch_size // process_count
+  images = dataset.images
+  records = training_records(dataset, subset_size)
+  local_batch_size = batch_size // process_count
   rows = slice(process_index * local_batch_size,
                (process_index + 1) * local_batch_size)
   batches = (
-      batch_record_indices(len(records), seed=data_seed(config),
-                           global_batch_size=config.batch_size)
+      batch_record_indices(len(records), seed=seed,
+                           global_batch_size=batch_size)
       # Slicing the indices before reading: a process reads only its rows.
       .map(lambda positions: {
           'image': images.read_images(records[positions[rows]])})
@@ -95,18 +100,26 @@ def create_train_iterator(config, *, start_step=0, process_index=None,
       num_threads=_READ_THREADS, prefetch_buffer_size=_PREFETCH_BATCHES)))
 
 
-def data_seed(config):
-  """The seed of the data order: config.data_seed, else config.seed."""
+def batch_order(config):
+  """The config's fields that fix which records each step reads.
+
+  Returns:
+    {'batch_size', 'seed', 'subset_size'} for `create_train_iterator` and
+    `device_data.create_device_batches`: the seed is config.data_seed, else
+    config.seed; the subset size config.train_subset_size (absent: 0).
+  """
   seed = config.get('data_seed')
-  return config.seed if seed is None else seed
+  return {'batch_size': config.batch_size,
+          'seed': config.seed if seed is None else seed,
+          'subset_size': config.get('train_subset_size') or 0}
 
 
-def training_records(config, num_records):
+def training_records(dataset, subset_size=0):
   """The record indices training draws from (all, or the fixed subset).
 
   Args:
-    config: ConfigDict with `train_subset_size` (0 or absent: all records).
-    num_records: size of the data set.
+    dataset: the opened data set.
+    subset_size: 0 (all records), or the size of the fixed subset.
 
   Returns:
     int64 array of record indices.
@@ -114,14 +127,15 @@ def training_records(config, num_records):
   Raises:
     ValueError: if the subset is larger than the data set.
   """
-  size = config.get('train_subset_size') or 0
-  if size > num_records:
+  num_records = dataset.num_records
+  if subset_size > num_records:
     raise ValueError(
-        f'config.train_subset_size={size} exceeds the {num_records} records '
-        f'of data set {config.dataset!r}')
-  if not size:
+        f'config.train_subset_size={subset_size} exceeds the {num_records} '
+        f'records of data set {dataset.name!r}')
+  if not subset_size:
     return np.arange(num_records, dtype=np.int64)
-  return np.random.default_rng(_SUBSET_SEED).permutation(num_records)[:size]
+  return np.random.default_rng(_SUBSET_SEED).permutation(
+      num_records)[:subset_size]
 
 
 def batch_record_indices(num_records, *, seed, global_batch_size):
@@ -143,21 +157,20 @@ def batch_record_indices(num_records, *, seed, global_batch_size):
           .batch(global_batch_size))
 
 
-def fixed_images(config, num, dataset=None):
-  """Returns `num` images of `config.dataset`, the same ones on every call.
+def fixed_images(dataset, num):
+  """Returns `num` images of `dataset`, the same ones on every call.
 
   They are the first `num` records of a fixed permutation (independent of
   config.seed), so figures of different runs show the same images.
 
   Args:
-    config: ConfigDict with `dataset`, `dataset_source` and `data_dir`.
+    dataset: the opened data set.
     num: number of images, at most the data set's size.
-    dataset: the opened data set; None opens `config.dataset`.
 
   Returns:
     float32 (num, H, W, C) in [0, 1].
   """
-  images = (dataset or registry.open_dataset(config)).images
+  images = dataset.images
   if not 0 < num <= images.num_records:
     raise ValueError(f'num must be in [1, {images.num_records}], got {num}')
   permutation = np.random.default_rng(_FIXED_IMAGES_SEED).permutation(

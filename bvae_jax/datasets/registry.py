@@ -1,11 +1,11 @@
 r"""Data sets by name: the table of their specs, and the data-source rule.
 
 Each data set is one `dataset_spec.DatasetSpec`, defined in its own module;
-this module only lists them (SPECS) and opens them. `open_dataset(config)`
-turns `config.dataset` (and `config.dataset_source`, `config.data_dir`) into a
-`Dataset`: a prepared TFDS builder, a reader of its images by record index,
-and, where the factors are known, a `ground_truth.GroundTruthData` for the
-metrics.
+this module only lists them (SPECS) and opens them. `open_dataset(name,
+source, data_dir)` (a run passes `config.dataset`, `config.dataset_source` and
+`config.data_dir`) turns a data-set name into a `Dataset`: a prepared TFDS
+builder, a reader of its images by record index, and, where the factors are
+known, a `ground_truth.GroundTruthData` for the metrics.
 
   name                 records                                    factors
   dsprites[/tiny]      real dSprites if obtainable, else drawn    5
@@ -78,6 +78,8 @@ class Dataset:
     observation_shape: (H, W, C).
     make_ground_truth: builds the GroundTruthData; None when the factors are
       unknown.
+    opened_with: the `open_dataset` arguments (name, source setting, data_dir)
+      that opened it, so another process can open the same records.
   """
   name: str
   source: str
@@ -85,6 +87,7 @@ class Dataset:
   images: Any
   observation_shape: tuple[int, int, int]
   make_ground_truth: Callable[[], ground_truth.GroundTruthData] | None
+  opened_with: tuple[str, str, str | None] | None = None
   _ground_truth: Any = dataclasses.field(default=None, repr=False)
 
   @property
@@ -132,12 +135,15 @@ def get_spec(name: str) -> dataset_spec.DatasetSpec:
   return _SPEC_OF_NAME[name]
 
 
-def open_dataset(config) -> Dataset:
-  """Opens `config.dataset`, preparing its TFDS builder on first use.
+def open_dataset(name: str, dataset_source: str = 'auto',
+                 data_dir: str | None = None) -> Dataset:
+  """Opens data set `name`, preparing its TFDS builder on first use.
 
   Args:
-    config: ConfigDict with `dataset`, optionally `dataset_source` (default
-      'auto') and `data_dir` (None: TFDS's default).
+    name: a config name, e.g. 'dsprites' or 'dsprites/tiny' (config.dataset).
+    dataset_source: 'auto', 'real' or 'procedural' (config.dataset_source;
+      the module docstring's rule).
+    data_dir: TFDS data dir (config.data_dir); None: TFDS's default.
 
   Raises:
     ValueError: on an unknown name (listing the known ones) or a source the
@@ -145,16 +151,14 @@ def open_dataset(config) -> Dataset:
     DatasetUnavailableError: when the records cannot be obtained (says how to
       get them).
   """
-  name = config.dataset
   spec = get_spec(name)
   subset = name.partition('/')[2] or 'full'
-  source, opened = open_source(spec, subset,
-                               config.get('dataset_source', 'auto'),
-                               config.get('data_dir'))
+  chosen, opened = open_source(spec, subset, dataset_source, data_dir)
   return Dataset(
-      name=name, source=source.name, builder=opened.builder,
+      name=name, source=chosen.name, builder=opened.builder,
       images=opened.images, observation_shape=spec.image_shape,
-      make_ground_truth=opened.make_ground_truth)
+      make_ground_truth=opened.make_ground_truth,
+      opened_with=(name, dataset_source, data_dir))
 
 
 def open_source(spec, subset, dataset_source, data_dir):

@@ -14,7 +14,6 @@ from absl import app
 from absl import flags
 from absl import logging
 from matplotlib.figure import Figure
-import ml_collections
 import numpy as np
 
 from bvae_jax.datasets import input_pipeline
@@ -35,18 +34,16 @@ def sample_rows(names, data_dir, dataset_source, num_images):
   """Returns [(label, float32 (num_images, 64, 64, 3) images)] per openable set."""
   rows = []
   for name in names:
-    config = ml_collections.ConfigDict({
-        'dataset': name, 'dataset_source': 'auto', 'data_dir': data_dir})
     try:
       # The source choice is for sets with both kinds of source (dsprites,
       # color_dsprites); every other set opens its only one.
-      if len(registry.get_spec(name).source_kinds) > 1:
-        config.dataset_source = dataset_source
-      dataset = registry.open_dataset(config)
+      source = (dataset_source if len(registry.get_spec(name).source_kinds) > 1
+                else 'auto')
+      dataset = registry.open_dataset(name, source, data_dir)
     except (registry.DatasetUnavailableError, ValueError) as error:
       logging.warning('Left out %s: %s', name, error)
       continue
-    images = input_pipeline.fixed_images(config, num_images, dataset=dataset)
+    images = input_pipeline.fixed_images(dataset, num_images)
     if images.shape[-1] == 1:
       images = np.repeat(images, 3, axis=-1)
     rows.append((f'{name}\n({dataset.source})', images))

@@ -180,7 +180,8 @@ def restore_params(config: ml_collections.ConfigDict, workdir: str,
   config = experiment_config.resolve(config)
   mesh = devices.create_mesh()
   model = step_lib.create_model(config)
-  abstract_state = step_lib.abstract_train_state(config, model, mesh)
+  abstract_state = step_lib.abstract_train_state(model, mesh,
+                                                 config.objective)
   manager = checkpointing.create_manager(workdir, read_only=True)
   state, stored_config = checkpointing.restore_step(manager, step,
                                                    abstract_state)
@@ -225,7 +226,8 @@ def prepare_evaluation(config: ml_collections.ConfigDict, workdir: str,
   c = config.eval
   model = step_lib.create_model(config).clone(conv_impl=c.conv_impl)
   return EvaluationSetup(
-      config=config, dataset=dataset or registry.open_dataset(config),
+      config=config, dataset=dataset or registry.open_dataset(
+          config.dataset, config.dataset_source, config.data_dir),
       model=model, params=params, step=step,
       representation_fn=make_representation_fn(
           model, params, encode_batch_size=c.encode_batch_size,

@@ -369,7 +369,8 @@ def examples_per_epoch(config: ml_collections.ConfigDict) -> int:
   """The training subset's size, else the whole data set's."""
   if config.train_subset_size:
     return config.train_subset_size
-  return registry.open_dataset(config).num_records
+  return registry.open_dataset(config.dataset, config.dataset_source,
+                               config.data_dir).num_records
 
 
 def run(config: ml_collections.ConfigDict, workdir: str, *,

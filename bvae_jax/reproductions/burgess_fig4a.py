@@ -162,7 +162,8 @@ def summarise(config, workdir: str) -> dict[str, Any]:
   for member in sweep.validate_sweep_config(config):
     solo, params, step = sweep.restore_member(config, workdir, member.name)
     if ground_truth is None:
-      ground_truth = registry.open_dataset(solo).ground_truth()
+      ground_truth = registry.open_dataset(
+          solo.dataset, solo.dataset_source, solo.data_dir).ground_truth()
       factors, observations = ground_truth.sample(
           config.eval.num_train, np.random.RandomState(config.eval.seed))
       observations = np.asarray(observations, np.float32)

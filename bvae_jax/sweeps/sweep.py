@@ -7,11 +7,12 @@ A sweep config is a training config with a `sweep` block (configs/sweep_*.py):
   config.sweep.shared_batches = True          # common random numbers
 
 Members are the Cartesian product seeds × grid (fields: the numeric fields the
-step reads, `step_lib.hyperparameter_fields(config)`: the objective's, e.g.
-beta, gamma, capacity_max, and learning_rate). Their TrainStates are stacked
-along a leading member axis and `sweep_step` updates all of them in one jitted
-call of `step_lib.train_step` per member, batched with `jax.vmap` or run one
-after another with `lax.map` (config.sweep.member_layout, below). Member i computes exactly what training
+step reads, `step_lib.hyperparameter_fields(config.objective)`: the
+objective's, e.g. beta, gamma, capacity_max, and learning_rate). Their
+TrainStates are stacked along a leading member axis and `sweep_step` updates
+all of them in one jitted call of `step_lib.train_step` per member, batched
+with `jax.vmap` or run one after another with `lax.map`
+(config.sweep.member_layout, below). Member i computes exactly what training
 it alone computes: the same initialisation (its seed), the same noise, the same
 batches, the same step function; `member_config(config, member)` is the config
 that trains it alone.
@@ -137,7 +138,7 @@ def sweep_members(config: ml_collections.ConfigDict) -> list[Member]:
   if len(set(seeds)) != len(seeds) or min(seeds) < 0:
     raise ValueError(f'config.sweep.seeds must be distinct and ≥ 0, got {seeds}')
   for field, values in grid.items():
-    sweepable = step_lib.hyperparameter_fields(config)
+    sweepable = step_lib.hyperparameter_fields(config.objective)
     if field not in sweepable:
       raise ValueError(f'config.sweep.grid.{field}: not a sweepable field of '
                        f'objective {config.objective!r}; sweepable: {sweepable}')
@@ -163,7 +164,7 @@ def member_config(config: ml_collections.ConfigDict,
   solo = ml_collections.ConfigDict(config.to_dict())
   del solo['sweep']
   if config.sweep.shared_batches:
-    solo.data_seed = input_pipeline.data_seed(config)
+    solo.data_seed = input_pipeline.batch_order(config)['seed']
   else:
     solo.data_seed = None
   solo.seed = member.seed
@@ -402,8 +403,8 @@ def _global_array(values: np.ndarray, sharding) -> jax.Array:
 
 
 def _initial_state(config, model, init_keys) -> SweepState:
-  members = jax.vmap(lambda key: step_lib.create_train_state(config, model, key))(
-      init_keys)
+  members = jax.vmap(lambda key: step_lib.create_train_state(
+      model, key, config.objective))(init_keys)
   return SweepState(step=jnp.zeros((), jnp.int32), members=members,
                     failed_at=jnp.zeros(init_keys.shape[:1], jnp.int32))
 
@@ -422,11 +423,12 @@ class _SweepBatches:
     self._setup = setup
     if config.sweep.shared_batches:
       self._iterators = [input_pipeline.create_train_iterator(
-          config, start_step=start_step, dataset=dataset)]
+          dataset, **input_pipeline.batch_order(config),
+          start_step=start_step)]
     else:
       self._iterators = [input_pipeline.create_train_iterator(
-          member_config(config, m), start_step=start_step, dataset=dataset)
-                         for m in setup.members]
+          dataset, **input_pipeline.batch_order(member_config(config, m)),
+          start_step=start_step) for m in setup.members]
     self._global_shape = (
         (config.batch_size,) if config.sweep.shared_batches else
         (len(setup.members), config.batch_size)) + step_lib.image_shape(config.num_channels)
@@ -657,8 +659,7 @@ def _finish_members(config, workdir, setup, state, dataset, final,
     if figure_writer is None:
       figure_writer = training_figures.FigureWriter(
           setup.model, member_dir, input_pipeline.fixed_images(
-              solo, max(solo.num_figure_images, solo.traversal_steps),
-              dataset=dataset),
+              dataset, max(solo.num_figure_images, solo.traversal_steps)),
           likelihood=solo.likelihood,
           num_figure_images=solo.num_figure_images,
           traversal_steps=solo.traversal_steps,

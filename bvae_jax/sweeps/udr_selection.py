@@ -173,7 +173,8 @@ def udr_of_sweep(config: ml_collections.ConfigDict, workdir: str, *,
       solo, params, trained_step = sweep.restore_member(config, workdir,
                                                         member.name, step)
       if ground_truth is None:
-        ground_truth = registry.open_dataset(solo).ground_truth()
+        ground_truth = registry.open_dataset(
+            solo.dataset, solo.dataset_source, solo.data_dir).ground_truth()
         encode = step_lib.jitted_encode(step_lib.create_model(solo))
       encoders.append(gaussian_encoder(encode, params, batch_size))
     logging.info('UDR of %s: %d seeds, %d observations each.', name,

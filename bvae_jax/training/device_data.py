@@ -9,8 +9,8 @@ record positions (int32); the device gathers the images from its copy.
 The batches are exactly the host pipeline's, bit for bit:
 
 * positions come from the same functions: `input_pipeline.training_records`
-  (all records, or the fixed `train_subset_size` subset), `data_seed` and
-  `batch_record_indices`, started at `start_step`;
+  (all records, or the fixed `train_subset_size` subset) and
+  `batch_record_indices`, with `batch_order`'s seed, started at `start_step`;
 * images are stored as uint8 with a scale when `uint8.astype(float32) * scale`
   gives the reader's float32 images back bit for bit (checked on the host for
   every record; dSprites is 0/1), else as float32; the device computes that
@@ -37,8 +37,8 @@ pipeline whatever the setting.
 
 Usage:
 
-  batches = device_data.create_device_batches(config, dataset, mesh,
-                                              start_step=step)
+  batches = device_data.create_device_batches(
+      dataset, mesh, **input_pipeline.batch_order(config), start_step=step)
   images = next(batches)  # float32 (B, H, W, C), sharded over the data axis
 """
 
@@ -54,7 +54,6 @@ from typing import Any, Callable, Iterable, Iterator
 from absl import logging
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 
 from bvae_jax.core import devices
@@ -77,13 +76,11 @@ _TASKS_AHEAD = 2
 # At most this many worker processes (8 × ~35k positions/s: batch 1024 at
 # ~250 steps/s).
 _MAX_WORKERS = 8
-# What a worker needs to open the data set itself (registry.open_dataset).
-_DATASET_FIELDS = ('dataset', 'dataset_source', 'data_dir')
 
 
-def create_device_batches(config: ml_collections.ConfigDict,
-                          dataset: registry.Dataset, mesh: jax.sharding.Mesh,
-                          *, start_step: int = 0, workers: int | None = None
+def create_device_batches(dataset: registry.Dataset, mesh: jax.sharding.Mesh,
+                          *, batch_size: int, seed: int, subset_size: int = 0,
+                          start_step: int = 0, workers: int | None = None
                           ) -> Iterator[jax.Array]:
   """Loads the training images onto the devices; returns an iterator of batches.
 
@@ -91,11 +88,13 @@ def create_device_batches(config: ml_collections.ConfigDict,
   batch is asked for. Close the iterator (or drop it) to end the workers.
 
   Args:
-    config: ConfigDict with `batch_size` (global), `seed`, `data_seed`,
-      `train_subset_size`, and `dataset`, `dataset_source`, `data_dir`
-      (which open `dataset` again in worker processes).
-    dataset: the opened data set.
+    dataset: the opened data set; worker processes open it again with its
+      `opened_with` arguments.
     mesh: the training mesh; batches are split over its data axis.
+    batch_size: the global batch size.
+    seed: seed of the data order.
+    subset_size: 0, or the size of the fixed training subset (these three as
+      `input_pipeline.batch_order(config)` gives them).
     start_step: step of the first batch yielded.
     workers: processes that read records and compute positions; None picks
       `default_workers()`; 0: a thread of this process.
@@ -118,13 +117,12 @@ def create_device_batches(config: ml_collections.ConfigDict,
         'pipeline reads each process its own rows).')
   pool = Workers(default_workers() if workers is None else workers)
   try:
-    records = input_pipeline.training_records(config, dataset.num_records)
+    records = input_pipeline.training_records(dataset, subset_size)
     images, scale = load_images(
         dataset, records, mesh, workers=pool,
-        source={f: config.get(f) for f in _DATASET_FIELDS} if pool.count
-        else None)
-    positions = step_positions(config, len(records), start_step=start_step,
-                               workers=pool)
+        source=dataset.opened_with if pool.count else None)
+    positions = step_positions(len(records), batch_size=batch_size, seed=seed,
+                               start_step=start_step, workers=pool)
   except BaseException:
     pool.shutdown()
     raise
@@ -198,8 +196,7 @@ def load_images(dataset: registry.Dataset, records: np.ndarray,
     mesh: the devices to copy to (replicated).
     workers: where to read (left running); None: a thread.
     source: what the workers read: `dataset.images` (the default; threads
-      only) or a dict of the config's _DATASET_FIELDS (processes open the
-      data set with it).
+      only) or `dataset.opened_with` (processes open the data set with it).
 
   Returns:
     (images, scale): images (len(records), H, W, C), replicated over the
@@ -296,27 +293,27 @@ def check_fits(num_bytes: int, local_devices) -> None:
           '(config.train_subset_size).')
 
 
-def step_positions(config: ml_collections.ConfigDict, num_records: int, *,
+def step_positions(num_records: int, *, batch_size: int, seed: int,
                    start_step: int = 0, workers: Workers | None = None
                    ) -> Iterator[np.ndarray]:
   """Positions into the training records of each step's global batch.
 
   Element k is int32 (batch_size,): the positions the host pipeline reads at
-  step start_step + k (it reads records `training_records(config, N)` at
+  step start_step + k (it reads records `training_records(dataset, K)` at
   those positions).
 
   Args:
-    config: ConfigDict with `batch_size`, `seed` and `data_seed`.
     num_records: number of training records (the subset's size, if any).
+    batch_size: the global batch size.
+    seed: seed of the data order.
     start_step: step of the first element.
     workers: compute chunks of steps ahead; None: a thread. Shut down when
       the iterator closes.
   """
-  chunk_steps = max(1, _POSITIONS_PER_CHUNK // config.batch_size)
+  chunk_steps = max(1, _POSITIONS_PER_CHUNK // batch_size)
   chunk = functools.partial(
-      _chunk_positions, num_records=num_records,
-      seed=input_pipeline.data_seed(config), batch_size=config.batch_size,
-      chunk_steps=chunk_steps)
+      _chunk_positions, num_records=num_records, seed=seed,
+      batch_size=batch_size, chunk_steps=chunk_steps)
   workers = workers or Workers(0)
   chunks = workers.in_order(chunk, itertools.count(start_step // chunk_steps))
   return _rows(chunks, workers, skip=start_step % chunk_steps)
@@ -368,19 +365,18 @@ def _read_chunk(source: Any, records: np.ndarray, offset: int, size: int
                 ) -> tuple[float | None, np.ndarray]:
   """Reads records[offset:offset + size]: (scale, uint8) or (None, float32).
 
-  `source` is a reader, or the fields that open the data set (in a worker
-  process, once).
+  `source` is a reader, or the `open_dataset` arguments that open the data set
+  (in a worker process, once).
   """
-  reader = _open_reader(tuple(source.items())) if isinstance(
-      source, dict) else source
+  reader = _open_reader(source) if isinstance(source, tuple) else source
   images = reader.read_images(records[offset:offset + size])
   scale, values = lossless_uint8(images)
   return (scale, values) if scale is not None else (None, images)
 
 
 @functools.cache
-def _open_reader(fields: tuple[tuple[str, Any], ...]):
-  return registry.open_dataset(ml_collections.ConfigDict(dict(fields))).images
+def _open_reader(opened_with: tuple[str, str, str | None]):
+  return registry.open_dataset(*opened_with).images
 
 
 def _as_read(scale: float | None, values: np.ndarray) -> np.ndarray:

@@ -47,13 +47,14 @@ def training_batches(config: ml_collections.ConfigDict,
   (config.data_on_device), else read by the host pipeline, each process its
   own rows; the batches are the same either way.
   """
+  order = input_pipeline.batch_order(config)
   if config.data_on_device:
-    return device_data.create_device_batches(config, dataset, mesh,
+    return device_data.create_device_batches(dataset, mesh, **order,
                                              start_step=start_step)
   sharding = devices.batch_sharded(mesh)
   return (jax.make_array_from_process_local_data(sharding, batch['image'])
           for batch in input_pipeline.create_train_iterator(
-              config, start_step=start_step, dataset=dataset))
+              dataset, **order, start_step=start_step))
 
 
 def is_evaluation_step(config: ml_collections.ConfigDict, step: int) -> bool:
@@ -120,12 +121,14 @@ def _train_and_evaluate(config: ml_collections.ConfigDict,
                dict(mesh.shape))
 
   model = step_lib.create_model(config)
-  abstract_state = step_lib.abstract_train_state(config, model, mesh)
+  abstract_state = step_lib.abstract_train_state(model, mesh,
+                                                 config.objective)
   manager = checkpointing.create_manager(
       workdir, config.max_checkpoints_to_keep)
   state = run_records.resume_or_init(
       manager, workdir, abstract_state, config,
-      lambda: step_lib.initial_train_state(config, model, mesh))
+      lambda: step_lib.initial_train_state(
+          model, mesh, seed=config.seed, objective_name=config.objective))
   start_step = int(jax.device_get(state.step))
   # Before anything is written: data_on_device refuses data that won't fit.
   batches = training_batches(config, dataset, mesh, start_step)
@@ -139,8 +142,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict,
   _, noise_key = step_lib.rng_streams(config.seed)
   figure_writer = training_figures.FigureWriter(
       model, workdir, input_pipeline.fixed_images(
-          config, max(config.num_figure_images, config.traversal_steps),
-          dataset=dataset),
+          dataset, max(config.num_figure_images, config.traversal_steps)),
       likelihood=config.likelihood,
       num_figure_images=config.num_figure_images,
       traversal_steps=config.traversal_steps,
