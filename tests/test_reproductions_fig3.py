@@ -1,5 +1,6 @@
 """Burgess et al. (2018) Fig. 3: the generator's inputs, channels, training and outputs."""
 
+import functools
 import json
 import os
 
@@ -161,7 +162,8 @@ def test_training_resumes_bit_exactly_and_writes_the_outputs(tmp_path):
   for a, b in zip(_leaves(straight), _leaves(resumed)):
     np.testing.assert_array_equal(a, b)
 
-  summary = burgess_fig3.summarise(_tiny_config(6), resumed_dir)
+  summary = burgess_fig3.summarise(
+      resumed_dir, burgess_fig3.snapshot_steps(_tiny_config(6)).values())
   assert set(summary['factors']) == set(factor_inputs.FACTOR_NAMES)
   # Logged values are interval means: C over the updates of steps 4 and 5.
   assert summary['final_step'] == 6
@@ -186,10 +188,16 @@ def test_the_capacity_term_opens_every_channel(encoding):
   # σ = 1 the KL's gradient in log σ², ½ (σ² − 1), is zero.)
   config = _tiny_config(3)
   config.factor_encoding = encoding
-  model = burgess_fig3.create_model(config)
-  state = burgess_fig3.create_state(config, model, jax.random.key(0))
+  model = burgess_fig3.create_model(config.factor_encoding)
+  optimizer = burgess_fig3.create_optimizer(config.learning_rate,
+                                            config.channel_learning_rate)
+  state = burgess_fig3.create_state(model, jax.random.key(0), optimizer)
+  capacity_fn = functools.partial(
+      burgess_fig3.capacity_at, start=config.capacity_start,
+      maximum=config.capacity_max, anneal_steps=config.capacity_anneal_steps)
   step = jax.jit(lambda s, x, y: burgess_fig3.train_step(
-      s, x, y, jax.random.key(1), model=model, config=config))
+      s, x, y, jax.random.key(1), model=model, optimizer=optimizer,
+      gamma=config.gamma, capacity_fn=capacity_fn))
   for i in range(3):
     state, metrics = step(state, *burgess_fig3.training_batch(
         i, seed=config.seed, batch_size=config.batch_size,

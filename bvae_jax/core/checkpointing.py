@@ -10,11 +10,10 @@ instead of a TensorStore error deep inside Orbax.
 
 import os
 import shutil
-from typing import Any
+from typing import Any, Mapping
 
 from absl import logging
 import jax
-import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
@@ -112,8 +111,16 @@ def finish_saves(manager: ocp.CheckpointManager) -> None:
 
 
 def save(manager: ocp.CheckpointManager, step: int, state: Any,
-         config: ml_collections.ConfigDict) -> None:
-  """Saves `state` and `config` at `step` (asynchronously: finish_saves).
+         config_json: Mapping[str, Any]) -> None:
+  """Saves `state` and the run's config at `step` (asynchronously:
+  finish_saves).
+
+  Args:
+    manager: from `create_manager`.
+    step: the step the state has trained.
+    state: the pytree to save.
+    config_json: the run's config as JSON data (`config.to_dict()`), which
+      `restore_step` returns beside the state.
 
   Raises:
     CheckpointSaveError: an earlier save failed (check_saves), or this one
@@ -123,7 +130,7 @@ def save(manager: ocp.CheckpointManager, step: int, state: Any,
   try:
     manager.save(step, args=ocp.args.Composite(**{
         _STATE: ocp.args.StandardSave(state),
-        _CONFIG: ocp.args.JsonSave(config.to_dict()),
+        _CONFIG: ocp.args.JsonSave(dict(config_json)),
     }), force=True)
   except (OSError, ValueError) as error:  # TensorStore's write errors.
     raise _save_error(manager, error) from error

@@ -31,7 +31,7 @@ channel noise uses fold_in(noise key, step), like the VAE's train step.
 import functools
 import json
 import os
-from typing import Any
+from typing import Any, Callable, Iterable
 
 from absl import logging
 from flax import struct
@@ -68,12 +68,13 @@ class GeneratorState(struct.PyTreeNode):
   opt_state: Any
 
 
-def create_model(config: ml_collections.ConfigDict
+def create_model(factor_encoding: str, conv_impl: str = 'lax'
                  ) -> factor_generator.FactorConditionedGenerator:
+  """The generator of inputs in `factor_encoding` (config.factor_encoding)."""
   return factor_generator.FactorConditionedGenerator(
-      group_sizes=factor_inputs.group_sizes(config.factor_encoding),
+      group_sizes=factor_inputs.group_sizes(factor_encoding),
       num_channels=1,
-      conv_impl=config.conv_impl)
+      conv_impl=conv_impl)
 
 
 def create_optimizer(learning_rate: float, channel_learning_rate: float
@@ -94,14 +95,11 @@ def create_optimizer(learning_rate: float, channel_learning_rate: float
       lambda params: traverse_util.path_aware_map(label, params))
 
 
-def create_state(config, model, init_key) -> GeneratorState:
+def create_state(model, init_key, optimizer) -> GeneratorState:
   """A fresh state at step 0 (pure; eval_shape-able)."""
   params_key, noise_key = jax.random.split(init_key)
-  width = sum(factor_inputs.group_sizes(config.factor_encoding))
-  dummy = jnp.zeros((1, width), jnp.float32)
+  dummy = jnp.zeros((1, sum(model.group_sizes)), jnp.float32)
   params = model.init(params_key, dummy, noise_key)['params']
-  optimizer = create_optimizer(config.learning_rate,
-                               config.channel_learning_rate)
   return GeneratorState(step=jnp.zeros((), jnp.int32), params=params,
                         opt_state=optimizer.init(params))
 
@@ -129,7 +127,8 @@ def capacity_at(step, *, start: float, maximum: float, anneal_steps: int
 
 
 def train_step(state: GeneratorState, inputs: jax.Array, images: jax.Array,
-               noise_key: jax.Array, *, model, config
+               noise_key: jax.Array, *, model, optimizer, gamma: float,
+               capacity_fn: Callable[[jax.Array], jax.Array]
                ) -> tuple[GeneratorState, dict[str, jax.Array]]:
   """One update of Eq. 7: E[−log p(x|z)] + γ·|Σ_k KL_k − C(step)|.
 
@@ -139,29 +138,27 @@ def train_step(state: GeneratorState, inputs: jax.Array, images: jax.Array,
     images: (N, 64, 64, 1) the images of those factors, in [0, 1].
     noise_key: the run's noise key; this step's noise is fold_in(key, step).
     model: the generator.
-    config: gamma and the capacity schedule.
+    optimizer: `create_optimizer(...)`, which made the state's opt_state.
+    gamma: γ, the weight of |KL − C|.
+    capacity_fn: step -> C, e.g. `capacity_at` with the config's schedule.
 
   Returns:
     The new state and the step's metrics (batch means): loss, reconstruction,
     kl_total, capacity, kl_capacity_gap, and kl/<factor> per factor.
   """
   noise = jax.random.fold_in(noise_key, state.step)
-  target = capacity_at(state.step, start=config.capacity_start,
-                       maximum=config.capacity_max,
-                       anneal_steps=config.capacity_anneal_steps)
+  target = capacity_fn(state.step)
 
   def loss_fn(params):
     logits, kl = model.apply({'params': params}, inputs, noise)
     reconstruction = jnp.mean(likelihoods.bernoulli_nll(logits, images))
     kl_per_factor = jnp.mean(kl, axis=0)
     gap = jnp.abs(jnp.sum(kl_per_factor) - target)
-    total = reconstruction + config.gamma * gap
+    total = reconstruction + gamma * gap
     return total, (reconstruction, kl_per_factor, gap)
 
   (total, (reconstruction, kl_per_factor, gap)), grads = jax.value_and_grad(
       loss_fn, has_aux=True)(state.params)
-  optimizer = create_optimizer(config.learning_rate,
-                               config.channel_learning_rate)
   updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
   new_state = GeneratorState(step=state.step + 1,
                              params=optax.apply_updates(state.params, updates),
@@ -234,10 +231,12 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> GeneratorState:
   run_records.check_workdir(workdir)
   devices.check_batch_divisible(config.batch_size, jax.device_count())
   mesh = devices.create_mesh()
-  model = create_model(config)
+  model = create_model(config.factor_encoding, config.conv_impl)
+  optimizer = create_optimizer(config.learning_rate,
+                               config.channel_learning_rate)
   root = jax.random.key(config.seed)
   init_key, noise_key = jax.random.fold_in(root, 0), jax.random.fold_in(root, 1)
-  make_state = functools.partial(create_state, config, model)
+  make_state = functools.partial(create_state, model, optimizer=optimizer)
   replicated = devices.replicated(mesh)
   abstract = jax.tree_util.tree_map(
       lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype,
@@ -251,7 +250,12 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> GeneratorState:
   else:
     state = restored[0]
     logging.info('Resuming from step %d.', int(state.step))
-  step_fn = jax.jit(functools.partial(train_step, model=model, config=config),
+  capacity_fn = functools.partial(
+      capacity_at, start=config.capacity_start, maximum=config.capacity_max,
+      anneal_steps=config.capacity_anneal_steps)
+  step_fn = jax.jit(functools.partial(train_step, model=model,
+                                      optimizer=optimizer, gamma=config.gamma,
+                                      capacity_fn=capacity_fn),
                     donate_argnums=0)
   sharded = devices.batch_sharded(mesh)
   writer = metric_logging.MetricWriter(workdir)
@@ -291,7 +295,8 @@ def train(config: ml_collections.ConfigDict, workdir: str) -> GeneratorState:
     interval_sums, interval_steps = None, 0
 
   checkpoints = loop.Checkpoints(
-      lambda done: checkpointing.save(manager, done, state, config), start)
+      lambda done: checkpointing.save(manager, done, state, config.to_dict()),
+      start)
 
   try:
     loop.run_loop(dispatch, start_step=start,
@@ -357,11 +362,13 @@ def save_allocation_figure(path: str, history) -> None:
   figure.savefig(path, dpi=100)
 
 
-def save_reconstruction_figure(path: str, workdir: str, config) -> list[float]:
-  """Data on top, then one row per snapshot capacity; returns those C."""
+def save_reconstruction_figure(path: str, workdir: str,
+                               capacities: Iterable[float]) -> list[float]:
+  """Data on top, then one row per snapshot of `capacities`; returns the C
+  of the rows drawn (those whose snapshot the run wrote)."""
   rows, labels, shown = [], [], []
   data = None
-  for target in sorted(snapshot_steps(config).values()):
+  for target in sorted(capacities):
     if not os.path.exists(snapshot_path(workdir, target)):
       continue
     with np.load(snapshot_path(workdir, target)) as snapshot:
@@ -386,14 +393,19 @@ def save_reconstruction_figure(path: str, workdir: str, config) -> list[float]:
   return shown
 
 
-def summarise(config, workdir: str) -> dict[str, Any]:
-  """Draws the figures and writes capacity_allocation.json from the run."""
+def summarise(workdir: str, capacities: Iterable[float]) -> dict[str, Any]:
+  """Draws the figures and writes capacity_allocation.json from the run.
+
+  Args:
+    workdir: the run's workdir.
+    capacities: the snapshot capacities (`snapshot_steps(config).values()`).
+  """
   history = metric_logging.read_scalars(workdir)
   summary = capacity_allocation(history)
   save_allocation_figure(
       os.path.join(workdir, 'fig3_capacity_allocation.png'), history)
   summary['reconstruction_snapshots_at_capacity'] = save_reconstruction_figure(
-      os.path.join(workdir, 'fig3_reconstructions.png'), workdir, config)
+      os.path.join(workdir, 'fig3_reconstructions.png'), workdir, capacities)
   with open(os.path.join(workdir, 'capacity_allocation.json'), 'w') as f:
     json.dump(summary, f, indent=1)
   return summary
@@ -402,6 +414,6 @@ def summarise(config, workdir: str) -> dict[str, Any]:
 def run(config: ml_collections.ConfigDict, workdir: str) -> dict[str, Any]:
   """Trains the generator (resuming) and draws Fig. 3; returns the summary."""
   train(config, workdir)
-  summary = summarise(config, workdir)
+  summary = summarise(workdir, snapshot_steps(config).values())
   logging.info('Fig. 3 summary:\n%s', json.dumps(summary, indent=1))
   return summary

@@ -352,7 +352,8 @@ def setup_sweep(config: ml_collections.ConfigDict) -> SweepSetup:
   by_member = _sharding(mesh, MEMBER_AXIS)
   replicated = _sharding(mesh)
   init_keys, noise_keys = member_keys(members)
-  shapes = jax.eval_shape(lambda: _initial_state(config, model, init_keys))
+  shapes = jax.eval_shape(
+      lambda: _initial_state(model, config.objective, init_keys))
   state_sharding = SweepState(
       step=replicated,
       members=jax.tree.map(lambda _: by_member, shapes.members),
@@ -402,16 +403,17 @@ def _global_array(values: np.ndarray, sharding) -> jax.Array:
                                       lambda index: values[index])
 
 
-def _initial_state(config, model, init_keys) -> SweepState:
+def _initial_state(model, objective_name: str, init_keys) -> SweepState:
   members = jax.vmap(lambda key: step_lib.create_train_state(
-      model, key, config.objective))(init_keys)
+      model, key, objective_name))(init_keys)
   return SweepState(step=jnp.zeros((), jnp.int32), members=members,
                     failed_at=jnp.zeros(init_keys.shape[:1], jnp.int32))
 
 
 def initial_sweep_state(setup: SweepSetup) -> SweepState:
   init_keys, _ = member_keys(setup.members)
-  return jax.jit(lambda keys: _initial_state(setup.config, setup.model, keys),
+  return jax.jit(lambda keys: _initial_state(setup.model,
+                                             setup.config.objective, keys),
                  out_shardings=setup.state_sharding)(init_keys)
 
 
@@ -558,7 +560,7 @@ def _train_sweep(config: ml_collections.ConfigDict, workdir: str) -> SweepState:
                     label=f'median of {int(has_data.sum())} members')
 
   checkpoints = loop.Checkpoints(
-      lambda step: checkpointing.save(manager, step, state, config),
+      lambda step: checkpointing.save(manager, step, state, config.to_dict()),
       start_step)
 
   try:
@@ -581,8 +583,11 @@ def _train_sweep(config: ml_collections.ConfigDict, workdir: str) -> SweepState:
     failed_at = host_array(state.failed_at)
     evaluations = _finish_members(config, workdir, setup, state, dataset,
                                   final, failed_at)
-    sweep_report.write_report(workdir, config, members, final, failed_at,
-                              evaluations)
+    sweep_report.write_rows(
+        workdir, sweep_report.member_rows(members, final, failed_at,
+                                          evaluations),
+        swept=config.sweep.grid or {}, num_train_steps=config.num_train_steps,
+        plot_metric_name=config.sweep.plot_metric)
   return state
 
 

@@ -83,9 +83,9 @@ class Part:
   stored_config: dict[str, Any]
 
 
-def _flat(config: Mapping[str, Any]) -> dict[str, Any]:
+def _flat(tree: Mapping[str, Any]) -> dict[str, Any]:
   """{'a.b': value}, normalised as JSON stores it (tuples become lists)."""
-  return traverse_util.flatten_dict(json.loads(json.dumps(config)), sep='.')
+  return traverse_util.flatten_dict(json.loads(json.dumps(tree)), sep='.')
 
 
 def config_differences(config: ml_collections.ConfigDict,
@@ -103,9 +103,8 @@ def config_differences(config: ml_collections.ConfigDict,
   return differences
 
 
-def read_part(config: ml_collections.ConfigDict, workdir: str) -> Part:
-  """The seeds and stored config of the sweep in `workdir` (`config`: the
-  merged sweep's, for its checkpoint options).
+def read_part(workdir: str) -> Part:
+  """The seeds and stored config of the sweep in `workdir`.
 
   Raises:
     FileNotFoundError: `workdir` does not exist or holds no checkpoint (the
@@ -235,7 +234,8 @@ def _write_merged(config, workdir, members, state, part_of, rows, parts):
   manager = checkpointing.create_manager(
       workdir, config.max_checkpoints_to_keep)
   checkpointing.save(manager, config.num_train_steps,
-                     jax.device_put(state, setup.state_sharding), config)
+                     jax.device_put(state, setup.state_sharding),
+                     config.to_dict())
   manager.wait_until_finished()
   manager.close()
   for member in members:
@@ -251,7 +251,10 @@ def _write_merged(config, workdir, members, state, part_of, rows, parts):
                  'seeds': part.seeds,
                  'data_dir': part.stored_config.get('data_dir')}
                 for part in parts]})
-  sweep_report.write_rows(workdir, config, rows)
+  sweep_report.write_rows(
+      workdir, rows, swept=config.sweep.grid or {},
+      num_train_steps=config.num_train_steps,
+      plot_metric_name=config.sweep.plot_metric)
 
 
 def merge_sweeps(config: ml_collections.ConfigDict, workdir: str,
@@ -284,7 +287,7 @@ def merge_sweeps(config: ml_collections.ConfigDict, workdir: str,
   # The parts recorded their resolved configs; compare like with like.
   config = experiment_config.resolve(config)
   members = sweep.validate_sweep_config(config)
-  parts = [read_part(config, part) for part in part_workdirs]
+  parts = [read_part(part) for part in part_workdirs]
   # One data source for all: the first part's, when the config says 'auto'.
   config = run_records.data_source_as_trained(config, parts[0].stored_config)
   for part in parts:

@@ -173,12 +173,12 @@ RESULTS_JSON = 'sweep_results.json'
 
 
 def results_path(workdir: str) -> str:
-  """Where write_report puts the machine-readable results of a sweep."""
+  """Where write_rows puts the machine-readable results of a sweep."""
   return os.path.join(workdir, RESULTS_JSON)
 
 
 def read_member_rows(workdir: str) -> list[dict[str, Any]]:
-  """The per-member rows write_report wrote to workdir/sweep_results.json.
+  """The per-member rows write_rows wrote to workdir/sweep_results.json.
 
   Raises:
     FileNotFoundError: the sweep in `workdir` has not finished.
@@ -187,18 +187,19 @@ def read_member_rows(workdir: str) -> list[dict[str, Any]]:
     return json.load(f)['members']
 
 
-def write_report(workdir: str, config, members: Sequence[Any],
-                 final: Mapping[str, np.ndarray], failed_at: np.ndarray,
-                 evaluations: Mapping[str, Mapping[str, Any]]) -> list[str]:
-  """Writes the CSV, Markdown, JSON and plot; returns their paths."""
-  return write_rows(workdir, config,
-                    member_rows(members, final, failed_at, evaluations))
+def write_rows(workdir: str, rows: Sequence[Mapping[str, Any]], *,
+               swept: Sequence[str], num_train_steps: int,
+               plot_metric_name: str) -> list[str]:
+  """Writes the CSV, Markdown, JSON and plot; returns their paths.
 
-
-def write_rows(workdir: str, config, rows: Sequence[Mapping[str, Any]]
-               ) -> list[str]:
-  """write_report from the member rows (e.g. sweeps merged by sweep_merge)."""
-  swept = list(config.sweep.grid or {})
+  Args:
+    workdir: the sweep's workdir.
+    rows: `member_rows(...)`, or the rows of merged sweeps (sweep_merge).
+    swept: the grid's fields (config.sweep.grid's keys).
+    num_train_steps: the step the rows are of.
+    plot_metric_name: the metric to plot (config.sweep.plot_metric).
+  """
+  swept = list(swept)
   summary = summary_rows(rows, swept)
   paths = [os.path.join(workdir, f'sweep_results.{ext}')
            for ext in ('csv', 'md')] + [results_path(workdir)]
@@ -210,7 +211,7 @@ def write_rows(workdir: str, config, rows: Sequence[Mapping[str, Any]]
   failed = [r['member'] + ' (' + r['status'] + ')' for r in rows
             if r['status'] != 'ok']
   with open(paths[1], 'w') as f:
-    f.write(f'# Sweep: {len(rows)} members, step {config.num_train_steps}\n\n')
+    f.write(f'# Sweep: {len(rows)} members, step {num_train_steps}\n\n')
     if failed:
       f.write('Failed (non-finite loss; frozen and left out of the summary): '
               + ', '.join(failed) + '\n\n')
@@ -219,7 +220,7 @@ def write_rows(workdir: str, config, rows: Sequence[Mapping[str, Any]]
             '\n')
   with open(paths[2], 'w') as f:
     json.dump(json_safe({'members': rows, 'summary': summary}), f, indent=2)
-  metric = config.sweep.plot_metric
+  metric = plot_metric_name
   plot_path = os.path.join(workdir, f'sweep_{metric.replace("/", "_")}.png')
   if plot_metric(plot_path, rows, swept, metric):
     paths.append(plot_path)

@@ -57,13 +57,6 @@ def training_batches(config: ml_collections.ConfigDict,
               dataset, **order, start_step=start_step))
 
 
-def is_evaluation_step(config: ml_collections.ConfigDict, step: int) -> bool:
-  """Whether the metric suite runs after `step`: every config.eval_every_steps
-  (and at the last step), or at one of config.eval_at_steps."""
-  return loop.is_time(step, config.eval_every_steps, config.num_train_steps,
-                      tuple(config.get('eval_at_steps', ())))
-
-
 def run_periodic_evaluation(config: ml_collections.ConfigDict, workdir: str,
                             step: int, params: Any,
                             dataset: registry.Dataset) -> None:
@@ -194,7 +187,7 @@ def _train_and_evaluate(config: ml_collections.ConfigDict,
 
   def save_checkpoint(step: int) -> None:
     fetch_pending(step)  # Never save a state whose history is unchecked.
-    checkpointing.save(manager, step, state, config)
+    checkpointing.save(manager, step, state, config.to_dict())
 
   checkpoints = loop.Checkpoints(save_checkpoint, start_step)
 
@@ -211,7 +204,8 @@ def _train_and_evaluate(config: ml_collections.ConfigDict,
     logging.info('Wrote %s.', ', '.join(paths))
 
   eval_at_steps = tuple(config.get('eval_at_steps', ()))
-  if (start_step and is_evaluation_step(config, start_step) and
+  if (start_step and loop.is_time(start_step, config.eval_every_steps,
+                                  config.num_train_steps, eval_at_steps) and
       not os.path.exists(evaluate.metrics_path(workdir, start_step))):
     # Stopped during the evaluation of the step it had just checkpointed: the
     # resumed loop starts after that step, so evaluate it here or never.
