@@ -3,6 +3,7 @@
 import io
 import logging
 import os
+import struct
 import subprocess
 import sys
 import time
@@ -249,6 +250,36 @@ def test_read_scalars_joins_the_event_files_of_a_resumed_run(tmp_path):
       'kl_per_latent/z0': {1: 0.5, 3: pytest.approx(0.7)}}
   assert list(metric_logging.read_scalars(str(tmp_path), 'kl_')) == [
       'kl_per_latent/z0']
+
+
+def test_a_record_cut_short_by_a_killed_run_is_left_out(tmp_path):
+  # A run killed mid-write leaves part of a record at the end of its event
+  # file; read as an Event it had wall time 0, so a published run's wall time
+  # was the epoch's seconds.
+  writer = metric_logging.MetricWriter(str(tmp_path))
+  writer.write_scalars(1, {'loss': 3.0})
+  writer.write_scalars(2, {'loss': 2.0})
+  writer.close()
+  (path,) = tmp_path.glob('events.out.tfevents.*')
+  whole = list(metric_logging.read_events(str(tmp_path)))
+  with open(path, 'rb') as f:
+    data = f.read()
+  with open(path, 'wb') as f:
+    f.write(data[:-9])  # The last record loses its data's tail and crc.
+  cut = list(metric_logging.read_events(str(tmp_path)))
+  assert cut == whole[:-1]
+  assert min(event.wall_time for event in cut) > 1e9
+  assert metric_logging.read_scalars(str(tmp_path)) == {'loss': {1: 3.0}}
+  # Cut after the last record's length and its crc: also left out.
+  last = 0
+  while True:
+    (length,) = struct.unpack('<Q', data[last:last + 8])
+    if last + 12 + length + 4 == len(data):
+      break
+    last += 12 + length + 4
+  with open(path, 'wb') as f:
+    f.write(data[:last + 12])
+  assert list(metric_logging.read_events(str(tmp_path))) == cut
 
 
 def test_kl_history_and_marked_mutual_information_figures(tmp_path):

@@ -114,15 +114,26 @@ def read_scalars(logdir: str, prefix: str = '') -> dict[str, dict[int, float]]:
 
 
 def read_events(logdir: str) -> Iterator[event_pb2.Event]:
-  """Every Event of `logdir`'s event files, file by file in name order."""
+  """Every Event of `logdir`'s event files, file by file in name order.
+
+  A file's last record is left out when it is cut short: a run killed while
+  writing it leaves part of one, which would otherwise parse as an empty
+  Event (wall time 0, step 0).
+  """
   for path in sorted(glob.glob(os.path.join(logdir, 'events.out.tfevents.*'))):
     with open(path, 'rb') as f:
       data = f.read()
     offset = 0
     while offset + 12 <= len(data):
       (length,) = struct.unpack('<Q', data[offset:offset + 8])
-      yield event_pb2.Event.FromString(data[offset + 12:offset + 12 + length])
-      offset += 12 + length + 4
+      end = offset + 12 + length + 4  # Length, its crc, data, data's crc.
+      if end > len(data):
+        logging.warning('%s ends in a record cut short (%d of its %d bytes); '
+                        'read up to it.', path, len(data) - offset,
+                        end - offset)
+        break
+      yield event_pb2.Event.FromString(data[offset + 12:end - 4])
+      offset = end
 
 
 # The package's directory (this file is in its core/): log records from files
