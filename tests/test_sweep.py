@@ -118,6 +118,27 @@ def test_member_layout_is_chosen_per_backend_and_checked(data_dir):
     sweep.validate_sweep_config(config)
 
 
+@pytest.mark.parametrize('members, devices, backend, cores, expected', [
+    (4, 4, 'cpu', 2, 2),  # 2 x 2: one member group per core.
+    (8, 4, 'cpu', 2, 2),
+    (2, 4, 'cpu', 2, 2),
+    (3, 4, 'cpu', 2, 1),  # Only 1 divides 3 and 4.
+    (2, 2, 'cpu', 2, 2),
+    (2, 2, 'cpu', 1, 1),
+    (4, 8, 'cpu', 4, 4),
+    (4, 4, 'gpu', 2, 4),  # Accelerators: the most that divide both.
+    (8, 8, 'tpu', 1, 8),
+])
+def test_automatic_member_devices(monkeypatch, members, devices, backend,
+                                  cores, expected):
+  monkeypatch.setattr(jax, 'local_device_count', lambda: devices)
+  assert sweep.member_device_count(0, members, backend, cores) == expected
+  # A requested count is kept whatever the backend, if it divides both.
+  assert sweep.member_device_count(1, members, backend, cores) == 1
+  with pytest.raises(ValueError, match='member_devices=5 must divide'):
+    sweep.member_device_count(5, members, backend, cores)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize('layout', ['vmap', 'map'])
 def test_vmapped_members_match_solo_runs_under_data_parallelism(data_dir, runs,

@@ -28,10 +28,11 @@ Data per member:
 
 Device layout: a 2-D mesh (`members`, `data`). Members are split over the
 `members` axis (config.sweep.member_devices devices; 0 picks the largest count
-that divides both the member count and the local device count) and each
-member's batch over `data`. On CPU, where XLA runs each convolution on one
-core, putting members on different devices keeps every core busy without the
-per-step gradient all-reduce of data parallelism.
+that divides both the member count and the local device count, on CPU at most
+one per core: `member_device_count`) and each member's batch over `data`. On
+CPU, where XLA runs each convolution on one core, putting members on different
+devices keeps every core busy with less of the per-step gradient all-reduce
+of data parallelism.
 
 Member layout (config.sweep.member_layout): 'vmap' batches the members' steps
 into one (grouped convolutions, batched matrix products); 'map' runs, on each
@@ -83,6 +84,13 @@ MEMBER_LAYOUTS = ('vmap', 'map')
 # fills a fraction of the chip and batching members is what fills it.
 AUTO_MEMBER_LAYOUT = {'cpu': 'map'}
 DEFAULT_MEMBER_LAYOUT = 'vmap'
+# On CPU the automatic members axis has at most this many devices per core, so
+# with the default two host devices per core each member is data-parallel over
+# two of them. On 2 cores (4 devices) members 2 x data 2 ran 1.073x the speed
+# of members 4 x data 1 at 4 members (16 of 16 rounds faster) and 1.023x at 8
+# (13 of 16): medians of per-round ratios, benchmarks.sweep
+# (docs/benchmarks.md, "Issue 29: sweep member layouts on CPU").
+MEMBER_GROUPS_PER_CORE = 1
 # Where each member's TensorBoard run, figures and evaluation go.
 MEMBERS_DIR = 'members'
 
@@ -196,9 +204,24 @@ def validate_sweep_config(config: ml_collections.ConfigDict) -> list[Member]:
   return members
 
 
-def member_device_count(requested: int, num_members: int) -> int:
-  """Devices along the members axis: `requested` (config.sweep.member_devices)
-  or, for 0, the most that divide the member count and the local devices."""
+def member_device_count(requested: int, num_members: int,
+                        backend: str | None = None,
+                        cores: int | None = None) -> int:
+  """Devices along the members axis.
+
+  Args:
+    requested: config.sweep.member_devices; 0 picks automatically.
+    num_members: the sweep's member count.
+    backend: jax's backend (None: the default one).
+    cores: the CPU cores this process may use (None: all it may run on).
+
+  Returns:
+    `requested`, or for 0 the most devices that divide the member count and
+    the local devices; on CPU at most one per core (`MEMBER_GROUPS_PER_CORE`).
+
+  Raises:
+    ValueError: `requested` does not divide the members and the devices.
+  """
   local = jax.local_device_count()
   if requested:
     if num_members % requested or local % requested:
@@ -206,7 +229,11 @@ def member_device_count(requested: int, num_members: int) -> int:
           f'config.sweep.member_devices={requested} must divide the member '
           f'count ({num_members}) and the devices per process ({local})')
     return requested
-  return max(n for n in range(1, local + 1)
+  most = local
+  if (backend or jax.default_backend()) == 'cpu':
+    cores = devices.available_cores() if cores is None else cores
+    most = max(1, min(local, MEMBER_GROUPS_PER_CORE * cores))
+  return max(n for n in range(1, most + 1)
              if num_members % n == 0 and local % n == 0)
 
 
