@@ -10,10 +10,11 @@
 #   train_step_64    python -m benchmarks.train_step --batch_size=64 --seconds=10
 #   train_step_1024  the same at --batch_size=1024 (both: matmul and lax convs)
 #   sweep            python -m benchmarks.sweep --members=32 --seconds=10
-#                    --member_layouts=vmap,map: one model against a sweep of
-#                    32, batched (vmap, the GPU default) and members in turn
-#                    (map, the CPU default); goal: the 32-member step takes
-#                    < 4x the 1-member step.
+#                    --member_layouts=vmap,map,loop: one model against a
+#                    sweep of 32, batched (vmap, the GPU default), members in
+#                    turn inside the step (map) and one call per member
+#                    (loop); goal: the 32-member step takes < 4x the
+#                    1-member step.
 #   train            configs/capacity.py (paper scale: batch 64, γ = 1000, ...)
 #                    with --config.data_on_device=True for GPU_SUITE_TRAIN_STEPS
 #                    steps (default 10,000); steady steps/s and the predicted
@@ -258,7 +259,7 @@ stage train_step_64 100 "$PYTHON" -m benchmarks.train_step \
 stage train_step_1024 110 "$PYTHON" -m benchmarks.train_step \
     --batch_size=$LARGE_BATCH --seconds=$SECONDS_EACH --conv_impl=matmul,lax
 stage sweep 200 "$PYTHON" -m benchmarks.sweep --members=$MEMBERS \
-    --seconds=$SECONDS_EACH --member_layouts=vmap,map
+    --seconds=$SECONDS_EACH --member_layouts=vmap,map,loop
 
 if [[ -n ${PREPARE_PID:-} ]]; then
   wait "$PREPARE_PID"

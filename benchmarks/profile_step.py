@@ -38,6 +38,7 @@ from benchmarks import child_process
 from benchmarks import steps as step_builders
 from bvae_jax.core import devices
 from bvae_jax.core import step as step_lib
+from bvae_jax.sweeps import sweep
 from bvae_jax.training import run_ahead
 import configs.capacity
 
@@ -50,7 +51,7 @@ _MEMBERS = flags.DEFINE_integer('members', 0,
                                 'model.')
 _MEMBER_LAYOUT = flags.DEFINE_string(
     'member_layout', 'vmap', "With --members: the sweep's member layout "
-    '(vmap, map or auto).')
+    '(vmap, map, loop or auto).')
 _ENCODE = flags.DEFINE_string(
     'encode', '', 'Profile the evaluation encoder (posterior mean, this '
     'conv_impl, --batch_size images per call) instead of a training step.')
@@ -155,7 +156,7 @@ def profile_here():
     images_per_step = batch
   for _ in range(10):  # Compile and warm up.
     state, metrics = step_fn(state, *args)
-  jax.block_until_ready(metrics['loss'])
+  jax.block_until_ready(sweep.last_loss(metrics))
   directory = tempfile.mkdtemp(prefix='profile_step_')
   num_steps = 0
   in_flight = run_ahead.RunAhead()
@@ -163,7 +164,7 @@ def profile_here():
     start = time.perf_counter()
     while time.perf_counter() - start < _SECONDS.value:
       state, metrics = step_fn(state, *args)
-      in_flight.admit(metrics['loss'])
+      in_flight.admit(sweep.last_loss(metrics))
       num_steps += 1
     in_flight.drain()
     elapsed = time.perf_counter() - start

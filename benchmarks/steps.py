@@ -62,8 +62,13 @@ def build_sweep_step(members: int, batch_size: int, member_devices: int,
       seeds=tuple(range(members)), grid={}, shared_batches=shared,
       member_devices=member_devices, member_layout=member_layout)
   setup = sweep.setup_sweep(config)
-  state = sweep.initial_sweep_state(setup)
-  shape = ((batch_size,) if shared else (members, batch_size)) + (64, 64, 1)
-  images = jax.device_put(binary_images(shape), setup.images_sharding)
+  state = setup.working_state(sweep.initial_sweep_state(setup))
+  if setup.member_layout == 'loop' and not shared:  # One array per member.
+    images = tuple(jax.device_put(binary_images((batch_size, 64, 64, 1)),
+                                  setup.images_sharding)
+                   for _ in range(members))
+  else:
+    shape = ((batch_size,) if shared else (members, batch_size)) + (64, 64, 1)
+    images = jax.device_put(binary_images(shape), setup.images_sharding)
   return (setup.step_fn, state, images, dict(setup.mesh.shape),
           setup.member_layout)

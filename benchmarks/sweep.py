@@ -2,7 +2,7 @@ r"""Speed of a vmapped sweep against training its members one after another.
 
   python -m benchmarks.sweep --members=8 --seconds=20
   python -m benchmarks.sweep --members=8 --member_devices=1,2 --shared_batches=true,false
-  python -m benchmarks.sweep --members=8 --member_layouts=vmap,map
+  python -m benchmarks.sweep --members=8 --member_layouts=vmap,map,loop
 
 Times, in one process and interleaved in rounds (so the ratio is robust to the
 machine's load):
@@ -43,7 +43,7 @@ _SHARED = flags.DEFINE_list('shared_batches', ['true'],
                             'Members share batches: true, false or both.')
 _MEMBER_LAYOUTS = flags.DEFINE_list(
     'member_layouts', ['auto'],
-    'How each device runs its members: vmap, map or auto (the sweep default).')
+    'How the members run: vmap, map, loop or auto (the sweep default).')
 _CPU_DEVICES = flags.DEFINE_integer(
     'cpu_devices', 0, 'As in bvae_jax.main: 0 = up to two per core, dividing the batch.')
 _CONV_IMPL = flags.DEFINE_string('conv_impl', 'matmul',
@@ -58,7 +58,7 @@ def _timed(step_fn, state, args, seconds):
   steps, start = 0, time.perf_counter()
   while time.perf_counter() - start < seconds:
     state, metrics = step_fn(state, *args)
-    in_flight.admit(metrics['loss'])
+    in_flight.admit(sweep.last_loss(metrics))  # Single model's too.
     steps += 1
   in_flight.drain()
   return state, steps, time.perf_counter() - start
@@ -122,7 +122,8 @@ def main(argv):
       'median_round_ratio': results[best]['median_round_ratio'],
       'best_layout': best,
       'default_member_layout': sweep.resolve_member_layout(
-          'auto', jax.default_backend()),
+          'auto', jax.default_backend(), members,
+          sweep.member_device_count(0, members)),
       'layouts': results, 'num_devices': jax.device_count(),
       'device_kind': jax.devices()[0].device_kind,
       'backend': jax.default_backend()}))

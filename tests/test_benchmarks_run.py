@@ -23,12 +23,24 @@ def run_benchmark(module, *flags):
 def test_sweep_benchmark_times_every_layout_it_is_asked_for():
   result = run_benchmark('benchmarks.sweep', '--members=2', '--seconds=0.4',
                          '--rounds=2', '--cpu_devices=2',
-                         '--member_layouts=vmap,map')
+                         '--member_layouts=vmap,map,loop')
   assert set(result['layouts']) == {
       'single', 'sweep(mesh=2x1,shared batches,vmap)',
-      'sweep(mesh=2x1,shared batches,map)'}
-  assert result['default_member_layout'] == 'map'  # XLA:CPU.
+      'sweep(mesh=2x1,shared batches,map)',
+      'sweep(mesh=1x2,shared batches,loop)'}
+  # XLA:CPU, two members on two member groups: one member per group.
+  assert result['default_member_layout'] == 'loop'
   for name, layout in result['layouts'].items():
     assert layout['member_images_per_sec'] > 0, name
     assert len(layout['round_ratios']) == 2, name
   assert result['layouts']['single']['round_ratios'] == [1.0, 1.0]
+
+
+@pytest.mark.slow
+def test_member_freeze_benchmark_times_the_solo_step_and_three_freezes():
+  result = run_benchmark('benchmarks.member_freeze', '--seconds=0.4',
+                         '--rounds=2')
+  assert set(result['variants']) == {'solo', 'cond', 'where', 'none'}
+  assert result['variants']['solo']['median_round_ratio'] == 1.0
+  for name, variant in result['variants'].items():
+    assert variant['images_per_sec'] > 0, name

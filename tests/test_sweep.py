@@ -108,13 +108,26 @@ def test_sweep_refuses_data_on_device(data_dir):
 
 
 def test_member_layout_is_chosen_per_backend_and_checked(data_dir):
-  assert sweep.resolve_member_layout('auto', 'cpu') == 'map'
-  assert sweep.resolve_member_layout('auto', 'gpu') == 'vmap'
-  assert sweep.resolve_member_layout('auto', 'tpu') == 'vmap'
-  assert sweep.resolve_member_layout('vmap', 'cpu') == 'vmap'
+  # On CPU 'map' once two or more member groups hold two members each.
+  for members, groups, expected in [(2, 2, 'loop'), (3, 1, 'loop'),
+                                    (4, 2, 'map'), (8, 2, 'map'),
+                                    (8, 4, 'map'), (6, 3, 'map'),
+                                    (3, 3, 'loop')]:
+    assert sweep.resolve_member_layout('auto', 'cpu', members,
+                                       groups) == expected, (members, groups)
+  assert sweep.resolve_member_layout('auto', 'gpu', 8, 2) == 'vmap'
+  assert sweep.resolve_member_layout('auto', 'tpu', 8, 2) == 'vmap'
+  assert sweep.resolve_member_layout('vmap', 'cpu', 8, 2) == 'vmap'
+  assert sweep.resolve_member_layout('loop', 'cpu', 8, 2) == 'loop'
   config = tiny_sweep(data_dir, seeds=(0, 1), grid={}, member_layout='scan')
   with pytest.raises(ValueError, match='config.sweep.member_layout must be '
                      "one of .*'scan'"):
+    sweep.validate_sweep_config(config)
+  config = tiny_sweep(data_dir, seeds=(0, 1), grid={}, member_layout='loop',
+                      member_devices=2)
+  with pytest.raises(ValueError, match="member_layout='loop' trains each "
+                     'member over all devices, so config.sweep.member_devices '
+                     'must be 0 or 1, got 2'):
     sweep.validate_sweep_config(config)
 
 
@@ -140,7 +153,7 @@ def test_automatic_member_devices(monkeypatch, members, devices, backend,
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('layout', ['vmap', 'map'])
+@pytest.mark.parametrize('layout', ['vmap', 'map', 'loop'])
 def test_vmapped_members_match_solo_runs_under_data_parallelism(data_dir, runs,
                                                                 layout):
   # 3 members on 2 devices: mesh (members 1, data 2), batched or mapped over
@@ -162,14 +175,17 @@ def test_vmapped_members_match_solo_runs_under_data_parallelism(data_dir, runs,
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('layout', ['vmap', 'map'])
+@pytest.mark.parametrize('layout', ['vmap', 'map', 'loop'])
 def test_members_with_own_batches_match_solo_runs(data_dir, runs, layout):
   # 2 members on 2 devices: mesh (members 2, data 1); each member reads the
   # stream of its own seed, like its solo run with data_seed unset.
   config = tiny_sweep(data_dir, seeds=(1, 2), grid={},
                       shared_batches=False, member_layout=layout)
   state, workdir = runs.sweep(f'own2_{layout}', config)
-  assert sweep.setup_sweep(config).mesh.shape == {'members': 2, 'data': 1}
+  # 'loop' trains each member over both devices, as its solo run.
+  assert sweep.setup_sweep(config).mesh.shape == (
+      {'members': 1, 'data': 2} if layout == 'loop' else
+      {'members': 2, 'data': 1})
   checked = []
   for member in sweep.sweep_members(config):
     solo_config = sweep.member_config(config, member)
@@ -185,12 +201,14 @@ def test_members_with_own_batches_match_solo_runs(data_dir, runs, layout):
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize('layout', ['auto', 'loop'])
 def test_failing_member_is_reported_and_the_others_are_unaffected(
-    data_dir, runs, caplog):
-  config = tiny_sweep(data_dir, seeds=(0,), grid={'learning_rate': (5e-4, 1e30)})
+    data_dir, runs, caplog, layout):
+  config = tiny_sweep(data_dir, seeds=(0,), grid={'learning_rate': (5e-4, 1e30)},
+                      member_layout=layout)
   absl_logging.get_absl_logger().propagate = True
   with caplog.at_level(logging.WARNING):
-    state, workdir = runs.sweep('failing', config)
+    state, workdir = runs.sweep(f'failing_{layout}', config)
   failed, healthy = sorted(sweep.sweep_members(config),
                            key=lambda m: -m.values['learning_rate'])
   assert any(failed.name in r.getMessage() and 'step 2' in r.getMessage()
@@ -290,10 +308,14 @@ def test_evaluate_mode_opens_the_data_once_for_all_members(data_dir, runs,
 
 
 @pytest.mark.slow
-def test_resumed_sweep_is_bit_identical(data_dir, runs, tmp_path):
+@pytest.mark.parametrize('layout', ['auto', 'loop'])
+def test_resumed_sweep_is_bit_identical(data_dir, runs, tmp_path, layout):
   config = tiny_sweep(data_dir, seeds=(0,),
-                      grid={'learning_rate': (5e-4, 1e-3, 2e-3)})
-  uninterrupted, _ = runs.sweep('shared3', config)
+                      grid={'learning_rate': (5e-4, 1e-3, 2e-3)},
+                      member_layout=layout)
+  # 'auto' shares the cached run of the tests above.
+  uninterrupted, _ = runs.sweep(
+      'shared3' if layout == 'auto' else f'shared3_{layout}', config)
   config.num_train_steps = 3
   sweep.train_sweep(config, str(tmp_path))
   config.num_train_steps = STEPS

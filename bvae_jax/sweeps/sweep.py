@@ -37,9 +37,11 @@ of data parallelism.
 Member layout (config.sweep.member_layout): 'vmap' batches the members' steps
 into one (grouped convolutions, batched matrix products); 'map' runs, on each
 device of the members axis, its members' unbatched steps one after another
-inside the same program; 'auto' (default) picks by backend from measurements
-(`AUTO_MEMBER_LAYOUT`; docs/benchmarks.md). Both compute every member's own
-step; the sweep tests compare each layout's members with their solo runs.
+inside the same program; 'loop' calls one compiled step once per member, each
+member data-parallel over all devices as its solo run is (member_loop.py);
+'auto' (default) picks by backend and member count from measurements
+(`resolve_member_layout`; docs/benchmarks.md). All compute every member's own step; the sweep tests
+compare each layout's members with their solo runs.
 
 A member whose loss or gradient turns non-finite is frozen at its last finite
 state (its updates are dropped inside the step) and reported by name; the
@@ -69,6 +71,7 @@ from bvae_jax.evaluation import evaluate
 from bvae_jax import experiment_config
 from bvae_jax.figures import training_figures
 from bvae_jax.models import vae
+from bvae_jax.sweeps import member_loop
 from bvae_jax.sweeps import sweep_report
 from bvae_jax.training import loop
 
@@ -76,13 +79,16 @@ MEMBER_AXIS = 'members'
 # How a step runs the members on each device (config.sweep.member_layout):
 #   'vmap': batched into one step (wide matrix products, grouped convolutions);
 #   'map':  one member's unbatched step after another inside one program
-#           (lax.map), on the devices of its member group.
-MEMBER_LAYOUTS = ('vmap', 'map')
-# 'auto' picks per backend, from benchmarks.sweep (docs/benchmarks.md, "Sweep
-# layouts"): on XLA:CPU the batched convolutions are slower than the same
-# convolutions run one member at a time; on accelerators one batch-64 model
-# fills a fraction of the chip and batching members is what fills it.
-AUTO_MEMBER_LAYOUT = {'cpu': 'map'}
+#           (lax.map), on the devices of its member group;
+#   'loop': one compiled step called once per member, each member over all
+#           devices (member_loop.py); the members axis has one device.
+MEMBER_LAYOUTS = ('vmap', 'map', 'loop')
+# 'auto' picks per backend and member count, from benchmarks.sweep
+# (docs/benchmarks.md, "Sweep layouts"; `resolve_member_layout`): on XLA:CPU
+# the batched convolutions are slower than the same convolutions run one
+# member at a time, and 'map' beats 'loop' once its member groups hold two
+# members or more; on accelerators one batch-64 model fills a fraction of the
+# chip and batching members is what fills it.
 DEFAULT_MEMBER_LAYOUT = 'vmap'
 # On CPU the automatic members axis has at most this many devices per core, so
 # with the default two host devices per core each member is data-parallel over
@@ -191,6 +197,11 @@ def validate_sweep_config(config: ml_collections.ConfigDict) -> list[Member]:
   if layout not in MEMBER_LAYOUTS + ('auto',):
     raise ValueError(f'config.sweep.member_layout must be one of '
                      f"{MEMBER_LAYOUTS + ('auto',)}, got {layout!r}")
+  if layout == 'loop' and config.sweep.member_devices > 1:
+    raise ValueError(
+        "config.sweep.member_layout='loop' trains each member over all "
+        'devices, so config.sweep.member_devices must be 0 or 1, got '
+        f'{config.sweep.member_devices}')
   if config.get('data_on_device'):
     # Sweeps read their batches with the host pipeline (_SweepBatches); say
     # so rather than train differently from what the config asks.
@@ -237,11 +248,31 @@ def member_device_count(requested: int, num_members: int,
              if num_members % n == 0 and local % n == 0)
 
 
-def resolve_member_layout(requested: str, backend: str) -> str:
-  """The member layout config.sweep.member_layout names, 'auto' by backend."""
-  if requested == 'auto':
-    return AUTO_MEMBER_LAYOUT.get(backend, DEFAULT_MEMBER_LAYOUT)
-  return requested
+def resolve_member_layout(requested: str, backend: str, num_members: int,
+                          member_groups: int) -> str:
+  """The member layout config.sweep.member_layout names; 'auto' by measurement.
+
+  Args:
+    requested: config.sweep.member_layout.
+    backend: jax's backend.
+    num_members: the sweep's member count.
+    member_groups: the devices along the members axis that 'map' would use
+      (`member_device_count`).
+
+  Returns:
+    `requested`, or for 'auto': 'vmap' on accelerators; on CPU 'map' where
+    there are several member groups of at least two members each, else
+    'loop'. On 2 cores (4 devices; medians of per-round ratios to the members
+    run one by one, benchmarks.sweep) 'map' on 2 x 2 ran 0.88x at 2 members,
+    1.06x at 4 and 1.12x at 8; 'loop' 0.98x, 0.99x and 0.95x.
+  """
+  if requested != 'auto':
+    return requested
+  if backend != 'cpu':
+    return DEFAULT_MEMBER_LAYOUT
+  if member_groups >= 2 and num_members >= 2 * member_groups:
+    return 'map'
+  return 'loop'
 
 
 def create_sweep_mesh(member_devices: int) -> jax.sharding.Mesh:
@@ -283,8 +314,11 @@ def _member_update(member, failed_at, member_images, noise_key,
   finite = jnp.isfinite(metrics['loss']) & jnp.isfinite(metrics['grad_norm'])
   healthy = failed_at == 0
   keep_new = healthy & finite
-  member = jax.tree.map(lambda new, old: jnp.where(keep_new, new, old),
-                        new_member, member)
+  # A cond, not a `where` over every leaf: unbatched, the where made the
+  # member's step 0.84x the solo step on XLA:CPU, the cond 0.97x
+  # (benchmarks/member_freeze.py; docs/benchmarks.md). Under vmap it becomes
+  # that select again.
+  member = jax.lax.cond(keep_new, lambda: new_member, lambda: member)
   failed_at = jnp.where(healthy & ~finite, step + 1, failed_at)
   return member, failed_at, metrics
 
@@ -357,9 +391,50 @@ class SweepSetup:
   mesh: jax.sharding.Mesh
   state_sharding: Any  # Of SweepState (a pytree of NamedShardings).
   images_sharding: jax.sharding.NamedSharding
-  step_fn: Callable  # (state, images) -> (state, metrics).
+  step_fn: Callable  # (working state, images) -> (working state, metrics).
   member_layout: str  # One of MEMBER_LAYOUTS.
   abstract_state: SweepState
+
+  def working_state(self, state: SweepState) -> SweepState:
+    """The form `step_fn` takes of a stacked state (checkpoints hold that).
+
+    For 'loop', members and failed_at become tuples, one entry per member
+    (member_loop.py); the other layouts train the stacked state itself.
+    """
+    if self.member_layout != 'loop':
+      return state
+    count = len(self.members)
+    return SweepState(
+        step=state.step,
+        members=member_loop.unstack_members(state.members, count,
+                                            _sharding(self.mesh)),
+        failed_at=member_loop.unstack_members(state.failed_at, count,
+                                              _sharding(self.mesh)))
+
+  def stacked_state(self, state: SweepState) -> SweepState:
+    """The stacked state (what checkpoints hold) of a working state."""
+    if self.member_layout != 'loop':
+      return state
+    return SweepState(
+        step=state.step,
+        members=member_loop.stack_members(state.members,
+                                          self.state_sharding.members),
+        failed_at=member_loop.stack_members(state.failed_at,
+                                            self.state_sharding.failed_at))
+
+  def host_failed_at(self, state: SweepState) -> np.ndarray:
+    """(M,) each member's failed_at, on the host, from a working state."""
+    if self.member_layout != 'loop':
+      return host_array(state.failed_at)
+    return np.array([host_array(f) for f in state.failed_at], np.int32)
+
+  def host_metrics(self, metrics) -> dict[str, np.ndarray]:
+    """{name: (M, ...)} on the host, from `step_fn`'s metrics."""
+    if self.member_layout != 'loop':
+      return jax.tree.map(host_array, metrics)
+    per_member = [jax.tree.map(host_array, m) for m in metrics]
+    return {name: np.stack([m[name] for m in per_member])
+            for name in per_member[0]}
 
 
 def setup_sweep(config: ml_collections.ConfigDict) -> SweepSetup:
@@ -367,10 +442,13 @@ def setup_sweep(config: ml_collections.ConfigDict) -> SweepSetup:
   config = experiment_config.resolve(config)
   members = validate_sweep_config(config)
   num_members = len(members)
-  layout = resolve_member_layout(config.sweep.get('member_layout', 'auto'),
-                                 jax.default_backend())
   member_devices = member_device_count(config.sweep.member_devices,
                                        num_members)
+  layout = resolve_member_layout(config.sweep.get('member_layout', 'auto'),
+                                 jax.default_backend(), num_members,
+                                 member_devices)
+  if layout == 'loop':  # Each member over all devices.
+    member_devices = 1
   mesh = create_sweep_mesh(member_devices)
   data_devices = mesh.shape[devices.DATA_AXIS]
   devices.check_batch_divisible(config.batch_size, data_devices)
@@ -389,16 +467,22 @@ def setup_sweep(config: ml_collections.ConfigDict) -> SweepSetup:
       lambda leaf, sharding: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype,
                                                   sharding=sharding),
       shapes, state_sharding)
-  images_sharding = (_sharding(mesh, devices.DATA_AXIS) if shared else
+  images_sharding = (_sharding(mesh, devices.DATA_AXIS)
+                     if shared or layout == 'loop' else
                      _sharding(mesh, MEMBER_AXIS, devices.DATA_AXIS))
-  keys = _global_array(np.asarray(jax.random.key_data(noise_keys)), by_member)
-  hparams = {name: _global_array(values, by_member) for name, values in
-             member_hyperparameters(config, members).items()}
-  step_fn = _step_fn(keys, hparams, state_sharding, images_sharding,
-                     by_member, model=model,
-                     static=step_lib.static_fields(config),
-                     shared_batches=shared, member_layout=layout,
-                     member_groups=member_devices)
+  static = step_lib.static_fields(config)
+  if layout == 'loop':
+    step_fn = _loop_step_fn(members, config, replicated, images_sharding,
+                            model=model, static=static, shared_batches=shared)
+  else:
+    keys = _global_array(np.asarray(jax.random.key_data(noise_keys)),
+                         by_member)
+    hparams = {name: _global_array(values, by_member) for name, values in
+               member_hyperparameters(config, members).items()}
+    step_fn = _step_fn(keys, hparams, state_sharding, images_sharding,
+                       by_member, model=model, static=static,
+                       shared_batches=shared, member_layout=layout,
+                       member_groups=member_devices)
   logging.info('Sweep of %d members on mesh %s (%s batches, member layout '
                '%r).', num_members, dict(mesh.shape),
                'shared' if shared else 'per-member', layout)
@@ -419,6 +503,25 @@ def _step_fn(keys, hparams, state_sharding, images_sharding, by_member,
       out_shardings=(state_sharding, by_member),
       donate_argnums=0)
   return lambda state, images: step(state, images, keys, hparams)
+
+
+def _loop_step_fn(members, config, replicated, images_sharding, *, model,
+                  static, shared_batches):
+  """The 'loop' layout's step (member_loop.make_loop_step)."""
+  _, noise_keys = member_keys(members)
+  hparams = member_hyperparameters(config, members)
+  return member_loop.make_loop_step(
+      lambda member, failed_at, images, key_data, member_hparams, step:
+      _member_update(member, failed_at, images,
+                     jax.random.wrap_key_data(key_data), member_hparams,
+                     step=step, model=model, static=static),
+      noise_keys=[_global_array(np.asarray(jax.random.key_data(key)),
+                                replicated) for key in noise_keys],
+      hparams=[{name: _global_array(values[i], replicated)
+                for name, values in hparams.items()}
+               for i in range(len(members))],
+      state_sharding=replicated,
+      images_sharding=images_sharding, shared_batches=shared_batches)
 
 
 def _global_array(values: np.ndarray, sharding) -> jax.Array:
@@ -458,12 +561,20 @@ class _SweepBatches:
       self._iterators = [input_pipeline.create_train_iterator(
           dataset, **input_pipeline.batch_order(member_config(config, m)),
           start_step=start_step) for m in setup.members]
+    # 'loop' takes one array per member; the others one (M, N, ...) array.
+    self._per_member_arrays = (setup.member_layout == 'loop' and
+                               not config.sweep.shared_batches)
     self._global_shape = (
-        (config.batch_size,) if config.sweep.shared_batches else
+        (config.batch_size,) if config.sweep.shared_batches or
+        self._per_member_arrays else
         (len(setup.members), config.batch_size)) + step_lib.image_shape(config.num_channels)
 
-  def __next__(self) -> jax.Array:
+  def __next__(self) -> jax.Array | tuple[jax.Array, ...]:
     local = [next(iterator)['image'] for iterator in self._iterators]
+    if self._per_member_arrays:
+      return tuple(jax.make_array_from_process_local_data(
+          self._setup.images_sharding, images, self._global_shape)
+                   for images in local)
     local = (local[0] if self._setup.config.sweep.shared_batches
              else np.stack(local))
     return jax.make_array_from_process_local_data(
@@ -519,8 +630,9 @@ def _train_sweep(config: ml_collections.ConfigDict, workdir: str) -> SweepState:
   is_chief = jax.process_index() == 0
   manager = checkpointing.create_manager(
       workdir, config.max_checkpoints_to_keep)
-  state = run_records.resume_or_init(manager, workdir, setup.abstract_state, config,
-                              lambda: initial_sweep_state(setup))
+  state = setup.working_state(run_records.resume_or_init(
+      manager, workdir, setup.abstract_state, config,
+      lambda: initial_sweep_state(setup)))
   start_step = int(jax.device_get(state.step))
 
   writers = []
@@ -555,13 +667,13 @@ def _train_sweep(config: ml_collections.ConfigDict, workdir: str) -> SweepState:
     del step  # The batches and the state's own step count it.
     state, metrics = setup.step_fn(state, next(batches))
     pending.append(metrics)
-    return metrics['loss']
+    return last_loss(metrics)
 
   def log(step: int) -> None:
     checkpointing.check_saves(manager)  # A full disk stops the run here.
-    history = [jax.tree.map(host_array, metrics) for metrics in pending]
+    history = [setup.host_metrics(metrics) for metrics in pending]
     pending.clear()
-    failed_at = host_array(state.failed_at)
+    failed_at = setup.host_failed_at(state)
     _report_failures(members, failed_at, reported)
     if len(reported) == len(members):
       raise FloatingPointError(
@@ -587,7 +699,8 @@ def _train_sweep(config: ml_collections.ConfigDict, workdir: str) -> SweepState:
                     label=f'median of {int(has_data.sum())} members')
 
   checkpoints = loop.Checkpoints(
-      lambda step: checkpointing.save(manager, step, state, config.to_dict()),
+      lambda step: checkpointing.save(manager, step, setup.stacked_state(state),
+                                      config.to_dict()),
       start_step)
 
   try:
@@ -606,6 +719,7 @@ def _train_sweep(config: ml_collections.ConfigDict, workdir: str) -> SweepState:
       writer.flush()
       writer.close()
 
+  state = setup.stacked_state(state)
   if is_chief and final:
     failed_at = host_array(state.failed_at)
     evaluations = _finish_members(config, workdir, setup, state, dataset,
@@ -616,6 +730,16 @@ def _train_sweep(config: ml_collections.ConfigDict, workdir: str) -> SweepState:
         swept=config.sweep.grid or {}, num_train_steps=config.num_train_steps,
         plot_metric_name=config.sweep.plot_metric)
   return state
+
+
+def last_loss(metrics) -> jax.Array:
+  """The loss of a step's last computation, for the run-ahead bound.
+
+  `metrics` is `SweepSetup.step_fn`'s: one dict of (M,) arrays, or for the
+  'loop' layout a tuple of each member's dict (its last call is the last
+  computation); a single model's step's dict works too.
+  """
+  return (metrics[-1] if isinstance(metrics, tuple) else metrics)['loss']
 
 
 def _member_medians(means: dict[str, np.ndarray], has_data: np.ndarray
