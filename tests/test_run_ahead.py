@@ -102,9 +102,18 @@ def test_training_with_a_long_log_interval_finishes(data_dir, tmp_path,
 
 
 @pytest.mark.slow
-def test_sweep_with_a_long_log_interval_finishes(data_dir, tmp_path):
-  # The sweep's own loop: 2 members × 2-way data parallelism on 4 devices.
-  steps = 300
+@pytest.mark.parametrize('layout, members', [
+    # 2 members x 2-way data parallelism on 4 devices, in one program.
+    ('map', 2),
+    # One call per member per step, each over the 4 devices: 10 members
+    # dispatch 10 computations per device per step, so a bound counted in
+    # sweep steps (4 in flight: 40 computations) would pass XLA:CPU's 32.
+    ('loop', 10),
+])
+def test_sweep_with_a_long_log_interval_finishes(data_dir, tmp_path, layout,
+                                                 members):
+  steps = 300 if layout == 'map' else 60
+  capacities = ','.join(f'{5.0 + c:.1f}' for c in range(members))
   result = run([
       sys.executable, '-m', 'bvae_jax.main',
       '--config=configs/sweep_capacity.py:quick',
@@ -114,10 +123,12 @@ def test_sweep_with_a_long_log_interval_finishes(data_dir, tmp_path):
       f'--config.num_train_steps={steps}', '--config.log_every_steps=100000',
       f'--config.checkpoint_every_steps={steps}',
       '--config.sweep.evaluate=False',
-      '--config.sweep.grid.capacity_max=(5.0,25.0)'
+      f'--config.sweep.member_layout={layout}',
+      f'--config.sweep.grid.capacity_max=({capacities})'
   ], timeout=240, users_xla_optimizations=True)
   assert f'Step {steps}/{steps} (100%)' in result.stderr
-  assert 'median of 2 members' in result.stderr
+  assert f'median of {members} members' in result.stderr
+  assert f"member layout '{layout}'" in result.stderr
   assert f'(bound {run_ahead.DEFAULT_MAX_IN_FLIGHT})' in result.stderr
 
 
