@@ -26,12 +26,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import steps as step_builders
-from bvae_jax import experiment_config
 from bvae_jax.core import devices
 from bvae_jax.core import step as step_lib
 from bvae_jax.sweeps import sweep
 from bvae_jax.training import run_ahead
-import configs.capacity
 
 _SECONDS = flags.DEFINE_float('seconds', 24.0, 'Timed seconds per variant.')
 _ROUNDS = flags.DEFINE_integer('rounds', 6, 'Rounds (variants in turn).')
@@ -47,19 +45,20 @@ def _member_steps(model, static):
     finite = jnp.isfinite(metrics['loss']) & jnp.isfinite(metrics['grad_norm'])
     return new, finite, metrics
 
+  def failure_step(failed_at, finite, step):
+    return jnp.where((failed_at == 0) & ~finite, step + 1, failed_at)
+
   def where(member, failed_at, images, key, hparams, step):
     new, finite, metrics = unfrozen(member, failed_at, images, key, hparams,
                                     step)
     keep = (failed_at == 0) & finite
     new = jax.tree.map(lambda n, o: jnp.where(keep, n, o), new, member)
-    return new, jnp.where((failed_at == 0) & ~finite, step + 1,
-                          failed_at), metrics
+    return new, failure_step(failed_at, finite, step), metrics
 
   def none(member, failed_at, images, key, hparams, step):
     new, finite, metrics = unfrozen(member, failed_at, images, key, hparams,
                                     step)
-    return new, jnp.where((failed_at == 0) & ~finite, step + 1,
-                          failed_at), metrics
+    return new, failure_step(failed_at, finite, step), metrics
 
   def cond(member, failed_at, images, key, hparams, step):
     return sweep._member_update(member, failed_at, images, key, hparams,  # pylint: disable=protected-access
@@ -74,10 +73,7 @@ def main(argv):
   devices.configure_host_devices(0, batch_size)
   solo, state, images, key = step_builders.build_train_step('matmul',
                                                             batch_size)
-  config = configs.capacity.get_config()
-  config.batch_size = batch_size
-  config.conv_impl = 'matmul'
-  config = experiment_config.resolve(config)
+  config = step_builders.train_config('matmul', batch_size)
   mesh = devices.create_mesh()
   model = step_lib.create_model(config)
   replicated = devices.replicated(mesh)

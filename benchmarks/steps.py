@@ -21,6 +21,18 @@ def binary_images(shape) -> np.ndarray:
       np.float32)
 
 
+def train_config(conv_impl: str, batch_size: int,
+                 objective: str = 'capacity'):
+  """configs/capacity.py at this batch and conv formulation, resolved."""
+  config = configs.capacity.get_config()
+  if objective != config.objective:
+    config_defaults.set_objective(config, objective)
+  config.batch_size = batch_size
+  config.conv_impl = conv_impl
+  # Fills the fields the data set decides (channels, latents), as a run does.
+  return experiment_config.resolve(config)
+
+
 def build_train_step(conv_impl: str, batch_size: int,
                      objective: str = 'capacity'):
   """One model's step, data-parallel over all devices as `bvae_jax.main` runs it.
@@ -29,13 +41,7 @@ def build_train_step(conv_impl: str, batch_size: int,
     (step_fn, state, images, noise_key): call `step_fn(state, images,
     noise_key)`.
   """
-  config = configs.capacity.get_config()
-  if objective != config.objective:
-    config_defaults.set_objective(config, objective)
-  config.batch_size = batch_size
-  config.conv_impl = conv_impl
-  # Fills the fields the data set decides (channels, latents), as a run does.
-  config = experiment_config.resolve(config)
+  config = train_config(conv_impl, batch_size, objective)
   mesh = devices.create_mesh()
   model = step_lib.create_model(config)
   state = step_lib.initial_train_state(model, mesh, seed=config.seed,
@@ -63,7 +69,7 @@ def build_sweep_step(members: int, batch_size: int, member_devices: int,
       member_devices=member_devices, member_layout=member_layout)
   setup = sweep.setup_sweep(config)
   state = setup.working_state(sweep.initial_sweep_state(setup))
-  if setup.member_layout == 'loop' and not shared:  # One array per member.
+  if setup.batch_per_member_arrays:
     images = tuple(jax.device_put(binary_images((batch_size, 64, 64, 1)),
                                   setup.images_sharding)
                    for _ in range(members))

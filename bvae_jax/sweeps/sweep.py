@@ -403,13 +403,12 @@ class SweepSetup:
     """
     if self.member_layout != 'loop':
       return state
-    count = len(self.members)
+    count, replicated = len(self.members), _sharding(self.mesh)
     return SweepState(
         step=state.step,
-        members=member_loop.unstack_members(state.members, count,
-                                            _sharding(self.mesh)),
+        members=member_loop.unstack_members(state.members, count, replicated),
         failed_at=member_loop.unstack_members(state.failed_at, count,
-                                              _sharding(self.mesh)))
+                                              replicated))
 
   def stacked_state(self, state: SweepState) -> SweepState:
     """The stacked state (what checkpoints hold) of a working state."""
@@ -421,6 +420,13 @@ class SweepSetup:
                                           self.state_sharding.members),
         failed_at=member_loop.stack_members(state.failed_at,
                                             self.state_sharding.failed_at))
+
+  @property
+  def batch_per_member_arrays(self) -> bool:
+    """Whether `step_fn` takes one batch array per member ('loop' with
+    per-member batches) rather than one array."""
+    return (self.member_layout == 'loop' and
+            not self.config.sweep.shared_batches)
 
   def host_failed_at(self, state: SweepState) -> np.ndarray:
     """(M,) each member's failed_at, on the host, from a working state."""
@@ -471,14 +477,15 @@ def setup_sweep(config: ml_collections.ConfigDict) -> SweepSetup:
                      if shared or layout == 'loop' else
                      _sharding(mesh, MEMBER_AXIS, devices.DATA_AXIS))
   static = step_lib.static_fields(config)
+  hparams = member_hyperparameters(config, members)
   if layout == 'loop':
-    step_fn = _loop_step_fn(members, config, replicated, images_sharding,
+    step_fn = _loop_step_fn(noise_keys, hparams, replicated, images_sharding,
                             model=model, static=static, shared_batches=shared)
   else:
     keys = _global_array(np.asarray(jax.random.key_data(noise_keys)),
                          by_member)
     hparams = {name: _global_array(values, by_member) for name, values in
-               member_hyperparameters(config, members).items()}
+               hparams.items()}
     step_fn = _step_fn(keys, hparams, state_sharding, images_sharding,
                        by_member, model=model, static=static,
                        shared_batches=shared, member_layout=layout,
@@ -505,11 +512,10 @@ def _step_fn(keys, hparams, state_sharding, images_sharding, by_member,
   return lambda state, images: step(state, images, keys, hparams)
 
 
-def _loop_step_fn(members, config, replicated, images_sharding, *, model,
+def _loop_step_fn(noise_keys, hparams, replicated, images_sharding, *, model,
                   static, shared_batches):
-  """The 'loop' layout's step (member_loop.make_loop_step)."""
-  _, noise_keys = member_keys(members)
-  hparams = member_hyperparameters(config, members)
+  """The 'loop' layout's step (member_loop.make_loop_step), from the stacked
+  noise keys and {field: (M,)} hyperparameters."""
   return member_loop.make_loop_step(
       lambda member, failed_at, images, key_data, member_hparams, step:
       _member_update(member, failed_at, images,
@@ -519,7 +525,7 @@ def _loop_step_fn(members, config, replicated, images_sharding, *, model,
                                 replicated) for key in noise_keys],
       hparams=[{name: _global_array(values[i], replicated)
                 for name, values in hparams.items()}
-               for i in range(len(members))],
+               for i in range(len(noise_keys))],
       state_sharding=replicated,
       images_sharding=images_sharding, shared_batches=shared_batches)
 
@@ -561,9 +567,7 @@ class _SweepBatches:
       self._iterators = [input_pipeline.create_train_iterator(
           dataset, **input_pipeline.batch_order(member_config(config, m)),
           start_step=start_step) for m in setup.members]
-    # 'loop' takes one array per member; the others one (M, N, ...) array.
-    self._per_member_arrays = (setup.member_layout == 'loop' and
-                               not config.sweep.shared_batches)
+    self._per_member_arrays = setup.batch_per_member_arrays
     self._global_shape = (
         (config.batch_size,) if config.sweep.shared_batches or
         self._per_member_arrays else
