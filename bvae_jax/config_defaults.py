@@ -175,8 +175,11 @@ def sweep_block(*, seeds, grid, plot_metric='kl_total',
       swept field ('kl_total', 'reconstruction', or e.g. 'mig.discrete_mig').
     shared_batches: members see the same batches (True) or each its own.
     member_devices: devices along the member axis; 0: automatic.
-    member_layout: how each device runs its members: 'vmap' (batched),
-      'map' (one after another in one program) or 'auto' (by backend).
+    member_layout: how the members run: 'vmap' (batched), 'map' (member
+      groups batched, each group's members one after another in one
+      program), 'loop' (one compiled step per member, each over every
+      device) or 'auto' (by backend and member count:
+      sweep.resolve_member_layout).
     evaluate: run config.eval.metrics on every member at the end.
   """
   return ml_collections.ConfigDict({

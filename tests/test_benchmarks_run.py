@@ -44,3 +44,15 @@ def test_member_freeze_benchmark_times_the_solo_step_and_three_freezes():
   assert result['variants']['solo']['median_round_ratio'] == 1.0
   for name, variant in result['variants'].items():
     assert variant['images_per_sec'] > 0, name
+
+
+@pytest.mark.slow
+def test_end_to_end_sweep_benchmark_times_the_sweep_and_the_shell_loop():
+  result = run_benchmark('benchmarks.sweep_end_to_end', '--members=2',
+                         '--steps=10', '--rounds=1',
+                         '--dataset=dsprites_procedural/tiny')
+  timing = result['members']['2']
+  assert len(timing['sweep_seconds']) == len(timing['sequential_seconds']) == 1
+  assert timing['sweep_seconds'][0] > 0 and timing['sequential_seconds'][0] > 0
+  assert timing['median_ratio'] == pytest.approx(
+      timing['sequential_seconds'][0] / timing['sweep_seconds'][0], rel=1e-2)
