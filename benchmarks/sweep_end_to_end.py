@@ -79,13 +79,19 @@ def _timed_run(args: list[str], workdir: str) -> float:
   """Wall seconds of `python -m bvae_jax.main args --workdir=workdir`."""
   shutil.rmtree(workdir, ignore_errors=True)
   start = time.perf_counter()
-  process = subprocess.run(
+  process = subprocess.Popen(
       [sys.executable, '-m', 'bvae_jax.main', *args, f'--workdir={workdir}'],
-      cwd=ROOT, capture_output=True, text=True, check=False)
+      cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+  try:
+    _, stderr = process.communicate()
+  finally:  # A benchmark stopped midway leaves no training run behind.
+    if process.poll() is None:
+      process.kill()
+      process.wait()
   seconds = time.perf_counter() - start
   if process.returncode:
     raise RuntimeError(f'bvae_jax.main {" ".join(args)} exited with '
-                       f'{process.returncode}:\n{process.stderr[-4000:]}')
+                       f'{process.returncode}:\n{stderr[-4000:]}')
   shutil.rmtree(workdir, ignore_errors=True)
   return seconds
 
