@@ -88,6 +88,37 @@ def test_batches_equal_the_host_pipelines_bit_for_bit(data_dir, mesh,
                        host_batches(config, start_step))
 
 
+@pytest.mark.parametrize('stacked', [True, False])
+def test_member_streams_equal_each_seeds_host_pipeline(data_dir, small_chunks,
+                                                       stacked):
+  # A sweep whose members read their own batches: one copy of the records,
+  # one stream per seed, on a (members 2, data 1) mesh when stacked.
+  seeds, start_step = (7, 3), 4
+  if stacked:
+    mesh = jax.sharding.Mesh(np.array(jax.devices()).reshape(2, 1),
+                             ('members', devices.DATA_AXIS))
+    sharding = jax.sharding.NamedSharding(
+        mesh, jax.sharding.PartitionSpec('members', devices.DATA_AXIS))
+  else:
+    mesh = devices.create_mesh()
+    sharding = devices.batch_sharded(mesh)
+  config = make_config(data_dir)
+  batches = device_data.create_member_device_batches(
+      open_configured(config), mesh, batch_size=BATCH, seeds=seeds,
+      start_step=start_step, sharding=sharding, stacked=stacked)
+  steps = list(itertools.islice(batches, STEPS))
+  batches.close()
+  for index, seed in enumerate(seeds):
+    if stacked:
+      assert all(step.sharding == sharding for step in steps)
+      member = [np.asarray(jax.device_get(step))[index] for step in steps]
+    else:
+      assert all(step[index].sharding == sharding for step in steps)
+      member = [np.asarray(jax.device_get(step[index])) for step in steps]
+    seed_config = tiny_config(data_dir, batch_size=BATCH, seed=seed)
+    assert_bitwise_equal(member, host_batches(seed_config, start_step))
+
+
 def test_worker_processes_read_and_compute_the_same(data_dir, mesh,
                                                     small_chunks, monkeypatch):
   monkeypatch.setattr(device_data, '_READ_CHUNK', 1000)  # 3 chunks of records.

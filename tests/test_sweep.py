@@ -14,6 +14,7 @@ from bvae_jax.datasets import registry
 from bvae_jax.evaluation import evaluate
 from bvae_jax import main
 from bvae_jax.sweeps import sweep
+from bvae_jax.training import device_data
 from bvae_jax.training import train
 from training_equivalence import assert_same_params
 from training_equivalence import assert_same_trajectory
@@ -99,12 +100,35 @@ def test_bad_sweeps_name_the_field(data_dir, grid, seeds, message):
     sweep.validate_sweep_config(config)
 
 
-def test_sweep_refuses_data_on_device(data_dir):
-  config = tiny_sweep(data_dir, seeds=(0,), grid={'gamma': (1.0, 2.0)})
+@pytest.mark.slow
+@pytest.mark.parametrize('name, layout, shared', [
+    ('shared3_vmap', 'vmap', True),  # One stream, (B, ...) over data.
+    ('own2_vmap', 'vmap', False),  # (M, B, ...) over members and data.
+    ('own2_loop', 'loop', False),  # A tuple of M (B, ...) arrays.
+])
+def test_sweep_with_data_on_device_trains_bit_for_bit_as_the_host_pipeline(
+    data_dir, runs, tmp_path, monkeypatch, name, layout, shared):
+  if shared:
+    config = tiny_sweep(data_dir, seeds=(0,),
+                        grid={'learning_rate': (5e-4, 1e-3, 2e-3)},
+                        member_layout=layout)
+  else:
+    config = tiny_sweep(data_dir, seeds=(1, 2), grid={},
+                        shared_batches=False, member_layout=layout)
+  host_state, _ = runs.sweep(name, config)  # The same runs as the tests above.
   config.data_on_device = True
-  with pytest.raises(ValueError, match='data_on_device is not supported by '
-                     'sweeps'):
-    sweep.validate_sweep_config(config)
+  loads = []
+  load_images = device_data.load_images
+  monkeypatch.setattr(device_data, 'load_images',
+                      lambda *args, **kwargs: loads.append(args) or
+                      load_images(*args, **kwargs))
+  device_state = sweep.train_sweep(config, str(tmp_path / 'on_device'))
+  assert len(loads) == 1  # One copy of the records serves every member.
+  host_leaves = jax.tree.leaves(jax.device_get(host_state))
+  device_leaves = jax.tree.leaves(jax.device_get(device_state))
+  assert len(host_leaves) == len(device_leaves)
+  for host, device in zip(host_leaves, device_leaves):
+    np.testing.assert_array_equal(np.asarray(device), np.asarray(host))
 
 
 def test_member_layout_is_chosen_per_backend_and_checked(data_dir):

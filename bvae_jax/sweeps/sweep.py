@@ -25,6 +25,8 @@ Data per member:
     first layer of all members runs as one wide matrix product.
   * shared_batches=False: member i reads its own stream, seeded with its seed,
     exactly as its solo run with data_seed unset; the pipeline reads M batches.
+With config.data_on_device the same batches are gathered on the devices from
+one copy of the training records (training/device_data.py), as for one run.
 
 Device layout: a 2-D mesh (`members`, `data`). Members are split over the
 `members` axis (config.sweep.member_devices devices; 0 picks the largest count
@@ -73,6 +75,7 @@ from bvae_jax.figures import training_figures
 from bvae_jax.models import vae
 from bvae_jax.sweeps import member_loop
 from bvae_jax.sweeps import sweep_report
+from bvae_jax.training import device_data
 from bvae_jax.training import loop
 
 MEMBER_AXIS = 'members'
@@ -202,11 +205,6 @@ def validate_sweep_config(config: ml_collections.ConfigDict) -> list[Member]:
         "config.sweep.member_layout='loop' trains each member over all "
         'devices, so config.sweep.member_devices must be 0 or 1, got '
         f'{config.sweep.member_devices}')
-  if config.get('data_on_device'):
-    # Sweeps read their batches with the host pipeline (_SweepBatches); say
-    # so rather than train differently from what the config asks.
-    raise ValueError('config.data_on_device is not supported by sweeps yet; '
-                     'set it to False for a config with a sweep block')
   for member in members:
     try:
       experiment_config.validate_config(member_config(config, member))
@@ -553,8 +551,33 @@ def initial_sweep_state(setup: SweepSetup) -> SweepState:
                  out_shardings=setup.state_sharding)(init_keys)
 
 
+def sweep_batches(setup: SweepSetup, dataset, start_step: int):
+  """The batches `setup.step_fn` takes, for steps start_step, start_step + 1, …
+
+  Gathered on the devices from one copy of the training records
+  (config.data_on_device: training/device_data.py), else read by the host
+  pipeline; the same batches either way. Close the iterator when done.
+  """
+  config = setup.config
+  if not config.data_on_device:
+    return _SweepBatches(setup, dataset, start_step)
+  if config.sweep.shared_batches:
+    return device_data.create_device_batches(
+        dataset, setup.mesh, **input_pipeline.batch_order(config),
+        start_step=start_step, sharding=setup.images_sharding)
+  orders = [input_pipeline.batch_order(member_config(config, member))
+            for member in setup.members]
+  return device_data.create_member_device_batches(
+      dataset, setup.mesh, batch_size=config.batch_size,
+      seeds=[order['seed'] for order in orders],
+      subset_size=orders[0]['subset_size'], start_step=start_step,
+      sharding=setup.images_sharding,
+      stacked=not setup.batch_per_member_arrays)
+
+
 class _SweepBatches:
-  """The sweep's global batches as sharded arrays, shared or per member."""
+  """The sweep's global batches as sharded arrays, shared or per member,
+  read by the host pipeline."""
 
   def __init__(self, setup: SweepSetup, dataset, start_step: int):
     config = setup.config
@@ -583,6 +606,9 @@ class _SweepBatches:
              else np.stack(local))
     return jax.make_array_from_process_local_data(
         self._setup.images_sharding, local, self._global_shape)
+
+  def close(self) -> None:
+    """Nothing to end: the host pipeline's iterators hold no workers."""
 
 
 def member_workdir(workdir: str, member_name: str) -> str:
@@ -638,6 +664,8 @@ def _train_sweep(config: ml_collections.ConfigDict, workdir: str) -> SweepState:
       manager, workdir, setup.abstract_state, config,
       lambda: initial_sweep_state(setup)))
   start_step = int(jax.device_get(state.step))
+  # Before anything is written: data_on_device refuses data that won't fit.
+  batches = sweep_batches(setup, dataset, start_step)
 
   writers = []
   for member in members:
@@ -653,7 +681,6 @@ def _train_sweep(config: ml_collections.ConfigDict, workdir: str) -> SweepState:
                            [dataclasses.asdict(m) for m in members])
     run_records.write_config_json(workdir, config, start_step)
 
-  batches = _SweepBatches(setup, dataset, start_step)
   progress = loop.Progress(start_step, config.num_train_steps,
                            units_per_step=config.batch_size * len(members),
                            unit='member-images')
@@ -718,6 +745,7 @@ def _train_sweep(config: ml_collections.ConfigDict, workdir: str) -> SweepState:
                                     checkpoints.save),
                   ])
   finally:
+    batches.close()  # Ends data_on_device's position workers now.
     checkpointing.finish_saves(manager)  # A failed save raises here.
     for writer in writers:
       writer.flush()

@@ -32,8 +32,9 @@ Limits, each refused with a ValueError naming `data_on_device`:
   `Device.memory_stats()` reports it, else (CPU) in the host's available
   memory.
 
-Sweeps (sweep.py) do not use it yet: they read batches through the host
-pipeline whatever the setting.
+A sweep (sweeps/sweep.py) with shared batches reads one such stream; one
+whose members read their own batches reads one stream per member seed from
+the same copy of the records (`create_member_device_batches`).
 
 Usage:
 
@@ -49,7 +50,7 @@ import itertools
 import multiprocessing
 import os
 import time
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from absl import logging
 import jax
@@ -80,7 +81,8 @@ _MAX_WORKERS = 8
 
 def create_device_batches(dataset: registry.Dataset, mesh: jax.sharding.Mesh,
                           *, batch_size: int, seed: int, subset_size: int = 0,
-                          start_step: int = 0, workers: int | None = None
+                          start_step: int = 0, workers: int | None = None,
+                          sharding: jax.sharding.Sharding | None = None
                           ) -> Iterator[jax.Array]:
   """Loads the training images onto the devices; returns an iterator of batches.
 
@@ -98,16 +100,65 @@ def create_device_batches(dataset: registry.Dataset, mesh: jax.sharding.Mesh,
     start_step: step of the first batch yielded.
     workers: processes that read records and compute positions; None picks
       `default_workers()`; 0: a thread of this process.
+    sharding: the batches' placement; default `devices.batch_sharded(mesh)`.
 
   Returns:
-    Iterator of float32 (batch_size, H, W, C) arrays sharded like
-    `devices.batch_sharded(mesh)`, for steps start_step, start_step + 1, ...,
-    equal to the host pipeline's batches of those steps.
+    Iterator of float32 (batch_size, H, W, C) arrays placed with `sharding`,
+    for steps start_step, start_step + 1, ..., equal to the host pipeline's
+    batches of those steps.
 
   Raises:
     ValueError: naming `data_on_device`, in a multi-process job or when the
       images do not fit in device memory; or on a negative start_step.
   """
+  batches = _device_batch_streams(
+      dataset, mesh, batch_size=batch_size, seeds=(seed,),
+      subset_size=subset_size, start_step=start_step, workers=workers,
+      sharding=sharding or devices.batch_sharded(mesh), stacked=False)
+  return _only_stream(batches)
+
+
+def create_member_device_batches(dataset: registry.Dataset,
+                                 mesh: jax.sharding.Mesh, *, batch_size: int,
+                                 seeds: Sequence[int], subset_size: int = 0,
+                                 start_step: int = 0,
+                                 sharding: jax.sharding.Sharding,
+                                 stacked: bool, workers: int | None = None
+                                 ) -> Iterator[jax.Array | tuple[jax.Array,
+                                                                 ...]]:
+  """The batches of sweep members that each read their own stream.
+
+  One copy of the training records on the devices; stream i is the host
+  pipeline's stream of seed `seeds[i]`, bit for bit, as `create_device_batches`
+  gives it for that seed alone.
+
+  Args:
+    dataset, mesh, batch_size, subset_size, start_step, workers: as for
+      `create_device_batches`.
+    seeds: each member's data seed.
+    sharding: where each step's batches go: of the (M, B, H, W, C) array when
+      `stacked`, else of each member's (B, H, W, C) array.
+    stacked: yield one array with a leading member axis, else a tuple of one
+      array per member.
+
+  Returns:
+    Iterator, per step from start_step on, of float32 (M, B, H, W, C), or a
+    tuple of M float32 (B, H, W, C) arrays.
+
+  Raises:
+    ValueError: as `create_device_batches`, or on no seeds.
+  """
+  if not seeds:
+    raise ValueError('create_member_device_batches needs at least one seed')
+  return _device_batch_streams(
+      dataset, mesh, batch_size=batch_size, seeds=tuple(seeds),
+      subset_size=subset_size, start_step=start_step, workers=workers,
+      sharding=sharding, stacked=stacked)
+
+
+def _device_batch_streams(dataset, mesh, *, batch_size, seeds, subset_size,
+                          start_step, workers, sharding, stacked):
+  """Loads the records once; yields each step's batches of every seed."""
   if start_step < 0:
     raise ValueError(f'start_step must be >= 0, got {start_step}')
   if jax.process_count() > 1:
@@ -121,12 +172,23 @@ def create_device_batches(dataset: registry.Dataset, mesh: jax.sharding.Mesh,
     images, scale = load_images(
         dataset, records, mesh, workers=pool,
         source=dataset.opened_with if pool.count else None)
-    positions = step_positions(len(records), batch_size=batch_size, seed=seed,
-                               start_step=start_step, workers=pool)
+    positions = [step_positions(len(records), batch_size=batch_size,
+                                seed=seed, start_step=start_step,
+                                workers=pool, shutdown_workers=False)
+                 for seed in seeds]
   except BaseException:
     pool.shutdown()
     raise
-  return _gathered_batches(images, scale, positions, mesh)
+  return _gathered_batches(images, scale, positions, pool, sharding, stacked)
+
+
+def _only_stream(batches):
+  """The arrays of a one-stream `_device_batch_streams`; closing closes it."""
+  try:
+    for (batch,) in batches:
+      yield batch
+  finally:
+    batches.close()
 
 
 def default_workers() -> int:
@@ -294,8 +356,8 @@ def check_fits(num_bytes: int, local_devices) -> None:
 
 
 def step_positions(num_records: int, *, batch_size: int, seed: int,
-                   start_step: int = 0, workers: Workers | None = None
-                   ) -> Iterator[np.ndarray]:
+                   start_step: int = 0, workers: Workers | None = None,
+                   shutdown_workers: bool = True) -> Iterator[np.ndarray]:
   """Positions into the training records of each step's global batch.
 
   Element k is int32 (batch_size,): the positions the host pipeline reads at
@@ -307,16 +369,19 @@ def step_positions(num_records: int, *, batch_size: int, seed: int,
     batch_size: the global batch size.
     seed: seed of the data order.
     start_step: step of the first element.
-    workers: compute chunks of steps ahead; None: a thread. Shut down when
-      the iterator closes.
+    workers: compute chunks of steps ahead; None: a thread.
+    shutdown_workers: shut `workers` down when the iterator closes (False
+      where other streams share them).
   """
   chunk_steps = max(1, _POSITIONS_PER_CHUNK // batch_size)
   chunk = functools.partial(
       _chunk_positions, num_records=num_records, seed=seed,
       batch_size=batch_size, chunk_steps=chunk_steps)
-  workers = workers or Workers(0)
+  if workers is None:
+    workers, shutdown_workers = Workers(0), True
   chunks = workers.in_order(chunk, itertools.count(start_step // chunk_steps))
-  return _rows(chunks, workers, skip=start_step % chunk_steps)
+  return _rows(chunks, workers if shutdown_workers else None,
+               skip=start_step % chunk_steps)
 
 
 def _chunk_positions(index: int, *, num_records: int, seed: int,
@@ -328,7 +393,7 @@ def _chunk_positions(index: int, *, num_records: int, seed: int,
   return stream[index].astype(np.int32).reshape(chunk_steps, batch_size)
 
 
-def _rows(chunks: Iterator[np.ndarray], workers: Workers,
+def _rows(chunks: Iterator[np.ndarray], workers: Workers | None,
           skip: int) -> Iterator[np.ndarray]:
   """The rows of `chunks`, less the first `skip`; closing ends `workers`."""
   try:
@@ -337,28 +402,38 @@ def _rows(chunks: Iterator[np.ndarray], workers: Workers,
       skip = 0
   finally:
     chunks.close()
-    workers.shutdown()
+    if workers is not None:
+      workers.shutdown()
 
 
 def _gathered_batches(images: jax.Array, scale: float | None,
-                      positions: Iterator[np.ndarray],
-                      mesh: jax.sharding.Mesh) -> Iterator[jax.Array]:
-  """Gathers each step's images on the device, from `positions` on the host."""
-  batch_sharding = devices.batch_sharded(mesh)
+                      positions: list[Iterator[np.ndarray]], workers: Workers,
+                      sharding: jax.sharding.Sharding, stacked: bool
+                      ) -> Iterator[Any]:
+  """Gathers each step's images on the device, from `positions` on the host.
+
+  Yields per step a tuple of one array per position stream, or with `stacked`
+  one array whose leading axis runs over the streams.
+  """
 
   # Each device gathers its rows from its own full copy: no communication.
-  @functools.partial(jax.jit, out_shardings=batch_sharding)
-  def gather(images, positions):
-    batch = images[positions]
+  @functools.partial(jax.jit, out_shardings=sharding)
+  def gather(images, rows):
+    batch = images[rows]
     if scale is None:
       return batch
     return batch.astype(jnp.float32) * jnp.float32(scale)
 
   try:
-    for rows in positions:
-      yield gather(images, jax.device_put(rows, batch_sharding))
+    for rows in zip(*positions):
+      if stacked:
+        yield gather(images, jax.device_put(np.stack(rows), sharding))
+      else:
+        yield tuple(gather(images, jax.device_put(r, sharding)) for r in rows)
   finally:
-    positions.close()
+    for stream in positions:
+      stream.close()
+    workers.shutdown()
 
 
 def _read_chunk(source: Any, records: np.ndarray, offset: int, size: int
