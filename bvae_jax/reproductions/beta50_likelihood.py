@@ -1,0 +1,172 @@
+r"""The β-sweep report's β = 50 under two likelihoods: does it collapse?
+
+The report (Mir 2024) finds that its β = 50 collapses; our β sweep, with a
+Bernoulli decoder, kept three latents at β = 50 and had its best MIG there
+(docs/reproductions.md). The report's loss is probably a summed squared
+error. configs/sweep_beta.py:beta=50,likelihood=gaussian trains β = 50 with a
+Gaussian decoder of σ = 1/√2, whose reconstruction term is the summed squared
+error plus a constant, and `:beta=50` the Bernoulli one, 3 seeds each. This
+module reads the finished sweeps and writes, to --out:
+
+  likelihood.json  per sweep: its likelihood and β, and per seed the final
+                   KL and information (total and per latent, the mean of the
+                   last FINAL_INTERVALS log intervals), the informative
+                   latents (information ≥ capacity_diagnostics.
+                   INFORMATIVE_KL_NATS), the reconstruction term, whether the
+                   posterior collapsed (no informative latent), and the
+                   sweep's end-of-training metrics (sweep_results.json)
+  likelihood.md    sweeps × seeds: collapsed, informative latents, KL,
+                   information, reconstruction, MIG, β-VAE score, modularity
+
+  python -m bvae_jax.reproductions.beta50_likelihood \
+      --sweeps=/tmp/beta50_gaussian,/tmp/beta50_bernoulli \
+      --out=docs/results/beta50_likelihood
+
+The reconstruction terms of the two likelihoods are different quantities
+(nats of a Gaussian with fixed σ against nats of a Bernoulli), so the table
+compares each likelihood's seeds with each other, not across.
+"""
+
+import json
+import os
+from typing import Any, Sequence
+
+from absl import app
+from absl import flags
+import numpy as np
+
+from bvae_jax.core import metric_logging
+from bvae_jax.core import run_records
+from bvae_jax.evaluation import capacity_diagnostics
+from bvae_jax.sweeps import sweep
+from bvae_jax.sweeps import sweep_report
+
+# Log intervals averaged for the final state (the last 500 steps at the
+# config's 100-step interval).
+FINAL_INTERVALS = 5
+# The end-of-training metrics the table shows (sweep_results.json columns).
+TABLE_METRICS = (('MIG', 'mig.discrete_mig'),
+                 ('β-VAE score', 'beta_vae.eval_accuracy'),
+                 ('modularity', 'modularity_explicitness.modularity_score'))
+
+
+def _per_latent(scalars, prefix: str, steps) -> list[float]:
+  """The mean over `steps` of each latent's `prefix/z<i>` scalar."""
+  names = sorted((name for name in scalars if name.startswith(prefix + '/z')),
+                 key=lambda name: int(name.rsplit('z', 1)[1]))
+  return [float(np.mean([scalars[name][s] for s in steps])) for name in names]
+
+
+def member_summary(member_dir: str) -> dict[str, Any]:
+  """One member's final KL, information, reconstruction and collapse.
+
+  Raises:
+    ValueError: the member logged no per-latent information (trained before
+      it was logged), naming the directory.
+  """
+  scalars = metric_logging.read_scalars(member_dir)
+  if 'information_per_latent/z0' not in scalars:
+    raise ValueError(f'{member_dir} logged no `information_per_latent`: '
+                     'retrain it with this version')
+  steps = sorted(scalars['information'])[-FINAL_INTERVALS:]
+  information = _per_latent(scalars, 'information_per_latent', steps)
+  informative = capacity_diagnostics.informative_latents(np.array(information))
+  return {
+      'final_step': steps[-1],
+      'kl_total': float(np.mean([scalars['kl_total'][s] for s in steps])),
+      'information': float(np.mean([scalars['information'][s]
+                                    for s in steps])),
+      'kl_per_latent': _per_latent(scalars, 'kl_per_latent', steps),
+      'information_per_latent': information,
+      'informative_latents': [int(i) for i in np.flatnonzero(informative)],
+      'reconstruction': float(np.mean([scalars['reconstruction'][s]
+                                       for s in steps])),
+      'collapsed': not informative.any(),
+  }
+
+
+def sweep_summary(sweep_dir: str) -> dict[str, Any]:
+  """Every member of one β = 50 sweep, with its likelihood and metrics."""
+  with open(os.path.join(sweep_dir, 'config.json')) as f:
+    config = json.load(f)
+  results_path = os.path.join(sweep_dir, 'sweep_results.json')
+  if not os.path.exists(results_path):
+    raise FileNotFoundError(f'{results_path} is missing: the sweep has not '
+                            'finished')
+  with open(results_path) as f:
+    rows = {row['member']: row for row in json.load(f)['members']}
+  members = {}
+  for name in sorted(rows):
+    summary = member_summary(os.path.join(sweep_dir, sweep.MEMBERS_DIR, name))
+    summary['metrics'] = {key: rows[name].get(key)
+                          for _, key in TABLE_METRICS}
+    summary['status'] = rows[name].get('status')
+    members[name] = summary
+  return {
+      'likelihood': config['likelihood'],
+      'gaussian_stddev': (config.get('gaussian_stddev')
+                          if config['likelihood'] == 'gaussian' else None),
+      'betas': sorted({row.get('beta') for row in rows.values()}),
+      'num_train_steps': config['num_train_steps'],
+      'members': members,
+      'num_collapsed': int(sum(m['collapsed'] for m in members.values())),
+  }
+
+
+def markdown(sweeps: dict[str, dict[str, Any]]) -> str:
+  """Sweeps × seeds: collapse, informative latents, KL, information, NLL,
+  metrics; then each sweep's collapsed count."""
+  lines = ['| sweep | likelihood | member | collapsed | informative latents | '
+           'KL (nats) | information (nats) | reconstruction | ' +
+           ' | '.join(label for label, _ in TABLE_METRICS) + ' |',
+           '|---' * (8 + len(TABLE_METRICS)) + '|']
+  for sweep_name, entry in sweeps.items():
+    for name, member in entry['members'].items():
+      metrics = ' | '.join(
+          '—' if member['metrics'][key] is None else
+          f"{member['metrics'][key]:.3f}" for _, key in TABLE_METRICS)
+      latents = ', '.join(f'z{i}' for i in member['informative_latents'])
+      lines.append(
+          f"| {sweep_name} | {entry['likelihood']} | {name} | "
+          f"{'yes' if member['collapsed'] else 'no'} | "
+          f"{len(member['informative_latents'])}"
+          f"{f' ({latents})' if latents else ''} | "
+          f"{member['kl_total']:.2f} | {member['information']:.2f} | "
+          f"{member['reconstruction']:.1f} | {metrics} |")
+  lines.append('')
+  for sweep_name, entry in sweeps.items():
+    lines.append(f"- {sweep_name} ({entry['likelihood']}): "
+                 f"{entry['num_collapsed']} of {len(entry['members'])} seeds "
+                 'collapsed (no latent with information ≥ '
+                 f'{capacity_diagnostics.INFORMATIVE_KL_NATS:g} nats).')
+  return '\n'.join(lines) + '\n'
+
+
+def write_report(sweep_dirs: Sequence[str], out_dir: str
+                 ) -> dict[str, dict[str, Any]]:
+  """Writes likelihood.json and .md for the sweeps (named by folder)."""
+  sweeps = {os.path.basename(os.path.normpath(d)): sweep_summary(d)
+            for d in sweep_dirs}
+  os.makedirs(out_dir, exist_ok=True)
+  run_records.write_json(os.path.join(out_dir, 'likelihood.json'),
+                         sweep_report.json_safe(sweeps))
+  with open(os.path.join(out_dir, 'likelihood.md'), 'w') as f:
+    f.write(markdown(sweeps))
+  return sweeps
+
+
+FLAGS = flags.FLAGS
+flags.DEFINE_list('sweeps', None,
+                  'Workdirs of configs/sweep_beta.py:beta=50[,likelihood=…] '
+                  'sweeps.')
+flags.DEFINE_string('out', None, 'Folder for likelihood.json and .md.')
+
+
+def main(argv):
+  del argv
+  print(markdown(write_report(FLAGS.sweeps, FLAGS.out)))
+
+
+if __name__ == '__main__':
+  flags.mark_flags_as_required(['sweeps', 'out'])
+  app.run(main)
