@@ -92,8 +92,9 @@ flags.DEFINE_string('results_dir', None,
                     'docs/results/study_50k/beta_vae_s0.')
 flags.DEFINE_integer('step', None, 'Checkpoint step to evaluate (default: latest).')
 flags.DEFINE_string('member', None,
-                    'Sweeps, --mode=evaluate: the member (index or name, see '
-                    'sweep_members.json) to evaluate; default: every member.')
+                    'Sweeps: the member (index or name, see '
+                    'sweep_members.json) to evaluate (default: every member) '
+                    'or, with --mode=publish, to publish (required).')
 flags.DEFINE_integer(
     'cpu_devices', 0,
     'JAX devices to split the CPU into (XLA:CPU runs a device\'s ops one '
@@ -233,7 +234,8 @@ def _dispatch(config, workdir: str, runner: str) -> None:
       raise app.UsageError('--mode=publish needs --results_dir.')
     study_results.publish(config, workdir, FLAGS.results_dir, FLAGS.zoo,
                           command=' '.join(['python -m bvae_jax.main'] +
-                                           _training_flags(sys.argv[1:])))
+                                           _training_flags(sys.argv[1:])),
+                          member=FLAGS.member)
   elif FLAGS.mode == 'udr':
     summary = udr_selection.udr_of_sweep(
         config, workdir, num_points=FLAGS.udr_num_points,
@@ -265,7 +267,8 @@ def _merge(config, workdir: str) -> None:
 
 def _training_flags(args):
   """The flags of a publish command that also make up its training command."""
-  dropped = ('--mode', '--results_dir', '--zoo', '--verbose', '--traceback')
+  dropped = ('--mode', '--results_dir', '--zoo', '--member', '--verbose',
+             '--traceback')
   return [('--workdir=DIR' if arg.startswith('--workdir') else arg)
           for arg in args if not arg.startswith(dropped)]
 

@@ -7,8 +7,10 @@ import jax
 import numpy as np
 import pytest
 
+from bvae_jax import config_defaults
 from bvae_jax.evaluation import evaluate
 from bvae_jax.evaluation import study_results
+from bvae_jax.sweeps import sweep
 from bvae_jax.training import train
 from bvae_jax import zoo
 from tiny_configs import tiny_config
@@ -77,6 +79,75 @@ def test_a_published_model_loads_and_its_evaluation_equals_its_card(
   assert result['metrics'] == loaded.card['metrics']['6']
   check = study_results.check_metrics(loaded.config, loaded.params, 6)
   assert check == loaded.card['check']
+
+
+@pytest.fixture(scope='module')
+def published_member(data_dir, tmp_path_factory):
+  """(sweep config, workdir, results_dir, zoo_dir) of a tiny 2-seed sweep
+  whose member seed=1 is published."""
+  root = tmp_path_factory.mktemp('published_member')
+  workdir, results_dir, zoo_dir = (str(root / name) for name in
+                                   ('sweep', 'results', 'zoo'))
+  config = tiny_config(data_dir, num_train_steps=6, checkpoint_every_steps=3,
+                       log_every_steps=2, figure_every_steps=6)
+  config.eval.metrics = ('mig', 'sap')
+  config.sweep = config_defaults.sweep_block(seeds=(0, 1), grid={},
+                                             evaluate=True)
+  sweep.train_sweep(config, workdir)
+  study_results.publish(config, workdir, results_dir, 'tiny_member_s1',
+                        command='python -m bvae_jax.main --config=sweep',
+                        zoo_dir=zoo_dir, member='seed=1')
+  return config, workdir, results_dir, zoo_dir
+
+
+@pytest.mark.slow
+def test_a_sweep_member_is_published_as_the_run_it_equals(published_member,
+                                                          tmp_path):
+  config, workdir, results_dir, zoo_dir = published_member
+  run = json.load(open(os.path.join(results_dir, 'run.json')))
+  assert run['sweep'] == {'member': 'seed=1', 'num_members': 2}
+  assert run['seed'] == 1 and run['steps'] == 6
+  assert run['evaluated_steps'] == [6]
+  assert run['command'] == 'python -m bvae_jax.main --config=sweep'
+  member_dir = os.path.join(workdir, 'members', 'seed=1')
+  assert json.load(open(os.path.join(results_dir, 'config.json'))) == (
+      json.load(open(os.path.join(member_dir, 'config.json'))))
+  assert json.load(open(os.path.join(results_dir, 'dataset.json'))) == (
+      json.load(open(os.path.join(workdir, 'dataset.json'))))
+  loaded = zoo.load('tiny_member_s1', zoo_dir)
+  _, params, _ = sweep.restore_member(config, workdir, 'seed=1')
+  jax.tree.map(np.testing.assert_array_equal, loaded.params,
+               jax.device_get(params))
+  # `main --mode=evaluate --zoo=…` reproduces the sweep's own evaluation.
+  result = evaluate.evaluate(loaded.config, str(tmp_path), 6,
+                             params=loaded.params)
+  assert result['metrics'] == loaded.card['metrics']['6']
+  assert loaded.card['metrics']['6'] == json.load(open(os.path.join(
+      member_dir, 'eval', 'metrics_6.json')))['metrics']
+
+
+@pytest.mark.slow
+def test_publishing_a_sweep_names_the_member(published_member, tmp_path):
+  config, workdir, _, zoo_dir = published_member
+  with pytest.raises(ValueError, match='name the member to publish'):
+    study_results.publish(config, workdir, str(tmp_path / 'r'))
+  with pytest.raises(KeyError, match="No sweep member 'seed=7'"):
+    study_results.publish(config, workdir, str(tmp_path / 'r'),
+                          member='seed=7')
+  # A sweep trained before sweeps wrote dataset.json: the data it trained on
+  # is described when it is published, the same record.
+  recorded = json.load(open(os.path.join(workdir, 'dataset.json')))
+  os.rename(os.path.join(workdir, 'dataset.json'),
+            os.path.join(workdir, 'dataset.json.bak'))
+  try:
+    study_results.publish(config, workdir, str(tmp_path / 'r'), member=0,
+                          zoo_dir=zoo_dir)
+  finally:
+    os.rename(os.path.join(workdir, 'dataset.json.bak'),
+              os.path.join(workdir, 'dataset.json'))
+  assert json.load(open(tmp_path / 'r' / 'dataset.json')) == recorded
+  assert json.load(open(tmp_path / 'r' / 'run.json'))['sweep']['member'] == (
+      'seed=0')
 
 
 def test_a_card_from_before_a_config_field_existed_still_loads():

@@ -22,6 +22,13 @@ evaluation zoo.CHECK_EVAL that tests/test_zoo.py recomputes.
   python -m bvae_jax.main --config=configs/study_50k.py:method=beta_vae,seed=0 \
       --workdir=/tmp/study/beta_vae_s0 --mode=publish \
       --results_dir=docs/results/study_50k/beta_vae_s0 --zoo=study50k_beta_vae_s0
+
+A sweep's member, by name (or index; the names are in sweep_members.json):
+
+  python -m bvae_jax.main --config=configs/sweep_beta.py:beta=50 \
+      --workdir=/tmp/beta50_bernoulli --mode=publish --member='beta=50,seed=0' \
+      --results_dir=docs/results/beta50_likelihood/bernoulli_s0 \
+      --zoo=beta50_bernoulli_s0
 """
 
 import glob
@@ -38,7 +45,10 @@ import numpy as np
 
 from bvae_jax.core import metric_logging
 from bvae_jax.core import run_records
+from bvae_jax.datasets import registry
 from bvae_jax.evaluation import evaluate
+from bvae_jax import experiment_config
+from bvae_jax.sweeps import sweep
 from bvae_jax import zoo
 
 # Scalars of history.json; vectors are read as '<name>/z<i>'.
@@ -104,6 +114,21 @@ def _read_json(path: str) -> Any:
     return json.load(f)
 
 
+def _sweep_dataset_record(workdir: str, member_config: ml_collections.ConfigDict
+                          ) -> dict[str, Any]:
+  """A sweep's dataset.json, or for a sweep trained before sweeps wrote one,
+  the record of its data opened now with the source it trained on."""
+  path = os.path.join(workdir, 'dataset.json')
+  if os.path.isfile(path):
+    return _read_json(path)
+  logging.info('%s is missing (the sweep predates it): describing the data '
+               'set it trained on (%s, source %s) instead.', path,
+               member_config.dataset, member_config.dataset_source)
+  return registry.open_dataset(member_config.dataset,
+                               member_config.dataset_source,
+                               member_config.data_dir).describe()
+
+
 def _copy_figures(workdir: str, results_dir: str, final_step: int,
                   steps: list[str]) -> list[str]:
   wanted = [os.path.join('figures', name) for name in (
@@ -146,16 +171,23 @@ def check_metrics(config: ml_collections.ConfigDict, params: Any,
 
 def publish(config: ml_collections.ConfigDict, workdir: str, results_dir: str,
             zoo_name: str | None = None, command: str | None = None,
-            zoo_dir: str = zoo.ZOO_DIR) -> dict[str, Any]:
+            zoo_dir: str = zoo.ZOO_DIR,
+            member: int | str | None = None) -> dict[str, Any]:
   """Writes the results folder of a finished run (and its zoo model).
 
+  A sweep's member is published as the run it equals: its folder
+  members/<name>/ holds its config, events, figures and evaluations, its
+  parameters come from the sweep's checkpoint, and run.json adds `sweep`
+  (the member's name and the member count; the wall time is the sweep's).
+
   Args:
-    config: the run's config (as trained).
-    workdir: the finished run's workdir.
+    config: the run's config (as trained); a sweep's config for a member.
+    workdir: the finished run's (or sweep's) workdir.
     results_dir: the folder to write (created; files in it are replaced).
     zoo_name: also publish the final parameters as zoo/<zoo_name>; None: not.
     command: the command that trained the run, for run.json and the card.
     zoo_dir: the zoo to publish into (tests use their own).
+    member: for a sweep config, the member's index or name (required).
 
   Returns:
     run.json's content.
@@ -164,37 +196,61 @@ def publish(config: ml_collections.ConfigDict, workdir: str, results_dir: str,
     FileNotFoundError: the workdir lacks config.json, dataset.json or any
       evaluation (names the file).
     evaluate.NoCheckpointError: no checkpoint to publish.
+    ValueError: a sweep without `member`, or `member` without a sweep.
+    KeyError: no sweep member `member` (lists the names).
   """
-  stored_config = _read_json(os.path.join(workdir, 'config.json'))
-  dataset = _read_json(os.path.join(workdir, 'dataset.json'))
-  metrics = evaluated_steps(workdir)
+  if config.get('sweep') is None:
+    if member is not None:
+      raise ValueError(f'member {member!r}: the config has no sweep block; '
+                       'publish a sweep member with the sweep\'s config')
+    run_dir, sweep_record = workdir, None
+  else:
+    if member is None:
+      raise ValueError('The config is a sweep: name the member to publish '
+                       '(--member=NAME or index; the names are in '
+                       f'{os.path.join(workdir, "sweep_members.json")})')
+    found = sweep.find_member(experiment_config.resolve(config), member)
+    run_dir = sweep.member_workdir(workdir, found.name)
+    sweep_record = {'member': found.name,
+                    'num_members': len(sweep.sweep_members(config))}
+  stored_config = _read_json(os.path.join(run_dir, 'config.json'))
+  metrics = evaluated_steps(run_dir)
   if not metrics:
-    raise FileNotFoundError(f'{workdir}/eval holds no metrics_<step>.json: '
-                            'evaluate the run first (--mode=evaluate)')
-  params, step, _ = evaluate.restore_params(config, workdir)
-  history = training_history(workdir)
+    raise FileNotFoundError(
+        f'{run_dir}/eval holds no metrics_<step>.json: evaluate the run first '
+        '(--mode=evaluate' + (f' --member={sweep_record["member"]!r})'
+                              if sweep_record else ')'))
+  if sweep_record:
+    config, params, step = sweep.restore_member(config, workdir, member)
+    dataset = _sweep_dataset_record(workdir, config)
+  else:
+    dataset = _read_json(os.path.join(workdir, 'dataset.json'))
+    params, step, _ = evaluate.restore_params(config, workdir)
+  history = training_history(run_dir)
   rates = [r for r in history.get('images_per_sec', []) if r is not None]
   final = metrics.get(str(step))
   run = {
       'steps': step, 'seed': stored_config['seed'],
       'objective': stored_config['objective'],
-      'wall_time_seconds': round(wall_time_seconds(workdir), 1),
+      'wall_time_seconds': round(wall_time_seconds(run_dir), 1),
       'images_per_sec': round(float(np.median(rates)), 1) if rates else None,
       'commit': current_commit(), 'command': command,
       'evaluated_steps': [int(s) for s in metrics],
       'reconstruction_nll': history['reconstruction'][-1],
   }
+  if sweep_record:
+    run['sweep'] = sweep_record
   os.makedirs(results_dir, exist_ok=True)
   run_records.write_json(os.path.join(results_dir, 'config.json'), stored_config)
   run_records.write_json(os.path.join(results_dir, 'dataset.json'), dataset)
   run_records.write_json(os.path.join(results_dir, 'run.json'), run)
   run_records.write_json(os.path.join(results_dir, 'metrics.json'), metrics)
   run_records.write_json(os.path.join(results_dir, 'history.json'), history)
-  figures = _copy_figures(workdir, results_dir, step, list(metrics))
+  figures = _copy_figures(run_dir, results_dir, step, list(metrics))
   logging.info('Wrote %s (%d figures).', results_dir, len(figures))
   if zoo_name:
     if final is None:
-      raise FileNotFoundError(f'{workdir}/eval/metrics_{step}.json is missing: '
+      raise FileNotFoundError(f'{run_dir}/eval/metrics_{step}.json is missing: '
                               f'evaluate step {step} before publishing it')
     check = check_evaluation(config, params, step)
     # Evaluations written before the information per latent existed lack it

@@ -680,6 +680,8 @@ def _train_sweep(config: ml_collections.ConfigDict, workdir: str) -> SweepState:
     run_records.write_json(os.path.join(workdir, 'sweep_members.json'),
                            [dataclasses.asdict(m) for m in members])
     run_records.write_config_json(workdir, config, start_step)
+    # The data every member trained on, as a solo run records it.
+    run_records.write_dataset_json(workdir, dataset)
 
   progress = loop.Progress(start_step, config.num_train_steps,
                            units_per_step=config.batch_size * len(members),
@@ -889,16 +891,27 @@ def restore_member(config: ml_collections.ConfigDict, workdir: str,
       evaluate.restore_params.
   """
   config = experiment_config.resolve(config)
-  members = validate_sweep_config(config)
-  chosen = [m for m in members if member in (m.index, m.name, str(m.index))]
-  if not chosen:
-    raise KeyError(f'No sweep member {member!r}; members: '
-                   f'{[m.name for m in members]}')
+  chosen = find_member(config, member)
   step = evaluate.checkpoint_step(workdir, step)
   setup = setup_sweep(config)
   manager = checkpointing.create_manager(workdir, read_only=True)
   state, stored_config = checkpointing.restore(manager, step,
                                                setup.abstract_state)
-  solo = run_records.data_source_as_trained(member_config(config, chosen[0]),
+  solo = run_records.data_source_as_trained(member_config(config, chosen),
                                      stored_config)
-  return solo, member_params(state, chosen[0].index), step
+  return solo, member_params(state, chosen.index), step
+
+
+def find_member(config: ml_collections.ConfigDict,
+                member: int | str) -> Member:
+  """The member of a sweep config with index or name `member`.
+
+  Raises:
+    KeyError: no such member (lists the names).
+  """
+  members = validate_sweep_config(config)
+  chosen = [m for m in members if member in (m.index, m.name, str(m.index))]
+  if not chosen:
+    raise KeyError(f'No sweep member {member!r}; members: '
+                   f'{[m.name for m in members]}')
+  return chosen[0]
