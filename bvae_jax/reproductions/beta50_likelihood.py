@@ -36,7 +36,6 @@ from absl import flags
 import numpy as np
 
 from bvae_jax.core import metric_logging
-from bvae_jax.core import run_records
 from bvae_jax.evaluation import capacity_diagnostics
 from bvae_jax.sweeps import sweep
 from bvae_jax.sweeps import sweep_report
@@ -145,21 +144,11 @@ def markdown(sweeps: dict[str, dict[str, Any]]) -> str:
 def write_report(sweep_dirs: Sequence[str], out_dir: str
                  ) -> dict[str, dict[str, Any]]:
   """Writes likelihood.json and .md for the sweeps (named by folder)."""
-  sweeps = {os.path.basename(os.path.normpath(d)): sweep_summary(d)
-            for d in sweep_dirs}
-  os.makedirs(out_dir, exist_ok=True)
-  run_records.write_json(os.path.join(out_dir, 'likelihood.json'),
-                         sweep_report.json_safe(sweeps))
-  with open(os.path.join(out_dir, 'likelihood.md'), 'w') as f:
-    f.write(markdown(sweeps))
-  return sweeps
+  return sweep_report.write_sweep_summaries(sweep_dirs, out_dir, 'likelihood',
+                                            sweep_summary, markdown)
 
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list('sweeps', None,
-                  'Workdirs of configs/sweep_beta.py:beta=50[,likelihood=…] '
-                  'sweeps.')
-flags.DEFINE_string('out', None, 'Folder for likelihood.json and .md.')
 
 
 def main(argv):
@@ -168,5 +157,11 @@ def main(argv):
 
 
 if __name__ == '__main__':
+  # Defined here, not on import: collapse_rate.py defines the same names, and
+  # both modules are imported into one process by the tests.
+  flags.DEFINE_list('sweeps', None,
+                    'Workdirs of configs/sweep_beta.py:beta=50[,likelihood=…] '
+                    'sweeps.')
+  flags.DEFINE_string('out', None, 'Folder for likelihood.json and .md.')
   flags.mark_flags_as_required(['sweeps', 'out'])
   app.run(main)

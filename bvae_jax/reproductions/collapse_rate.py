@@ -27,7 +27,6 @@ from absl import flags
 import numpy as np
 
 from bvae_jax.core import metric_logging
-from bvae_jax.core import run_records
 from bvae_jax.evaluation import capacity_diagnostics
 from bvae_jax.sweeps import sweep
 from bvae_jax.sweeps import sweep_report
@@ -109,14 +108,9 @@ def markdown(settings: dict[str, dict[str, Any]]) -> str:
 def write_report(sweep_dirs: Sequence[str], out_dir: str
                  ) -> dict[str, dict[str, Any]]:
   """Writes collapse_rate.json and .md for the sweeps (named by folder)."""
-  settings = {os.path.basename(os.path.normpath(d)): setting_summary(d)
-              for d in sweep_dirs}
-  os.makedirs(out_dir, exist_ok=True)
-  run_records.write_json(os.path.join(out_dir, 'collapse_rate.json'),
-                  sweep_report.json_safe(settings))
-  with open(os.path.join(out_dir, 'collapse_rate.md'), 'w') as f:
-    f.write(markdown(settings))
-  return settings
+  return sweep_report.write_sweep_summaries(sweep_dirs, out_dir,
+                                            'collapse_rate', setting_summary,
+                                            markdown)
 
 
 FLAGS = flags.FLAGS

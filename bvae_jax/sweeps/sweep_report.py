@@ -16,10 +16,12 @@ Files written to the sweep's workdir:
 import csv
 import json
 import os
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from matplotlib.figure import Figure
 import numpy as np
+
+from bvae_jax.core import run_records
 
 
 
@@ -167,6 +169,32 @@ def mean_std(values: Sequence[float]) -> dict[str, Any]:
   return {'mean': float(np.mean(values)),
           'std': float(np.std(values, ddof=1)) if len(values) > 1 else None,
           'per_seed': values}
+
+
+def write_sweep_summaries(sweep_dirs: Sequence[str], out_dir: str, stem: str,
+                          summarise: Callable[[str], Any],
+                          to_markdown: Callable[[dict[str, Any]], str]
+                          ) -> dict[str, Any]:
+  """A report over finished sweeps: out_dir/<stem>.json and <stem>.md.
+
+  Args:
+    sweep_dirs: the sweeps' workdirs; each is named by its folder.
+    out_dir: the report's folder (created).
+    stem: the files' name.
+    summarise: a sweep's workdir -> its summary.
+    to_markdown: {name: summary} -> the Markdown file's text.
+
+  Returns:
+    {name: summary}.
+  """
+  summaries = {os.path.basename(os.path.normpath(d)): summarise(d)
+               for d in sweep_dirs}
+  os.makedirs(out_dir, exist_ok=True)
+  run_records.write_json(os.path.join(out_dir, f'{stem}.json'),
+                         json_safe(summaries))
+  with open(os.path.join(out_dir, f'{stem}.md'), 'w') as f:
+    f.write(to_markdown(summaries))
+  return summaries
 
 
 RESULTS_JSON = 'sweep_results.json'
