@@ -143,8 +143,9 @@ USER_ERRORS = (ValueError, KeyError, FileNotFoundError, NotADirectoryError,
 
 
 def _evaluate_sweep(config, workdir, step, member):
-  members = ([member] if member is not None else
-             [m.name for m in sweep.validate_sweep_config(config)])
+  # By name: an index given on the command line names the same folder.
+  members = ([sweep.find_member(config, member).name] if member is not None
+             else [m.name for m in sweep.validate_sweep_config(config)])
   dataset = None  # Members share the data: open it, and its ground truth, once.
   for name in members:
     solo, params, restored_step = sweep.restore_member(config, workdir, name,
@@ -152,7 +153,7 @@ def _evaluate_sweep(config, workdir, step, member):
     dataset = dataset or registry.open_dataset(
         solo.dataset, solo.dataset_source, solo.data_dir)
     logging.info('Evaluating sweep member %s at step %d.', name, restored_step)
-    evaluate.evaluate(solo, os.path.join(workdir, sweep.MEMBERS_DIR, name),
+    evaluate.evaluate(solo, sweep.member_workdir(workdir, name),
                       restored_step, params=params, dataset=dataset)
 
 

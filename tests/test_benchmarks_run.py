@@ -54,5 +54,4 @@ def test_end_to_end_sweep_benchmark_times_the_sweep_and_the_shell_loop():
   timing = result['members']['2']
   assert len(timing['sweep_seconds']) == len(timing['sequential_seconds']) == 1
   assert timing['sweep_seconds'][0] > 0 and timing['sequential_seconds'][0] > 0
-  assert timing['median_ratio'] == pytest.approx(
-      timing['sequential_seconds'][0] / timing['sweep_seconds'][0], rel=1e-2)
+  assert timing['median_ratio'] == timing['round_ratios'][0] > 0

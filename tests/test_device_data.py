@@ -95,7 +95,7 @@ def test_member_streams_equal_each_seeds_host_pipeline(data_dir, small_chunks,
   # one stream per seed, on a (members 2, data 1) mesh when stacked.
   seeds, start_step = (7, 3), 4
   if stacked:
-    mesh = jax.sharding.Mesh(np.array(jax.devices()).reshape(2, 1),
+    mesh = jax.sharding.Mesh(np.array(jax.devices()[:2]).reshape(2, 1),
                              ('members', devices.DATA_AXIS))
     sharding = jax.sharding.NamedSharding(
         mesh, jax.sharding.PartitionSpec('members', devices.DATA_AXIS))
@@ -117,6 +117,35 @@ def test_member_streams_equal_each_seeds_host_pipeline(data_dir, small_chunks,
       member = [np.asarray(jax.device_get(step[index])) for step in steps]
     seed_config = tiny_config(data_dir, batch_size=BATCH, seed=seed)
     assert_bitwise_equal(member, host_batches(seed_config, start_step))
+
+
+def test_member_streams_share_worker_processes_and_close_ends_them(
+    data_dir, mesh, small_chunks, monkeypatch):
+  shutdowns = []
+  shutdown = device_data.Workers.shutdown
+  monkeypatch.setattr(device_data.Workers, 'shutdown',
+                      lambda self: shutdowns.append(self) or shutdown(self))
+  config = make_config(data_dir)
+  batches = device_data.create_member_device_batches(
+      open_configured(config), mesh, batch_size=BATCH, seeds=(7, 7),
+      start_step=2, sharding=devices.batch_sharded(mesh), stacked=False,
+      workers=1)
+  steps = list(itertools.islice(batches, STEPS))
+  batches.close()
+  assert len(shutdowns) == 1 and shutdowns[0].count == 1  # One shared pool.
+  expected = host_batches(config, 2)
+  for member in range(2):
+    assert_bitwise_equal([np.asarray(jax.device_get(s[member])) for s in steps],
+                         expected)
+  # Closed before its first batch (a resumed run that has no step left, or
+  # an error before the loop): the workers end all the same.
+  unused = device_data.create_device_batches(
+      open_configured(config), mesh, **input_pipeline.batch_order(config),
+      workers=1)
+  unused.close()
+  assert len(shutdowns) == 2
+  with pytest.raises(StopIteration):
+    next(unused)
 
 
 def test_worker_processes_read_and_compute_the_same(data_dir, mesh,

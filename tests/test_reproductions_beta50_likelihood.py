@@ -61,10 +61,10 @@ def test_collapse_is_no_informative_latent_over_the_last_intervals(sweeps,
   assert bernoulli['gaussian_stddev'] is None
   assert gaussian['betas'] == [50.0]
   collapsed = gaussian['members']['beta=50,seed=0']
-  assert collapsed['collapsed'] is True
+  assert collapsed['posterior_collapsed'] is True
   assert collapsed['informative_latents'] == []
   learned = gaussian['members']['beta=50,seed=1']
-  assert learned['collapsed'] is False
+  assert learned['posterior_collapsed'] is False
   assert learned['informative_latents'] == [1]
   # The last 5 of 7 intervals: the first (5x) is left out.
   assert learned['information'] == pytest.approx(1.25)
@@ -72,14 +72,16 @@ def test_collapse_is_no_informative_latent_over_the_last_intervals(sweeps,
   assert learned['reconstruction'] == pytest.approx(300.0 - 4)
   assert learned['final_step'] == 700
   assert learned['metrics']['mig.discrete_mig'] == 0.2
-  assert (gaussian['num_collapsed'], bernoulli['num_collapsed']) == (1, 0)
+  assert (gaussian['num_posterior_collapsed'],
+          bernoulli['num_posterior_collapsed']) == (1, 0)
   table = open(tmp_path / 'out' / 'likelihood.md').read()
   assert ('| gaussian | gaussian | beta=50,seed=0 | yes | 0 | 0.05 | 0.00 | '
           '296.0 | 0.010 | 0.500 | 0.900 |') in table
   assert '| bernoulli | bernoulli | beta=50,seed=0 | no | 2 (z0, z2) |' in table
-  assert '- gaussian (gaussian): 1 of 2 seeds collapsed' in table
+  assert ('- gaussian (gaussian): 1 of 2 seeds with a collapsed posterior'
+          in table)
   assert json.load(open(tmp_path / 'out' / 'likelihood.json'))['bernoulli'][
-      'num_collapsed'] == 0
+      'num_posterior_collapsed'] == 0
 
 
 def test_an_unfinished_sweep_is_named(sweeps):

@@ -87,6 +87,10 @@ def test_merged_shards_are_the_whole_sweep(trained):
     record = json.load(f)
   assert [p['seeds'] for p in record['parts']] == [[1], [0]]
   assert record['step'] == STEPS
+  # The data it trained on, as the whole sweep records it (for publishing).
+  with open(os.path.join(merged, 'dataset.json')) as f, open(
+      os.path.join(whole_dir, 'dataset.json')) as g:
+    assert json.load(f) == json.load(g)
 
 
 def _expect_refusal(config, workdir, parts, message):

@@ -150,6 +150,15 @@ def test_publishing_a_sweep_names_the_member(published_member, tmp_path):
       'seed=0')
 
 
+def test_the_card_command_is_the_training_command():
+  from bvae_jax import main  # pylint: disable=g-import-not-at-top
+  assert main._training_flags([  # pylint: disable=protected-access
+      '--config=configs/sweep_beta.py:beta=50', '--workdir=/tmp/b50',
+      '--mode=publish', '--member=beta=50,seed=0', '--results_dir=r',
+      '--zoo=z']) == ['--config=configs/sweep_beta.py:beta=50',
+                      '--workdir=DIR']
+
+
 def test_a_card_from_before_a_config_field_existed_still_loads():
   # config.eval.dci_classifier came after the first zoo models were trained.
   card = {'config': {'latent_dim': 6, 'eval': {'num_train': 7}}}

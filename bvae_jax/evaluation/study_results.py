@@ -49,6 +49,7 @@ from bvae_jax.datasets import registry
 from bvae_jax.evaluation import evaluate
 from bvae_jax import experiment_config
 from bvae_jax.sweeps import sweep
+from bvae_jax.sweeps import sweep_report
 from bvae_jax import zoo
 
 # Scalars of history.json; vectors are read as '<name>/z<i>'.
@@ -112,6 +113,20 @@ def _read_json(path: str) -> Any:
     raise FileNotFoundError(f'{path} is missing: is this a finished run?')
   with open(path) as f:
     return json.load(f)
+
+
+def _check_member_finished(workdir: str, name: str) -> None:
+  """Raises ValueError if the sweep's results say member `name` failed: its
+  parameters stopped before the sweep's last step, which a card would claim."""
+  if not os.path.isfile(sweep_report.results_path(workdir)):
+    return  # Not finished: the member has no final evaluation either.
+  rows = {row['member']: row for row in sweep_report.read_member_rows(workdir)}
+  status = rows.get(name, {}).get('status', 'ok')
+  if status != 'ok':
+    raise ValueError(
+        f'sweep member {name}: {status} ({sweep_report.results_path(workdir)}); '
+        'its parameters are frozen from before that step, not trained to the '
+        "sweep's end, so it is not published")
 
 
 def _sweep_dataset_record(workdir: str, member_config: ml_collections.ConfigDict
@@ -178,7 +193,9 @@ def publish(config: ml_collections.ConfigDict, workdir: str, results_dir: str,
   A sweep's member is published as the run it equals: its folder
   members/<name>/ holds its config, events, figures and evaluations, its
   parameters come from the sweep's checkpoint, and run.json adds `sweep`
-  (the member's name and the member count; the wall time is the sweep's).
+  (the member's name and the member count; the wall time is the span of its
+  events, which the members trained side by side). A member that failed
+  (non-finite loss; sweep_results.json) is refused.
 
   Args:
     config: the run's config (as trained); a sweep's config for a member.
@@ -196,7 +213,8 @@ def publish(config: ml_collections.ConfigDict, workdir: str, results_dir: str,
     FileNotFoundError: the workdir lacks config.json, dataset.json or any
       evaluation (names the file).
     evaluate.NoCheckpointError: no checkpoint to publish.
-    ValueError: a sweep without `member`, or `member` without a sweep.
+    ValueError: a sweep without `member`, `member` without a sweep, or a
+      member that failed.
     KeyError: no sweep member `member` (lists the names).
   """
   if config.get('sweep') is None:
@@ -210,6 +228,7 @@ def publish(config: ml_collections.ConfigDict, workdir: str, results_dir: str,
                        '(--member=NAME or index; the names are in '
                        f'{os.path.join(workdir, "sweep_members.json")})')
     found = sweep.find_member(experiment_config.resolve(config), member)
+    _check_member_finished(workdir, found.name)
     run_dir = sweep.member_workdir(workdir, found.name)
     sweep_record = {'member': found.name,
                     'num_members': len(sweep.sweep_members(config))}

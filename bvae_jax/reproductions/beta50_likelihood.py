@@ -13,9 +13,12 @@ module reads the finished sweeps and writes, to --out:
                    last FINAL_INTERVALS log intervals), the informative
                    latents (information ≥ capacity_diagnostics.
                    INFORMATIVE_KL_NATS), the reconstruction term, whether the
-                   posterior collapsed (no informative latent), and the
-                   sweep's end-of-training metrics (sweep_results.json)
-  likelihood.md    sweeps × seeds: collapsed, informative latents, KL,
+                   posterior collapsed (no informative latent: the report's
+                   sense, not the capacity objective's collapse rule of
+                   capacity_diagnostics.is_collapsed, where the KL is large
+                   but carries no information), and the sweep's
+                   end-of-training metrics (sweep_results.json)
+  likelihood.md    sweeps × seeds: posterior collapsed, informative latents, KL,
                    information, reconstruction, MIG, β-VAE score, modularity
 
   python -m bvae_jax.reproductions.beta50_likelihood \
@@ -80,7 +83,7 @@ def member_summary(member_dir: str) -> dict[str, Any]:
       'informative_latents': [int(i) for i in np.flatnonzero(informative)],
       'reconstruction': float(np.mean([scalars['reconstruction'][s]
                                        for s in steps])),
-      'collapsed': not informative.any(),
+      'posterior_collapsed': not informative.any(),
   }
 
 
@@ -95,7 +98,7 @@ def sweep_summary(sweep_dir: str) -> dict[str, Any]:
   with open(results_path) as f:
     rows = {row['member']: row for row in json.load(f)['members']}
   members = {}
-  for name in sorted(rows):
+  for name in rows:  # The sweep's member order.
     summary = member_summary(os.path.join(sweep_dir, sweep.MEMBERS_DIR, name))
     summary['metrics'] = {key: rows[name].get(key)
                           for _, key in TABLE_METRICS}
@@ -108,14 +111,16 @@ def sweep_summary(sweep_dir: str) -> dict[str, Any]:
       'betas': sorted({row.get('beta') for row in rows.values()}),
       'num_train_steps': config['num_train_steps'],
       'members': members,
-      'num_collapsed': int(sum(m['collapsed'] for m in members.values())),
+      'num_posterior_collapsed': int(sum(m['posterior_collapsed']
+                                         for m in members.values())),
   }
 
 
 def markdown(sweeps: dict[str, dict[str, Any]]) -> str:
   """Sweeps × seeds: collapse, informative latents, KL, information, NLL,
   metrics; then each sweep's collapsed count."""
-  lines = ['| sweep | likelihood | member | collapsed | informative latents | '
+  lines = ['| sweep | likelihood | member | posterior collapsed | '
+           'informative latents | '
            'KL (nats) | information (nats) | reconstruction | ' +
            ' | '.join(label for label, _ in TABLE_METRICS) + ' |',
            '|---' * (8 + len(TABLE_METRICS)) + '|']
@@ -127,7 +132,7 @@ def markdown(sweeps: dict[str, dict[str, Any]]) -> str:
       latents = ', '.join(f'z{i}' for i in member['informative_latents'])
       lines.append(
           f"| {sweep_name} | {entry['likelihood']} | {name} | "
-          f"{'yes' if member['collapsed'] else 'no'} | "
+          f"{'yes' if member['posterior_collapsed'] else 'no'} | "
           f"{len(member['informative_latents'])}"
           f"{f' ({latents})' if latents else ''} | "
           f"{member['kl_total']:.2f} | {member['information']:.2f} | "
@@ -135,8 +140,9 @@ def markdown(sweeps: dict[str, dict[str, Any]]) -> str:
   lines.append('')
   for sweep_name, entry in sweeps.items():
     lines.append(f"- {sweep_name} ({entry['likelihood']}): "
-                 f"{entry['num_collapsed']} of {len(entry['members'])} seeds "
-                 'collapsed (no latent with information ≥ '
+                 f"{entry['num_posterior_collapsed']} of "
+                 f"{len(entry['members'])} seeds with a collapsed posterior "
+                 '(no latent with information ≥ '
                  f'{capacity_diagnostics.INFORMATIVE_KL_NATS:g} nats).')
   return '\n'.join(lines) + '\n'
 

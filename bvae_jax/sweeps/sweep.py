@@ -631,7 +631,8 @@ def train_sweep(config: ml_collections.ConfigDict, workdir: str) -> SweepState:
 
   Writes to `workdir`: `checkpoints/` (one Orbax tree of all members, with the
   config), `members/<name>/` (each member's TensorBoard run, figures and
-  config.json: the config that trains it alone), `sweep_members.json`, and at
+  config.json: the config that trains it alone), `sweep_members.json`,
+  `config.json`, `dataset.json` (the data, as a solo run records it), and at
   the end `sweep_results.{csv,md,json}` and the plot of
   config.sweep.plot_metric against the swept value (sweep_report.py).
 
@@ -666,22 +667,12 @@ def _train_sweep(config: ml_collections.ConfigDict, workdir: str) -> SweepState:
   start_step = int(jax.device_get(state.step))
   # Before anything is written: data_on_device refuses data that won't fit.
   batches = sweep_batches(setup, dataset, start_step)
-
-  writers = []
-  for member in members:
-    member_dir = member_workdir(workdir, member.name)
-    if is_chief:
-      os.makedirs(member_dir, exist_ok=True)
-      run_records.write_config_json(member_dir, member_config(config, member),
-                                    start_step)
-    writers.append(metric_logging.MetricWriter(member_dir,
-                                               just_logging=not is_chief))
-  if is_chief:
-    run_records.write_json(os.path.join(workdir, 'sweep_members.json'),
-                           [dataclasses.asdict(m) for m in members])
-    run_records.write_config_json(workdir, config, start_step)
-    # The data every member trained on, as a solo run records it.
-    run_records.write_dataset_json(workdir, dataset)
+  try:
+    writers = _write_records(config, workdir, members, dataset, start_step,
+                             is_chief)
+  except BaseException:
+    batches.close()
+    raise
 
   progress = loop.Progress(start_step, config.num_train_steps,
                            units_per_step=config.batch_size * len(members),
@@ -764,6 +755,28 @@ def _train_sweep(config: ml_collections.ConfigDict, workdir: str) -> SweepState:
         swept=config.sweep.grid or {}, num_train_steps=config.num_train_steps,
         plot_metric_name=config.sweep.plot_metric)
   return state
+
+
+def _write_records(config, workdir, members, dataset, start_step, is_chief
+                   ) -> list[metric_logging.MetricWriter]:
+  """Each member's config.json and TensorBoard writer, and the sweep's
+  sweep_members.json, config.json and dataset.json; returns the writers."""
+  writers = []
+  for member in members:
+    member_dir = member_workdir(workdir, member.name)
+    if is_chief:
+      os.makedirs(member_dir, exist_ok=True)
+      run_records.write_config_json(member_dir, member_config(config, member),
+                                    start_step)
+    writers.append(metric_logging.MetricWriter(member_dir,
+                                               just_logging=not is_chief))
+  if is_chief:
+    run_records.write_json(os.path.join(workdir, 'sweep_members.json'),
+                           [dataclasses.asdict(m) for m in members])
+    run_records.write_config_json(workdir, config, start_step)
+    # The data every member trained on, as a solo run records it.
+    run_records.write_dataset_json(workdir, dataset)
+  return writers
 
 
 def last_loss(metrics) -> jax.Array:

@@ -244,6 +244,12 @@ def _write_merged(config, workdir, members, state, part_of, rows, parts):
   run_records.write_json(os.path.join(workdir, 'sweep_members.json'),
                   [dataclasses.asdict(m) for m in members])
   run_records.write_config_json(workdir, config, 0)
+  # The parts trained on one data source (check_part); any part's record of
+  # it is the merged sweep's (parts trained before sweeps wrote one have none).
+  recorded = [os.path.join(part.workdir, 'dataset.json') for part in parts
+              if os.path.isfile(os.path.join(part.workdir, 'dataset.json'))]
+  if recorded:
+    shutil.copyfile(recorded[0], os.path.join(workdir, 'dataset.json'))
   run_records.write_json(os.path.join(workdir, MERGED_FROM_JSON), {
       'step': config.num_train_steps,
       'dataset_source': config.dataset_source,

@@ -87,7 +87,8 @@ def create_device_batches(dataset: registry.Dataset, mesh: jax.sharding.Mesh,
   """Loads the training images onto the devices; returns an iterator of batches.
 
   The data is loaded (and refused, if it does not fit) here, before the first
-  batch is asked for. Close the iterator (or drop it) to end the workers.
+  batch is asked for. Close the iterator to end the workers and free the
+  device copy.
 
   Args:
     dataset: the opened data set; worker processes open it again with its
@@ -114,8 +115,9 @@ def create_device_batches(dataset: registry.Dataset, mesh: jax.sharding.Mesh,
   batches = _device_batch_streams(
       dataset, mesh, batch_size=batch_size, seeds=(seed,),
       subset_size=subset_size, start_step=start_step, workers=workers,
-      sharding=sharding or devices.batch_sharded(mesh), stacked=False)
-  return _only_stream(batches)
+      sharding=(devices.batch_sharded(mesh) if sharding is None
+                else sharding), stacked=False)
+  return _OnlyStream(batches)
 
 
 def create_member_device_batches(dataset: registry.Dataset,
@@ -179,16 +181,7 @@ def _device_batch_streams(dataset, mesh, *, batch_size, seeds, subset_size,
   except BaseException:
     pool.shutdown()
     raise
-  return _gathered_batches(images, scale, positions, pool, sharding, stacked)
-
-
-def _only_stream(batches):
-  """The arrays of a one-stream `_device_batch_streams`; closing closes it."""
-  try:
-    for (batch,) in batches:
-      yield batch
-  finally:
-    batches.close()
+  return _GatheredBatches(images, scale, positions, pool, sharding, stacked)
 
 
 def default_workers() -> int:
@@ -406,34 +399,72 @@ def _rows(chunks: Iterator[np.ndarray], workers: Workers | None,
       workers.shutdown()
 
 
-def _gathered_batches(images: jax.Array, scale: float | None,
-                      positions: list[Iterator[np.ndarray]], workers: Workers,
-                      sharding: jax.sharding.Sharding, stacked: bool
-                      ) -> Iterator[Any]:
-  """Gathers each step's images on the device, from `positions` on the host.
+class _GatheredBatches:
+  """Iterator of each step's images, gathered on the devices from `positions`.
 
   Yields per step a tuple of one array per position stream, or with `stacked`
-  one array whose leading axis runs over the streams.
+  one array whose leading axis runs over the streams. `close()` ends the
+  position streams and `workers` and drops the device copy of the records,
+  whether or not a batch was ever taken (a generator's `finally` would run
+  only once it had started).
   """
 
-  # Each device gathers its rows from its own full copy: no communication.
-  @functools.partial(jax.jit, out_shardings=sharding)
-  def gather(images, rows):
-    batch = images[rows]
-    if scale is None:
-      return batch
-    return batch.astype(jnp.float32) * jnp.float32(scale)
+  def __init__(self, images: jax.Array, scale: float | None,
+               positions: list[Iterator[np.ndarray]], workers: Workers,
+               sharding: jax.sharding.Sharding, stacked: bool):
+    self._images = images
+    self._positions = positions
+    self._workers = workers
+    self._sharding = sharding
+    self._stacked = stacked
 
-  try:
-    for rows in zip(*positions):
-      if stacked:
-        yield gather(images, jax.device_put(np.stack(rows), sharding))
-      else:
-        yield tuple(gather(images, jax.device_put(r, sharding)) for r in rows)
-  finally:
-    for stream in positions:
+    # Each device gathers its rows from its own full copy: no communication.
+    @functools.partial(jax.jit, out_shardings=sharding)
+    def gather(images, rows):
+      batch = images[rows]
+      if scale is None:
+        return batch
+      return batch.astype(jnp.float32) * jnp.float32(scale)
+
+    self._gather = gather
+
+  def __iter__(self):
+    return self
+
+  def __next__(self) -> Any:
+    if self._images is None:
+      raise StopIteration
+    rows = [next(stream) for stream in self._positions]
+    if self._stacked:
+      return self._gather(self._images,
+                          jax.device_put(np.stack(rows), self._sharding))
+    return tuple(self._gather(self._images,
+                              jax.device_put(r, self._sharding))
+                 for r in rows)
+
+  def close(self) -> None:
+    """Ends the position streams and the workers; frees the records' copy."""
+    for stream in self._positions:
       stream.close()
-    workers.shutdown()
+    self._workers.shutdown()
+    self._images = None
+
+
+class _OnlyStream:
+  """The arrays of a one-stream `_GatheredBatches`; `close()` closes it."""
+
+  def __init__(self, batches: _GatheredBatches):
+    self._batches = batches
+
+  def __iter__(self):
+    return self
+
+  def __next__(self) -> jax.Array:
+    (batch,) = next(self._batches)
+    return batch
+
+  def close(self) -> None:
+    self._batches.close()
 
 
 def _read_chunk(source: Any, records: np.ndarray, offset: int, size: int
