@@ -150,6 +150,38 @@ def test_publishing_a_sweep_names_the_member(published_member, tmp_path):
       'seed=0')
 
 
+@pytest.mark.slow
+def test_a_failed_member_is_not_published(published_member, tmp_path):
+  config, workdir, _, zoo_dir = published_member
+  results = os.path.join(workdir, 'sweep_results.json')
+  original = open(results).read()
+  table = json.loads(original)
+  table['members'][1]['status'] = 'failed at step 4'
+  try:
+    with open(results, 'w') as f:
+      json.dump(table, f)
+    with pytest.raises(ValueError, match='sweep member seed=1: failed at step '
+                       '4 .* not published'):
+      study_results.publish(config, workdir, str(tmp_path / 'r'),
+                            member='seed=1', zoo_dir=zoo_dir)
+  finally:
+    with open(results, 'w') as f:
+      f.write(original)
+
+
+@pytest.mark.slow
+def test_a_member_evaluated_by_index_is_evaluated_into_its_named_folder(
+    published_member):
+  from bvae_jax import main  # pylint: disable=g-import-not-at-top
+  config, workdir, _, _ = published_member
+  named = os.path.join(workdir, 'members', 'seed=0', 'eval', 'metrics_6.json')
+  before = json.load(open(named))
+  os.remove(named)
+  main._evaluate_sweep(config, workdir, None, '0')  # pylint: disable=protected-access
+  assert not os.path.exists(os.path.join(workdir, 'members', '0'))
+  assert json.load(open(named))['metrics'] == before['metrics']
+
+
 def test_the_card_command_is_the_training_command():
   from bvae_jax import main  # pylint: disable=g-import-not-at-top
   assert main._training_flags([  # pylint: disable=protected-access
