@@ -332,14 +332,18 @@ def test_evaluate_mode_opens_the_data_once_for_all_members(data_dir, runs,
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize('layout', ['auto', 'loop'])
-def test_resumed_sweep_is_bit_identical(data_dir, runs, tmp_path, layout):
+@pytest.mark.parametrize('layout, data_on_device', [
+    ('auto', False), ('loop', False),
+    ('loop', True)])  # Resumed batches gathered on the devices from step 3.
+def test_resumed_sweep_is_bit_identical(data_dir, runs, tmp_path, layout,
+                                        data_on_device):
   config = tiny_sweep(data_dir, seeds=(0,),
                       grid={'learning_rate': (5e-4, 1e-3, 2e-3)},
                       member_layout=layout)
   # 'auto' shares the cached run of the tests above.
   uninterrupted, _ = runs.sweep(
       'shared3' if layout == 'auto' else f'shared3_{layout}', config)
+  config.data_on_device = data_on_device
   config.num_train_steps = 3
   sweep.train_sweep(config, str(tmp_path))
   config.num_train_steps = STEPS
