@@ -99,3 +99,52 @@ def test_a_member_without_information_per_latent_is_refused(sweeps):
   writer.close()
   with pytest.raises(ValueError, match='logged no `information_per_latent`'):
     beta50_likelihood.sweep_summary(sweeps[1])
+
+
+def write_published(root, name, seed, information_per_latent, mig,
+                    intervals=7):
+  """A member's results folder as --mode=publish --member writes it, with
+  write_member's values."""
+  folder = os.path.join(root, f'{name}_s{seed}')
+  os.makedirs(folder)
+  scales = [5.0] + [1.0] * (intervals - 1)
+  history = {
+      'step': [100 * (i + 1) for i in range(intervals)],
+      'kl_total': [s * sum(information_per_latent) + 0.05 for s in scales],
+      'information': [s * sum(information_per_latent) for s in scales],
+      'reconstruction': [300.0 - i for i in range(intervals)],
+      'information_per_latent': [[s * v for v in information_per_latent]
+                                 for s in scales],
+      'kl_per_latent': [[s * v + 0.005 for v in information_per_latent]
+                        for s in scales]}
+  metrics = {'700': {'metrics': {
+      'mig': {'discrete_mig': mig}, 'beta_vae': {'eval_accuracy': 0.5},
+      'modularity_explicitness': {'modularity_score': 0.9}}}}
+  for file, value in (('history.json', history), ('metrics.json', metrics),
+                      ('run.json', {'sweep': {'member': f'beta=50,seed={seed}',
+                                              'num_members': 2}}),
+                      ('config.json', {'likelihood': 'gaussian', 'beta': 50.0,
+                                       'gaussian_stddev': 0.5 ** 0.5,
+                                       'num_train_steps': 700})):
+    json.dump(value, open(os.path.join(folder, file), 'w'))
+
+
+def test_published_members_give_the_workdirs_report(sweeps, tmp_path):
+  # The same two Gaussian members as the `sweeps` fixture, published.
+  root = str(tmp_path / 'published')
+  write_published(root, 'gaussian', 0, [0.001, 0.002, 0.0], 0.01)
+  write_published(root, 'gaussian', 1, [0.0, 1.2, 0.05], 0.2)
+  os.makedirs(os.path.join(root, 'notes'))  # Not a member folder: ignored.
+  from_workdirs = beta50_likelihood.write_report(sweeps[:1],
+                                                 str(tmp_path / 'a'))
+  from_published = beta50_likelihood.write_report([], str(tmp_path / 'b'),
+                                                  published_root=root)
+  assert list(from_published) == ['gaussian']
+  for name, member in from_workdirs['gaussian']['members'].items():
+    published = from_published['gaussian']['members'][name]
+    for key, value in member.items():
+      assert published[key] == pytest.approx(value), (name, key)
+  # A workdir named like a published sweep is read instead of its members.
+  both = beta50_likelihood.write_report(sweeps, str(tmp_path / 'c'),
+                                        published_root=root)
+  assert list(both) == ['gaussian', 'bernoulli']

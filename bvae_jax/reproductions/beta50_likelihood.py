@@ -25,6 +25,14 @@ module reads the finished sweeps and writes, to --out:
       --sweeps=/tmp/beta50_gaussian,/tmp/beta50_bernoulli \
       --out=docs/results/beta50_likelihood
 
+A sweep whose workdir is gone is read from its published members
+(`--mode=publish --member`, folders <name>_s<seed>: history.json and
+metrics.json hold the same values):
+
+  python -m bvae_jax.reproductions.beta50_likelihood \
+      --sweeps=/tmp/beta50_bernoulli --published=docs/results/beta50_likelihood \
+      --out=docs/results/beta50_likelihood
+
 The reconstruction terms of the two likelihoods are different quantities
 (nats of a Gaussian with fixed σ against nats of a Bernoulli), so the table
 compares each likelihood's seeds with each other, not across.
@@ -84,6 +92,61 @@ def member_summary(member_dir: str) -> dict[str, Any]:
       'reconstruction': float(np.mean([scalars['reconstruction'][s]
                                        for s in steps])),
       'posterior_collapsed': not informative.any(),
+  }
+
+
+def published_member_summary(results_dir: str) -> dict[str, Any]:
+  """`member_summary` and the metrics of a member published with
+  `--mode=publish --member` (its results folder: history.json, metrics.json),
+  for when the sweep's workdir is gone."""
+  with open(os.path.join(results_dir, 'history.json')) as f:
+    history = json.load(f)
+  with open(os.path.join(results_dir, 'metrics.json')) as f:
+    metrics = json.load(f)
+  last = slice(-FINAL_INTERVALS, None)
+
+  def mean(name):
+    return np.mean(np.asarray(history[name][last], dtype=float), axis=0)
+
+  information = mean('information_per_latent')
+  informative = capacity_diagnostics.informative_latents(information)
+  final = metrics[max(metrics, key=int)]['metrics']
+  return {
+      'final_step': history['step'][-1],
+      'kl_total': float(mean('kl_total')),
+      'information': float(mean('information')),
+      'kl_per_latent': [float(v) for v in mean('kl_per_latent')],
+      'information_per_latent': [float(v) for v in information],
+      'informative_latents': [int(i) for i in np.flatnonzero(informative)],
+      'reconstruction': float(mean('reconstruction')),
+      'posterior_collapsed': not informative.any(),
+      'metrics': {key: final.get(key.split('.')[0], {}).get(key.split('.')[1])
+                  for _, key in TABLE_METRICS},
+      'status': 'ok',  # publish refuses a failed member.
+  }
+
+
+def published_sweep_summary(results_dirs: Sequence[str]) -> dict[str, Any]:
+  """`sweep_summary` from the published members of one sweep."""
+  members, config = {}, None
+  for results_dir in results_dirs:
+    with open(os.path.join(results_dir, 'run.json')) as f:
+      run = json.load(f)
+    if 'sweep' not in run:
+      raise ValueError(f'{results_dir}/run.json names no sweep member: '
+                       'publish it with --mode=publish --member')
+    with open(os.path.join(results_dir, 'config.json')) as f:
+      config = json.load(f)
+    members[run['sweep']['member']] = published_member_summary(results_dir)
+  return {
+      'likelihood': config['likelihood'],
+      'gaussian_stddev': (config.get('gaussian_stddev')
+                          if config['likelihood'] == 'gaussian' else None),
+      'betas': sorted({config['beta']}),
+      'num_train_steps': config['num_train_steps'],
+      'members': members,
+      'num_posterior_collapsed': int(sum(m['posterior_collapsed']
+                                         for m in members.values())),
   }
 
 
@@ -147,11 +210,37 @@ def markdown(sweeps: dict[str, dict[str, Any]]) -> str:
   return '\n'.join(lines) + '\n'
 
 
-def write_report(sweep_dirs: Sequence[str], out_dir: str
+def published_groups(root: str) -> dict[str, list[str]]:
+  """{sweep name: its members' folders} of the folders `<name>_s<seed>` in
+  `root` (as `--mode=publish --member` wrote them), seeds in order."""
+  groups: dict[str, list[tuple[int, str]]] = {}
+  for entry in sorted(os.listdir(root)):
+    name, _, seed = entry.rpartition('_s')
+    path = os.path.join(root, entry)
+    if name and seed.isdigit() and os.path.isfile(os.path.join(path,
+                                                               'run.json')):
+      groups.setdefault(name, []).append((int(seed), path))
+  return {name: [path for _, path in sorted(members)]
+          for name, members in groups.items()}
+
+
+def write_report(sweep_dirs: Sequence[str], out_dir: str,
+                 published_root: str | None = None
                  ) -> dict[str, dict[str, Any]]:
-  """Writes likelihood.json and .md for the sweeps (named by folder)."""
-  return sweep_report.write_sweep_summaries(sweep_dirs, out_dir, 'likelihood',
-                                            sweep_summary, markdown)
+  """Writes likelihood.json and .md for the sweeps (named by folder), and
+  for the published members' sweeps in `published_root` that `sweep_dirs`
+  do not name (a sweep's workdir, where given, is read instead)."""
+  workdirs = {os.path.basename(os.path.normpath(d)): d for d in sweep_dirs}
+  groups = published_groups(published_root) if published_root else {}
+  names = list(workdirs) + [name for name in groups if name not in workdirs]
+
+  def summarise(name):
+    if name in workdirs:
+      return sweep_summary(workdirs[name])
+    return published_sweep_summary(groups[name])
+
+  return sweep_report.write_sweep_summaries(names, out_dir, 'likelihood',
+                                            summarise, markdown)
 
 
 FLAGS = flags.FLAGS
@@ -159,7 +248,8 @@ FLAGS = flags.FLAGS
 
 def main(argv):
   del argv
-  print(markdown(write_report(FLAGS.sweeps, FLAGS.out)))
+  print(markdown(write_report(FLAGS.sweeps or [], FLAGS.out,
+                              FLAGS.published)))
 
 
 if __name__ == '__main__':
@@ -169,5 +259,10 @@ if __name__ == '__main__':
                     'Workdirs of configs/sweep_beta.py:beta=50[,likelihood=…] '
                     'sweeps.')
   flags.DEFINE_string('out', None, 'Folder for likelihood.json and .md.')
-  flags.mark_flags_as_required(['sweeps', 'out'])
+  flags.DEFINE_string('published', None,
+                      'Also the sweeps whose members were published there '
+                      '(folders <name>_s<seed>), e.g. '
+                      'docs/results/beta50_likelihood, where --sweeps does '
+                      'not name their workdir.')
+  flags.mark_flags_as_required(['out'])
   app.run(main)
