@@ -17,7 +17,8 @@ def write_member(root, name, information_per_latent, intervals=7):
     scale = 5.0 if index == 0 else 1.0
     values = {'kl_total': scale * sum(information_per_latent) + 0.05,
               'information': scale * sum(information_per_latent),
-              'reconstruction': 300.0 - index}
+              'reconstruction': 300.0 - index,
+              'loss': 300.0 - index}  # Every run logs it.
     for latent, information in enumerate(information_per_latent):
       values[f'information_per_latent/z{latent}'] = scale * information
       values[f'kl_per_latent/z{latent}'] = scale * information + 0.005

@@ -46,8 +46,8 @@ from absl import app
 from absl import flags
 import numpy as np
 
-from bvae_jax.core import metric_logging
 from bvae_jax.evaluation import capacity_diagnostics
+from bvae_jax.evaluation import study_results
 from bvae_jax.sweeps import sweep
 from bvae_jax.sweeps import sweep_report
 
@@ -60,49 +60,21 @@ TABLE_METRICS = (('MIG', 'mig.discrete_mig'),
                  ('modularity', 'modularity_explicitness.modularity_score'))
 
 
-def _per_latent(scalars, prefix: str, steps) -> list[float]:
-  """The mean over `steps` of each latent's `prefix/z<i>` scalar."""
-  names = sorted((name for name in scalars if name.startswith(prefix + '/z')),
-                 key=lambda name: int(name.rsplit('z', 1)[1]))
-  return [float(np.mean([scalars[name][s] for s in steps])) for name in names]
+def history_summary(history: dict[str, Any], where: str) -> dict[str, Any]:
+  """A member's final KL, information, reconstruction and collapse, the means
+  of its last FINAL_INTERVALS log intervals.
 
-
-def member_summary(member_dir: str) -> dict[str, Any]:
-  """One member's final KL, information, reconstruction and collapse.
+  Args:
+    history: `study_results.training_history`'s dict (history.json's).
+    where: the member's folder, for the error.
 
   Raises:
     ValueError: the member logged no per-latent information (trained before
-      it was logged), naming the directory.
+      it was logged), naming `where`.
   """
-  scalars = metric_logging.read_scalars(member_dir)
-  if 'information_per_latent/z0' not in scalars:
-    raise ValueError(f'{member_dir} logged no `information_per_latent`: '
+  if 'information_per_latent' not in history:
+    raise ValueError(f'{where} logged no `information_per_latent`: '
                      'retrain it with this version')
-  steps = sorted(scalars['information'])[-FINAL_INTERVALS:]
-  information = _per_latent(scalars, 'information_per_latent', steps)
-  informative = capacity_diagnostics.informative_latents(np.array(information))
-  return {
-      'final_step': steps[-1],
-      'kl_total': float(np.mean([scalars['kl_total'][s] for s in steps])),
-      'information': float(np.mean([scalars['information'][s]
-                                    for s in steps])),
-      'kl_per_latent': _per_latent(scalars, 'kl_per_latent', steps),
-      'information_per_latent': information,
-      'informative_latents': [int(i) for i in np.flatnonzero(informative)],
-      'reconstruction': float(np.mean([scalars['reconstruction'][s]
-                                       for s in steps])),
-      'posterior_collapsed': not informative.any(),
-  }
-
-
-def published_member_summary(results_dir: str) -> dict[str, Any]:
-  """`member_summary` and the metrics of a member published with
-  `--mode=publish --member` (its results folder: history.json, metrics.json),
-  for when the sweep's workdir is gone."""
-  with open(os.path.join(results_dir, 'history.json')) as f:
-    history = json.load(f)
-  with open(os.path.join(results_dir, 'metrics.json')) as f:
-    metrics = json.load(f)
   last = slice(-FINAL_INTERVALS, None)
 
   def mean(name):
@@ -110,7 +82,6 @@ def published_member_summary(results_dir: str) -> dict[str, Any]:
 
   information = mean('information_per_latent')
   informative = capacity_diagnostics.informative_latents(information)
-  final = metrics[max(metrics, key=int)]['metrics']
   return {
       'final_step': history['step'][-1],
       'kl_total': float(mean('kl_total')),
@@ -120,9 +91,43 @@ def published_member_summary(results_dir: str) -> dict[str, Any]:
       'informative_latents': [int(i) for i in np.flatnonzero(informative)],
       'reconstruction': float(mean('reconstruction')),
       'posterior_collapsed': not informative.any(),
-      'metrics': {key: final.get(key.split('.')[0], {}).get(key.split('.')[1])
-                  for _, key in TABLE_METRICS},
-      'status': 'ok',  # publish refuses a failed member.
+  }
+
+
+def member_summary(member_dir: str) -> dict[str, Any]:
+  """`history_summary` of a sweep member's folder (its event files)."""
+  return history_summary(study_results.training_history(member_dir),
+                         member_dir)
+
+
+def published_member_summary(results_dir: str) -> dict[str, Any]:
+  """`history_summary` and the metrics of a member published with
+  `--mode=publish --member` (its results folder: history.json, metrics.json),
+  for when the sweep's workdir is gone."""
+  with open(os.path.join(results_dir, 'history.json')) as f:
+    summary = history_summary(json.load(f), results_dir)
+  with open(os.path.join(results_dir, 'metrics.json')) as f:
+    metrics = json.load(f)
+  final = metrics[max(metrics, key=int)]['metrics']
+  summary['metrics'] = {
+      key: final.get(key.split('.')[0], {}).get(key.split('.')[1])
+      for _, key in TABLE_METRICS}
+  summary['status'] = 'ok'  # publish refuses a failed member.
+  return summary
+
+
+def _sweep_entry(config: dict[str, Any], betas, members: dict[str, Any]
+                 ) -> dict[str, Any]:
+  """One sweep's entry of the report, from its config and member summaries."""
+  return {
+      'likelihood': config['likelihood'],
+      'gaussian_stddev': (config.get('gaussian_stddev')
+                          if config['likelihood'] == 'gaussian' else None),
+      'betas': sorted(set(betas)),
+      'num_train_steps': config['num_train_steps'],
+      'members': members,
+      'num_posterior_collapsed': int(sum(m['posterior_collapsed']
+                                         for m in members.values())),
   }
 
 
@@ -138,16 +143,7 @@ def published_sweep_summary(results_dirs: Sequence[str]) -> dict[str, Any]:
     with open(os.path.join(results_dir, 'config.json')) as f:
       config = json.load(f)
     members[run['sweep']['member']] = published_member_summary(results_dir)
-  return {
-      'likelihood': config['likelihood'],
-      'gaussian_stddev': (config.get('gaussian_stddev')
-                          if config['likelihood'] == 'gaussian' else None),
-      'betas': sorted({config['beta']}),
-      'num_train_steps': config['num_train_steps'],
-      'members': members,
-      'num_posterior_collapsed': int(sum(m['posterior_collapsed']
-                                         for m in members.values())),
-  }
+  return _sweep_entry(config, [config['beta']], members)
 
 
 def sweep_summary(sweep_dir: str) -> dict[str, Any]:
@@ -167,16 +163,8 @@ def sweep_summary(sweep_dir: str) -> dict[str, Any]:
                           for _, key in TABLE_METRICS}
     summary['status'] = rows[name].get('status')
     members[name] = summary
-  return {
-      'likelihood': config['likelihood'],
-      'gaussian_stddev': (config.get('gaussian_stddev')
-                          if config['likelihood'] == 'gaussian' else None),
-      'betas': sorted({row.get('beta') for row in rows.values()}),
-      'num_train_steps': config['num_train_steps'],
-      'members': members,
-      'num_posterior_collapsed': int(sum(m['posterior_collapsed']
-                                         for m in members.values())),
-  }
+  return _sweep_entry(config, [row.get('beta') for row in rows.values()],
+                      members)
 
 
 def markdown(sweeps: dict[str, dict[str, Any]]) -> str:
