@@ -149,3 +149,27 @@ def test_published_members_give_the_workdirs_report(sweeps, tmp_path):
   both = beta50_likelihood.write_report(sweeps, str(tmp_path / 'c'),
                                         published_root=root)
   assert list(both) == ['gaussian', 'bernoulli']
+
+
+def test_the_setting_table_gives_mean_sd_beside_the_reports_value(tmp_path):
+  # Two Gaussian sweeps at β = 5 (two seeds) and β = 50 (one seed), as the
+  # report's Table 1 is compared under its likely loss.
+  root = str(tmp_path / 'published')
+  write_published(root, 'gaussian_beta5', 0, [0.0, 1.2, 0.05], 0.2)
+  write_published(root, 'gaussian_beta5', 1, [1.0, 0.0, 0.0], 0.3)
+  write_published(root, 'gaussian', 0, [0.001, 0.002, 0.0], 0.01)
+  for seed in (0, 1):
+    path = os.path.join(root, f'gaussian_beta5_s{seed}', 'config.json')
+    config = json.load(open(path))
+    json.dump({**config, 'beta': 5.0}, open(path, 'w'))
+  report = beta50_likelihood.write_report([], str(tmp_path / 'out'),
+                                          published_root=root)
+  assert report['gaussian_beta5']['betas'] == [5.0]
+  table = open(tmp_path / 'out' / 'likelihood.md').read()
+  rows = table[table.index('| likelihood | β |'):].splitlines()
+  # Ordered by β; MIG 0.2 and 0.3: mean 0.25, sample sd 0.0707.
+  assert rows[2] == ('| gaussian | 5 | 2 | 0 | 0.250 ± 0.071 | 0.500 ± 0.000 '
+                     '| 0.900 ± 0.000 | .3391 / .3774 / .6628 |')
+  # One seed: no sd. The report's collapsed β = 50 prints its nan Z-diff.
+  assert rows[3] == ('| gaussian | 50 | 1 | 1 | 0.010 | 0.500 | 0.900 '
+                     '| 0 / nan / 0 |')

@@ -19,7 +19,13 @@ module reads the finished sweeps and writes, to --out:
                    but carries no information), and the sweep's
                    end-of-training metrics (sweep_results.json)
   likelihood.md    sweeps × seeds: posterior collapsed, informative latents, KL,
-                   information, reconstruction, MIG, β-VAE score, modularity
+                   information, reconstruction, MIG, β-VAE score, modularity;
+                   then per sweep (a likelihood and a β) the collapsed seeds
+                   and each metric's mean ± sd over seeds beside the report's
+                   Table 1 at that β (beta_sweep_study.STUDY_TABLE), which
+                   is how the report's table is compared under its likely
+                   loss: configs/sweep_beta.py:beta=B,likelihood=gaussian for
+                   B in 5, 10, 50
 
   python -m bvae_jax.reproductions.beta50_likelihood \
       --sweeps=/tmp/beta50_gaussian,/tmp/beta50_bernoulli \
@@ -48,6 +54,7 @@ import numpy as np
 
 from bvae_jax.evaluation import capacity_diagnostics
 from bvae_jax.evaluation import study_results
+from bvae_jax.reproductions import beta_sweep_study
 from bvae_jax.sweeps import sweep
 from bvae_jax.sweeps import sweep_report
 
@@ -167,9 +174,54 @@ def sweep_summary(sweep_dir: str) -> dict[str, Any]:
                       members)
 
 
+def _mean_sd(values: Sequence[float | None]) -> str:
+  """'mean ± sd' (sample sd) of the finite values, '—' when none are."""
+  finite = np.array([v for v in values if v is not None], float)
+  finite = finite[np.isfinite(finite)]
+  if not len(finite):
+    return '—'
+  if len(finite) == 1:
+    return f'{finite[0]:.3f}'
+  return f'{finite.mean():.3f} ± {finite.std(ddof=1):.3f}'
+
+
+def _study_value(value: float) -> str:
+  """The report's Table 1 entry as it prints it (its collapsed β's Z-diff
+  is nan)."""
+  if np.isnan(value) or value == 0:
+    return f'{value:g}'
+  return f'{value:.4f}'.lstrip('0')
+
+
+def setting_table(sweeps: dict[str, dict[str, Any]]) -> list[str]:
+  """Markdown rows: per sweep, ordered by likelihood then β, the collapsed
+  seeds and each metric's mean ± sd over its seeds, beside the report's
+  Table 1 values (MIG / Z-diff / modularity) at that β."""
+  lines = ['| likelihood | β | seeds | posterior collapsed | ' +
+           ' | '.join(label for label, _ in TABLE_METRICS) +
+           ' | report (Mir 2024): MIG / Z-diff / modularity |',
+           '|---' * (5 + len(TABLE_METRICS)) + '|']
+  entries = sorted(sweeps.values(),
+                   key=lambda e: (e['likelihood'], tuple(e['betas'])))
+  for entry in entries:
+    betas = ', '.join(f'{b:g}' for b in entry['betas'])
+    metrics = ' | '.join(
+        _mean_sd([m['metrics'][key] for m in entry['members'].values()])
+        for _, key in TABLE_METRICS)
+    study = (beta_sweep_study.STUDY_TABLE.get(float(entry['betas'][0]))
+             if len(entry['betas']) == 1 else None)
+    study_text = (' / '.join(_study_value(v) for v in study) if study
+                  else '—')
+    lines.append(f"| {entry['likelihood']} | {betas} | "
+                 f"{len(entry['members'])} | "
+                 f"{entry['num_posterior_collapsed']} | {metrics} | "
+                 f'{study_text} |')
+  return lines
+
+
 def markdown(sweeps: dict[str, dict[str, Any]]) -> str:
   """Sweeps × seeds: collapse, informative latents, KL, information, NLL,
-  metrics; then each sweep's collapsed count."""
+  metrics; then each sweep's collapsed count; then `setting_table`."""
   lines = ['| sweep | likelihood | member | posterior collapsed | '
            'informative latents | '
            'KL (nats) | information (nats) | reconstruction | ' +
@@ -195,6 +247,9 @@ def markdown(sweeps: dict[str, dict[str, Any]]) -> str:
                  f"{len(entry['members'])} seeds with a collapsed posterior "
                  '(no latent with information ≥ '
                  f'{capacity_diagnostics.INFORMATIVE_KL_NATS:g} nats).')
+  lines += ['', 'Per likelihood and β (mean ± sd over seeds; the report, one '
+            'seed, has a sum of squared errors as its likely loss):', '']
+  lines += setting_table(sweeps)
   return '\n'.join(lines) + '\n'
 
 
