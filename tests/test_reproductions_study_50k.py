@@ -98,3 +98,30 @@ def test_a_run_folder_missing_a_file_is_named(results):
 def test_no_runs_is_refused(tmp_path):
   with pytest.raises(FileNotFoundError, match='No published run'):
     study_50k.write_report(str(tmp_path))
+
+
+def test_headline_names_each_methods_zoo_models_from_their_cards(tmp_path):
+  # A repository's layout: zoo/<name>/card.json whose `results` points at
+  # results/<run folder>, relative to the repository's root.
+  results = tmp_path / 'results'
+  mig = lambda value: {'mig': {'discrete_mig': value}}
+  write_run(results, 'capacity_s0', {20: (mig(0.1), 3)}, history(20.0, 15.0))
+  write_run(results, 'capacity_s1', {20: (mig(0.2), 1)}, history(20.0, 0.5))
+  write_run(results, 'beta_vae_s0', {20: (mig(0.4), 4)}, history(8.0, 7.0))
+  for name, folder in (('m_cap0', 'results/capacity_s0'),
+                       ('m_cap1', 'results/capacity_s1'),
+                       ('m_other', 'elsewhere/beta_vae_s0')):
+    os.makedirs(tmp_path / 'zoo' / name)
+    json.dump({'results': folder},
+              open(tmp_path / 'zoo' / name / 'card.json', 'w'))
+  summary = study_50k.write_report(str(results), str(tmp_path / 'zoo'))
+  assert summary['zoo_models'] == {'capacity_s0': 'm_cap0',
+                                   'capacity_s1': 'm_cap1'}
+  table = open(results / 'study.md').read()
+  assert table.startswith('### Headline: step 20, mean ± sd over seeds')
+  # Seed 1 collapsed (0.5 of 20 nats from the input); sd of 0.1, 0.2.
+  assert ('| capacity (γ = 1000, C → 25 over 40k) | 2 (1 collapsed) | '
+          '0.150 ± 0.071 | — | — | — | 200.0 ± 0.0 | 20.0 ± 0.0 | '
+          '`m_cap0`, `m_cap1` |') in table
+  # A card pointing elsewhere is not this study's model.
+  assert '| β-VAE (β = 4) | 1 | 0.400 | — | — | — | 200.0 | 8.0 | — |' in table

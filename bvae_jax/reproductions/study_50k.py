@@ -10,7 +10,9 @@ checkpoint, no workdir — and writes to RESULTS/:
                and KL at that step, the informative latents; per seed whether
                the encoder collapsed; per metric whether the methods' ranking
                changed between the evaluated steps
-  study.md     the table at each evaluated step, and the ranking changes
+  study.md     the headline (the README's table: each method's seeds at
+               the last evaluated step, mean ± sd, with its zoo models), the
+               table at each evaluated step, and the ranking changes
   study.png    each metric against steps: a line per method (seed mean),
                seeds as points
 
@@ -26,6 +28,7 @@ from absl import app
 from absl import flags
 import numpy as np
 
+from bvae_jax import zoo
 from bvae_jax.core import run_records
 from bvae_jax.evaluation import capacity_diagnostics
 from bvae_jax.figures import drawing
@@ -142,6 +145,69 @@ def summarise(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
           'ranking_changed': changed}
 
 
+# The headline's columns (the issue's: the README's results table) and the
+# methods' names there.
+HEADLINE = ('mig.discrete_mig', 'factor_vae.eval_accuracy',
+            'dci.disentanglement', 'beta_vae.eval_accuracy', 'reconstruction',
+            'kl_total')
+METHOD_LABELS = {
+    'capacity': 'capacity (γ = 1000, C → 25 over 40k)',
+    'capacity_gamma100': 'capacity (γ = 100, C → 25 over 40k)',
+    'beta_vae': 'β-VAE (β = 4)',
+    'beta_tcvae': 'β-TCVAE (β = 6)',
+}
+
+
+def zoo_models(results_root: str, zoo_dir: str = zoo.ZOO_DIR
+               ) -> dict[str, str]:
+  """{run folder: zoo model} for the zoo cards whose `results` is a folder
+  of `results_root` (as `--mode=publish` writes it)."""
+  root = os.path.normpath(os.path.abspath(results_root))
+  models = {}
+  if not os.path.isdir(zoo_dir):
+    return models
+  for name in zoo.list_models(zoo_dir):
+    results = zoo.read_card(name, zoo_dir).get('results')
+    if not results:
+      continue
+    folder = os.path.normpath(results if os.path.isabs(results) else
+                              os.path.join(os.path.dirname(zoo_dir), results))
+    if os.path.dirname(folder) == root:
+      models[os.path.basename(folder)] = name
+  return models
+
+
+def _headline_cell(entry: dict[str, Any], decimals: int) -> str:
+  if entry['mean'] is None:
+    return '—'
+  if entry['std'] is None:
+    return f"{entry['mean']:.{decimals}f}"
+  return f"{entry['mean']:.{decimals}f} ± {entry['std']:.{decimals}f}"
+
+
+def headline(summary: dict[str, Any], models: dict[str, str]) -> list[str]:
+  """Markdown lines: at the last evaluated step, per method its seeds (and
+  how many collapsed), each HEADLINE column's mean ± sd, and its zoo models."""
+  step = summary['steps'][-1]
+  labels = dict(COLUMNS)
+  lines = [f'### Headline: step {step:,}, mean ± sd over seeds', '',
+           '| method | seeds | ' + ' | '.join(labels[k] for k in HEADLINE) +
+           ' | zoo models |', '|---|---|' + '---|' * (len(HEADLINE) + 1)]
+  for name, entry in summary['methods'].items():
+    known = [c for c in entry['collapsed'] if c is not None]
+    seeds = f"{len(entry['seeds'])}"
+    if known and any(known):
+      seeds += f' ({sum(known)} collapsed)'
+    cells = [_headline_cell(entry[str(step)][key],
+                            1 if key in ('reconstruction', 'kl_total') else 3)
+             for key in HEADLINE]
+    zoo_cell = ', '.join(f'`{models[run]}`' for run in entry['runs']
+                         if run in models) or '—'
+    lines.append(f'| {METHOD_LABELS.get(name, name)} | {seeds} | ' +
+                 ' | '.join(cells) + f' | {zoo_cell} |')
+  return lines + ['']
+
+
 def _cell(entry: dict[str, Any]) -> str:
   if entry['mean'] is None:
     return '—'
@@ -150,9 +216,10 @@ def _cell(entry: dict[str, Any]) -> str:
   return f"{entry['mean']:.3g} ± {entry['std']:.2g}"
 
 
-def markdown(summary: dict[str, Any]) -> str:
-  """The table at each evaluated step, and the ranking changes."""
-  lines = []
+def markdown(summary: dict[str, Any],
+             models: dict[str, str] | None = None) -> str:
+  """The headline, the table at each evaluated step, the ranking changes."""
+  lines = headline(summary, models or {})
   labels = [label for _, label in COLUMNS]
   for step in summary['steps']:
     lines += [f'### Step {step:,}', '',
@@ -206,8 +273,10 @@ def save_figure(path: str, summary: dict[str, Any]) -> None:
   figure.savefig(path, dpi=100)
 
 
-def write_report(results_root: str) -> dict[str, Any]:
-  """Writes study.json, study.md and study.png in `results_root`.
+def write_report(results_root: str, zoo_dir: str = zoo.ZOO_DIR
+                 ) -> dict[str, Any]:
+  """Writes study.json, study.md and study.png in `results_root`; the zoo
+  models named in the headline are those of `zoo_dir` (`zoo_models`).
 
   Raises:
     FileNotFoundError: no published run under `results_root`.
@@ -217,10 +286,11 @@ def write_report(results_root: str) -> dict[str, Any]:
     raise FileNotFoundError(f'No published run (<method>_s<seed>/run.json) in '
                             f'{results_root}')
   summary = summarise(runs)
+  summary['zoo_models'] = zoo_models(results_root, zoo_dir)
   run_records.write_json(os.path.join(results_root, 'study.json'),
                   sweep_report.json_safe(summary))
   with open(os.path.join(results_root, 'study.md'), 'w') as f:
-    f.write(markdown(summary))
+    f.write(markdown(summary, summary['zoo_models']))
   save_figure(os.path.join(results_root, 'study.png'), summary)
   return summary
 
@@ -233,7 +303,7 @@ flags.DEFINE_string('results', 'docs/results/study_50k',
 def main(argv):
   del argv
   summary = write_report(FLAGS.results)
-  print(markdown(summary))
+  print(markdown(summary, summary['zoo_models']))
 
 
 if __name__ == '__main__':
