@@ -125,3 +125,22 @@ def test_headline_names_each_methods_zoo_models_from_their_cards(tmp_path):
           '`m_cap0`, `m_cap1` |') in table
   # A card pointing elsewhere is not this study's model.
   assert '| β-VAE (β = 4) | 1 | 0.400 | — | — | — | 200.0 | 8.0 | — |' in table
+
+
+def test_differences_between_methods_carry_welchs_p(results):
+  summary = study_50k.write_report(results)
+  pairs = {(c['first'], c['second']): c for c in summary['comparisons']}
+  # Methods in the summary's order: beta_vae before capacity.
+  mig = pairs[('beta_vae', 'capacity')]['mig.discrete_mig']
+  assert mig['difference'] == pytest.approx(0.4 - 0.15)
+  # One beta_vae seed: the test is undefined, so no p.
+  assert mig['p'] is None
+  # Welch's t-test against its definition (scipy, equal_var=False).
+  from scipy import stats
+  expected = stats.ttest_ind([0.1, 0.2], [0.5, 0.45], equal_var=False).pvalue
+  assert study_50k.welch_p([0.1, 0.2], [0.5, 0.45]) == pytest.approx(expected)
+  # t = -5.37 with ~1.6 degrees of freedom: p between 0.05 and 0.1.
+  assert 0.05 < expected < 0.1
+  assert study_50k.welch_p([0.3, 0.3], [0.2, 0.2]) is None  # No spread.
+  table = open(os.path.join(results, 'study.md')).read()
+  assert '| beta_vae − capacity | +0.250 | — |' in table

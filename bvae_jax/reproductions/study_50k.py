@@ -11,8 +11,9 @@ checkpoint, no workdir — and writes to RESULTS/:
                the encoder collapsed; per metric whether the methods' ranking
                changed between the evaluated steps
   study.md     the headline (the README's table: each method's seeds at
-               the last evaluated step, mean ± sd, with its zoo models), the
-               table at each evaluated step, and the ranking changes
+               the last evaluated step, mean ± sd, with its zoo models); each
+               pair of methods' differences there, with Welch's t-test over
+               seeds; the table at each evaluated step; the ranking changes
   study.png    each metric against steps: a line per method (seed mean),
                seeds as points
 
@@ -27,6 +28,7 @@ from typing import Any, Sequence
 from absl import app
 from absl import flags
 import numpy as np
+from scipy import stats
 
 from bvae_jax import zoo
 from bvae_jax.core import run_records
@@ -208,6 +210,63 @@ def headline(summary: dict[str, Any], models: dict[str, str]) -> list[str]:
   return lines + ['']
 
 
+# The columns whose differences between methods are tested.
+COMPARED = HEADLINE[:5]
+
+
+def welch_p(a: Sequence[float], b: Sequence[float]) -> float | None:
+  """Two-sided p of Welch's t-test of two methods' seeds; None where either
+  has fewer than 2 seeds or both have no spread (the test is undefined)."""
+  a, b = np.asarray(a, float), np.asarray(b, float)
+  if len(a) < 2 or len(b) < 2 or (np.ptp(a) == 0 and np.ptp(b) == 0):
+    return None
+  return float(stats.ttest_ind(a, b, equal_var=False).pvalue)
+
+
+def comparisons(summary: dict[str, Any]) -> list[dict[str, Any]]:
+  """At the last evaluated step, for each pair of methods (in the summary's
+  order) and each COMPARED column: the difference of the seed means (first
+  minus second) and Welch's p."""
+  step = str(summary['steps'][-1])
+  names = list(summary['methods'])
+  pairs = []
+  for i, first in enumerate(names):
+    for second in names[i + 1:]:
+      entry = {'first': first, 'second': second}
+      for key in COMPARED:
+        a = summary['methods'][first][step][key]
+        b = summary['methods'][second][step][key]
+        if a['mean'] is None or b['mean'] is None:
+          entry[key] = {'difference': None, 'p': None}
+          continue
+        entry[key] = {'difference': a['mean'] - b['mean'],
+                      'p': welch_p(a['per_seed'], b['per_seed'])}
+      pairs.append(entry)
+  return pairs
+
+
+def comparison_table(summary: dict[str, Any]) -> list[str]:
+  """Markdown lines for `comparisons`."""
+  labels = dict(COLUMNS)
+  step = summary['steps'][-1]
+  lines = [f'### Differences at step {step:,} (first minus second; Welch\'s '
+           't-test over seeds, two-sided p)', '',
+           '| methods | ' + ' | '.join(labels[k] for k in COMPARED) + ' |',
+           '|---|' + '---|' * len(COMPARED)]
+  for pair in summary['comparisons']:
+    cells = []
+    for key in COMPARED:
+      difference, p = pair[key]['difference'], pair[key]['p']
+      decimals = 1 if key == 'reconstruction' else 3
+      cells.append('—' if difference is None else
+                   f'{difference:+.{decimals}f}' +
+                   ('' if p is None else
+                    f' (p {p:.2f})' if p >= 0.01 else f' (p {p:.0e})'))
+    lines.append(f"| {pair['first']} − {pair['second']} | " +
+                 ' | '.join(cells) + ' |')
+  return lines + ['']
+
+
 def _cell(entry: dict[str, Any]) -> str:
   if entry['mean'] is None:
     return '—'
@@ -220,6 +279,8 @@ def markdown(summary: dict[str, Any],
              models: dict[str, str] | None = None) -> str:
   """The headline, the table at each evaluated step, the ranking changes."""
   lines = headline(summary, models or {})
+  if summary.get('comparisons'):
+    lines += comparison_table(summary)
   labels = [label for _, label in COLUMNS]
   for step in summary['steps']:
     lines += [f'### Step {step:,}', '',
@@ -286,6 +347,7 @@ def write_report(results_root: str, zoo_dir: str = zoo.ZOO_DIR
     raise FileNotFoundError(f'No published run (<method>_s<seed>/run.json) in '
                             f'{results_root}')
   summary = summarise(runs)
+  summary['comparisons'] = comparisons(summary)
   summary['zoo_models'] = zoo_models(results_root, zoo_dir)
   run_records.write_json(os.path.join(results_root, 'study.json'),
                   sweep_report.json_safe(summary))
