@@ -174,17 +174,6 @@ def sweep_summary(sweep_dir: str) -> dict[str, Any]:
                       members)
 
 
-def _mean_sd(values: Sequence[float | None]) -> str:
-  """'mean ± sd' (sample sd) of the finite values, '—' when none are."""
-  finite = np.array([v for v in values if v is not None], float)
-  finite = finite[np.isfinite(finite)]
-  if not len(finite):
-    return '—'
-  if len(finite) == 1:
-    return f'{finite[0]:.3f}'
-  return f'{finite.mean():.3f} ± {finite.std(ddof=1):.3f}'
-
-
 def _study_value(value: float) -> str:
   """The report's Table 1 entry as it prints it (its collapsed β's Z-diff
   is nan)."""
@@ -206,7 +195,8 @@ def setting_table(sweeps: dict[str, dict[str, Any]]) -> list[str]:
   for entry in entries:
     betas = ', '.join(f'{b:g}' for b in entry['betas'])
     metrics = ' | '.join(
-        _mean_sd([m['metrics'][key] for m in entry['members'].values()])
+        sweep_report.format_mean_std(sweep_report.mean_std(
+            [m['metrics'][key] for m in entry['members'].values()]))
         for _, key in TABLE_METRICS)
     study = (beta_sweep_study.STUDY_TABLE.get(float(entry['betas'][0]))
              if len(entry['betas']) == 1 else None)

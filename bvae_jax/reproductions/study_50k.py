@@ -119,7 +119,8 @@ def collapsed(run: dict[str, Any]) -> bool | None:
 def summarise(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
   """{'steps', 'methods': {method: {'seeds', 'collapsed', str(step):
   {column: mean_std}}}, 'ranking': {column: {str(step): [methods, best
-  first]}, 'ranking_changed': {column: bool}}."""
+  first]}, 'ranking_changed': {column: bool}, 'comparisons':
+  `comparisons`}."""
   steps = sorted({int(s) for run in runs for s in run['metrics']})
   methods: dict[str, Any] = {}
   for run in runs:
@@ -143,8 +144,10 @@ def summarise(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
       ranking[key][str(step)] = [m for _, m in sorted(scored, reverse=True)]
     orders = [order for order in ranking[key].values() if len(order) > 1]
     changed[key] = any(order != orders[0] for order in orders)
-  return {'steps': steps, 'methods': methods, 'ranking': ranking,
-          'ranking_changed': changed}
+  summary = {'steps': steps, 'methods': methods, 'ranking': ranking,
+             'ranking_changed': changed}
+  summary['comparisons'] = comparisons(summary)
+  return summary
 
 
 # The headline's columns (the issue's: the README's results table) and the
@@ -179,14 +182,6 @@ def zoo_models(results_root: str, zoo_dir: str = zoo.ZOO_DIR
   return models
 
 
-def _headline_cell(entry: dict[str, Any], decimals: int) -> str:
-  if entry['mean'] is None:
-    return '—'
-  if entry['std'] is None:
-    return f"{entry['mean']:.{decimals}f}"
-  return f"{entry['mean']:.{decimals}f} ± {entry['std']:.{decimals}f}"
-
-
 def headline(summary: dict[str, Any], models: dict[str, str]) -> list[str]:
   """Markdown lines: at the last evaluated step, per method its seeds (and
   how many collapsed), each HEADLINE column's mean ± sd, and its zoo models."""
@@ -200,8 +195,9 @@ def headline(summary: dict[str, Any], models: dict[str, str]) -> list[str]:
     seeds = f"{len(entry['seeds'])}"
     if known and any(known):
       seeds += f' ({sum(known)} collapsed)'
-    cells = [_headline_cell(entry[str(step)][key],
-                            1 if key in ('reconstruction', 'kl_total') else 3)
+    cells = [sweep_report.format_mean_std(
+                 entry[str(step)][key],
+                 1 if key in ('reconstruction', 'kl_total') else 3)
              for key in HEADLINE]
     zoo_cell = ', '.join(f'`{models[run]}`' for run in entry['runs']
                          if run in models) or '—'
@@ -275,10 +271,11 @@ def _cell(entry: dict[str, Any]) -> str:
   return f"{entry['mean']:.3g} ± {entry['std']:.2g}"
 
 
-def markdown(summary: dict[str, Any],
-             models: dict[str, str] | None = None) -> str:
-  """The headline, the table at each evaluated step, the ranking changes."""
-  lines = headline(summary, models or {})
+def markdown(summary: dict[str, Any]) -> str:
+  """The headline (with `summary['zoo_models']` where `write_report` found
+  them), the differences, the table at each evaluated step, the ranking
+  changes."""
+  lines = headline(summary, summary.get('zoo_models', {}))
   if summary.get('comparisons'):
     lines += comparison_table(summary)
   labels = [label for _, label in COLUMNS]
@@ -347,12 +344,11 @@ def write_report(results_root: str, zoo_dir: str = zoo.ZOO_DIR
     raise FileNotFoundError(f'No published run (<method>_s<seed>/run.json) in '
                             f'{results_root}')
   summary = summarise(runs)
-  summary['comparisons'] = comparisons(summary)
   summary['zoo_models'] = zoo_models(results_root, zoo_dir)
   run_records.write_json(os.path.join(results_root, 'study.json'),
                   sweep_report.json_safe(summary))
   with open(os.path.join(results_root, 'study.md'), 'w') as f:
-    f.write(markdown(summary, summary['zoo_models']))
+    f.write(markdown(summary))
   save_figure(os.path.join(results_root, 'study.png'), summary)
   return summary
 
@@ -365,7 +361,7 @@ flags.DEFINE_string('results', 'docs/results/study_50k',
 def main(argv):
   del argv
   summary = write_report(FLAGS.results)
-  print(markdown(summary, summary['zoo_models']))
+  print(markdown(summary))
 
 
 if __name__ == '__main__':

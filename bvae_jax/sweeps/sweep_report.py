@@ -171,6 +171,15 @@ def mean_std(values: Sequence[float]) -> dict[str, Any]:
           'per_seed': values}
 
 
+def format_mean_std(entry: dict[str, Any], decimals: int = 3) -> str:
+  """`mean_std`'s dict as 'mean ± std', 'mean' for one value, '—' for none."""
+  if entry['mean'] is None:
+    return '—'
+  if entry['std'] is None:
+    return f"{entry['mean']:.{decimals}f}"
+  return f"{entry['mean']:.{decimals}f} ± {entry['std']:.{decimals}f}"
+
+
 def write_sweep_summaries(sweep_dirs: Sequence[str], out_dir: str, stem: str,
                           summarise: Callable[[str], Any],
                           to_markdown: Callable[[dict[str, Any]], str]
